@@ -1,0 +1,63 @@
+"""The `rlhfkit` command: one subcommand per stage, each a config dataclass and a run function.
+
+    rlhfkit sft --help
+    rlhfkit sft --model tiny --data builtin:assistant --out runs/sft
+    rlhfkit sample --model runs/sft --num-samples 2
+
+Subcommands are imported only when called, so `rlhfkit --help` is instant. An `RlhfkitError`
+(bad data, bad config) is printed as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name: (module, config class, run function, one-line summary)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
+    "sample": ("rlhfkit.sample", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: rlhfkit <command> [--help] [flags]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, _, _, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from rlhfkit import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"rlhfkit: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, config_name, run_name, _ = COMMANDS[name]
+    from rlhfkit.config import parse_config
+    from rlhfkit.errors import RlhfkitError
+
+    try:
+        module = importlib.import_module(module_name)
+        config = parse_config(getattr(module, config_name), rest, prog=f"rlhfkit {name}")
+        getattr(module, run_name)(config)
+    except RlhfkitError as exc:
+        print(f"rlhfkit {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rlhfkit {name}: interrupted; run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

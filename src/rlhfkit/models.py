@@ -1,0 +1,166 @@
+"""Loading and saving Hugging Face models, and the tiny default model built from a config.
+
+`--model tiny` builds a small Llama-architecture causal LM (about 3M parameters) with a byte-level
+BPE tokenizer trained, in a second or two, on the built-in assistant task's corpus. Everything is
+saved as an ordinary HF checkpoint (config + safetensors + tokenizer + generation config), so
+`AutoModelForCausalLM.from_pretrained(DIR)` loads it with nothing from rlhfkit.
+
+Any other `--model` is a local folder or hub id given to the `transformers` Auto classes.
+Leaves out: model parallelism and quantization (use `accelerate launch` with FSDP/DeepSpeed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from rlhfkit.errors import ConfigError
+
+TINY = "tiny"
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+TINY_VOCAB = 2048
+TINY_SHAPE = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=4, max_position_embeddings=512)
+
+
+def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
+    """`auto` is fp32 on CPU and bf16 on a GPU that supports it (else fp32)."""
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and str(device or "cuda").startswith("cuda"):
+            return torch.bfloat16
+        return torch.float32
+    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp16": torch.float16, "float16": torch.float16}
+    if name not in table:
+        raise ConfigError(f"unknown dtype {name!r}; use auto, fp32, bf16 or fp16")
+    return table[name]
+
+
+def train_tiny_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB) -> PreTrainedTokenizerBase:
+    """A byte-level BPE tokenizer trained on `texts`, wrapped as a `PreTrainedTokenizerFast`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, bos_token=EOS, pad_token=PAD,
+                                   unk_token=None, model_max_length=TINY_SHAPE["max_position_embeddings"])
+
+
+def build_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The `--model tiny` default: a freshly initialised small Llama and its tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlhfkit.tasks import assistant
+
+    tokenizer = train_tiny_tokenizer(assistant.corpus(seed=0))
+    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_SHAPE)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id, do_sample=True, max_new_tokens=96)
+    return model, tokenizer
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    if name == TINY:
+        return build_tiny()[1]
+    tokenizer = _from_pretrained(AutoTokenizer, name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name: str, dtype: str = "auto", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal LM and its tokenizer, from `tiny`, a local folder or a hub id."""
+    if name == TINY:
+        model, tokenizer = build_tiny(seed)
+        return model.to(resolve_dtype(dtype)), tokenizer
+    tokenizer = load_tokenizer(name)
+    model = _from_pretrained(AutoModelForCausalLM, name, dtype=resolve_dtype(dtype))
+    _sync_special_tokens(model, tokenizer)
+    return model, tokenizer
+
+
+def load_reward_backbone(name: str, dtype: str = "auto", seed: int = 0,
+                         num_labels: int = 1) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A sequence classifier with `num_labels` outputs (one scalar reward per head)."""
+    if name == TINY:
+        from transformers import LlamaForSequenceClassification
+
+        lm, tokenizer = build_tiny(seed)
+        config = lm.config
+        config.num_labels = num_labels
+        torch.manual_seed(seed)
+        model = LlamaForSequenceClassification(config)
+        return model.to(resolve_dtype(dtype)), tokenizer
+    tokenizer = load_tokenizer(name)
+    model = _from_pretrained(AutoModelForSequenceClassification, name, dtype=resolve_dtype(dtype),
+                             num_labels=num_labels, ignore_mismatched_sizes=True)
+    _sync_special_tokens(model, tokenizer)
+    return model, tokenizer
+
+
+def _sync_special_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    gen = getattr(model, "generation_config", None)
+    if gen is not None and gen.pad_token_id is None:
+        gen.pad_token_id = tokenizer.pad_token_id
+
+
+def _from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
+    try:
+        return auto_cls.from_pretrained(name, **kwargs)
+    except OSError as exc:
+        looks_local = name.startswith((".", "/", "~")) or os.path.sep in name and Path(name).parent.exists()
+        hint = ("no such folder, or it is not a Hugging Face checkpoint" if looks_local
+                else "not a local folder, and it could not be fetched from the hub (offline?)")
+        raise ConfigError(f"cannot load model {name!r}: {hint}. Use --model tiny, a checkpoint folder, or a hub id. "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
+def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out: str | Path,
+                           extra: dict[str, Any] | None = None) -> Path:
+    """Save a HF checkpoint into `out` via a temporary folder and a rename: never half-written."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    for name, payload in (extra or {}).items():
+        torch.save(payload, tmp / name)
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    return out
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

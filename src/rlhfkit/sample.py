@@ -1,0 +1,107 @@
+"""`rlhfkit sample`: responses from a checkpoint for a prompts file, one JSONL line per response.
+
+    rlhfkit sample --model runs/sft --data builtin:assistant --num-samples 4 --out runs/sft/samples.jsonl
+
+Each output line is `{"prompt", "completion", "model", "index"}` (index: which of the K samples).
+On the built-in task the gold rubric's mean score per criterion is printed too, so a look at a
+fresh checkpoint tells what it has learned.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rlhfkit.errors import ConfigError
+
+
+@dataclass
+class SampleConfig:
+    """Sample responses from a checkpoint."""
+
+    model: str = "runs/sft"
+    """Checkpoint folder or hub id to sample from."""
+    data: str = "builtin:assistant"
+    """Prompts: a .jsonl file of {"prompt"} records, or builtin:assistant (its held-out prompts)."""
+    out: str = "samples.jsonl"
+    """Where to write the responses (JSONL)."""
+    split: str = "eval"
+    """For builtin data: which prompts, train or eval."""
+    num_prompts: int = 32
+    """How many prompts to take from built-in data (all the lines of a file)."""
+    num_samples: int = 1
+    """Responses per prompt."""
+    max_new_tokens: int = 96
+    """Longest response in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches this."""
+    top_k: int = 0
+    """Keep only the k most likely tokens (0 = off)."""
+    batch_size: int = 32
+    """Prompts generated together."""
+    max_length: int = 256
+    """Longest prompt in tokens."""
+    seed: int = 0
+    """Sampling seed."""
+    dtype: str = "auto"
+    """fp32 on CPU; bf16 on GPUs that have it."""
+
+    def validate(self) -> None:
+        if self.num_samples < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("--num-samples, --max-new-tokens and --batch-size must be at least 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("--temperature must be >= 0 and --top-p in (0, 1]")
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list[str]:
+    """Plain `transformers` generation with left padding; returns the decoded completions."""
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    for s in range(0, len(prompts), config.batch_size):
+        chunk = prompts[s:s + config.batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        greedy = config.temperature == 0
+        ids = model.generate(**enc, max_new_tokens=config.max_new_tokens, do_sample=not greedy,
+                             temperature=None if greedy else config.temperature, top_p=None if greedy else config.top_p,
+                             top_k=None if greedy or not config.top_k else config.top_k,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        out.extend(tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return out
+
+
+def run_sample(config: SampleConfig) -> Path:
+    from rlhfkit.data import load_records, write_jsonl
+    from rlhfkit.models import load_causal_lm, resolve_dtype
+    from rlhfkit.tokenization import render_prompt
+
+    records = load_records(config.data, "prompts", split=config.split, builtin_size=config.num_prompts, seed=config.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, tokenizer = load_causal_lm(config.model, dtype=config.dtype)
+    model.to(device=device, dtype=resolve_dtype(config.dtype, device)).eval()
+    prompts = [render_prompt(tokenizer, r["prompt"]) for r in records]
+    for i, text in enumerate(prompts):
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= config.max_length:
+            from rlhfkit.tokenization import _located
+
+            raise _located(records.location(i), f"the prompt is longer than --max-length {config.max_length} tokens")
+    torch.manual_seed(config.seed)
+    rows = []
+    for index in range(config.num_samples):
+        for record, completion in zip(records, generate(model, tokenizer, prompts, config)):
+            rows.append({"prompt": record["prompt"], "completion": completion, "model": config.model, "index": index})
+    write_jsonl(config.out, rows)
+    print(f"wrote {len(rows)} responses to {config.out}")
+    if config.data.startswith("builtin:assistant"):
+        from rlhfkit.tasks import assistant
+
+        scores = [assistant.score(r["prompt"], r["completion"]) for r in rows]
+        means = {c: statistics.mean(getattr(s, c) for s in scores) for c in (*assistant.CRITERIA, "total")}
+        print("gold rubric (mean over responses): " + ", ".join(f"{k} {v:.2f}" for k, v in means.items()))
+    return Path(config.out)

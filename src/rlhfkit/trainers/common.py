@@ -1,0 +1,225 @@
+"""What every trainer shares: the common config fields, devices and processes, checkpoints, logs.
+
+The trainers themselves (sft, rm, dpo, ppo) are explicit loops; this file holds only the parts
+they would otherwise each write again:
+  - `TrainConfig`: the flags every trainer spells the same way;
+  - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it;
+  - `lr_schedule`: linear warmup then cosine decay;
+  - `Checkpointer`: HF checkpoint folders written atomically, with optimizer/scheduler/RNG state,
+    the newest found again on restart so a crashed run resumes where it stopped;
+  - `MetricsLog`: `metrics.jsonl`, one JSON object per logged step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlhfkit.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Settings shared by every trainer."""
+
+    model: str = "tiny"
+    """Starting model: `tiny` (built-in small Llama), a checkpoint folder, or a Hugging Face hub id."""
+    data: str = "builtin:assistant"
+    """Training data: a .jsonl file, a `datasets` folder, or `builtin:assistant`."""
+    out: str = "runs/out"
+    """Output folder: the final HF checkpoint, checkpoints/, metrics.jsonl, config.yaml."""
+    eval_data: str | None = None
+    """Held-out data; default: the built-in task's eval split, or `eval_fraction` of --data."""
+    eval_fraction: float = 0.05
+    """Share of --data held out for evaluation when --eval-data is not given (0 to disable)."""
+    batch_size: int = 16
+    """Examples per device per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step (global batch = batch-size x grad-accum x processes)."""
+    lr: float | None = None
+    """Peak learning rate; default: the trainer's choice for the tiny model, 1e-5-ish for pretrained ones."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_ratio: float = 0.05
+    """Share of the steps spent warming the learning rate up linearly from 0."""
+    min_lr_ratio: float = 0.1
+    """The cosine decay ends at this share of the peak learning rate."""
+    max_grad_norm: float = 1.0
+    """Clip the gradient's global L2 norm to this (0 disables)."""
+    epochs: float = 1.0
+    """Passes over the training data (ignored when --max-steps is set)."""
+    max_steps: int | None = None
+    """Optimizer steps to run; overrides --epochs."""
+    max_length: int = 256
+    """Longest prompt + response in tokens; longer responses are truncated, longer prompts are an error."""
+    seed: int = 0
+    """Seed for initialisation, data order and sampling."""
+    dtype: str = "auto"
+    """Compute precision: auto (fp32 on CPU, bf16 autocast on GPUs that support it), fp32, bf16, fp16."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding)."""
+    log_every: int = 10
+    """Write a metrics.jsonl line every this many steps."""
+    eval_every: int = 0
+    """Evaluate every this many steps (0: only at the end)."""
+    save_every: int = 100
+    """Write a resumable checkpoint every this many steps."""
+    save_total_limit: int = 2
+    """Keep only this many of the newest checkpoints."""
+    resume: bool = True
+    """Resume from the newest checkpoint in --out/checkpoints if there is one."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def validate(self) -> None:
+        positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "max_length": self.max_length,
+                    "log_every": self.log_every, "save_every": self.save_every}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.epochs <= 0:
+            raise ConfigError(f"--epochs must be positive, got {self.epochs}")
+        if self.lr is not None and not (0 < self.lr < 1):
+            raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
+
+
+def make_accelerator(config: TrainConfig):
+    """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware."""
+    from accelerate import Accelerator
+
+    from rlhfkit.models import resolve_dtype
+
+    use_cpu = not torch.cuda.is_available()
+    dtype = resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
+    mixed = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    if use_cpu and mixed == "fp16":
+        raise ConfigError("--dtype fp16 needs a GPU; use fp32 (or bf16) on CPU")
+    return Accelerator(cpu=use_cpu, mixed_precision=mixed)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float, min_ratio: float):
+    """Linear warmup to the peak, then cosine decay to `min_ratio` of it: 1) warmup  2) decay."""
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step to `metrics.jsonl` (main process only)."""
+
+    def __init__(self, path: Path, enabled: bool = True, resume_step: int = 0):
+        self.path, self.enabled = path, enabled
+        if enabled and path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(clean) + "\n")
+
+
+STATE_FILE = "trainer_state.pt"
+
+
+class Checkpointer:
+    """Resumable checkpoints under `out/checkpoints/step-NNNNNN/`, each a complete HF folder."""
+
+    def __init__(self, out: Path, keep: int, accelerator):
+        self.root, self.keep, self.acc = out / "checkpoints", keep, accelerator
+
+    def latest(self) -> Path | None:
+        if not self.root.is_dir():
+            return None
+        found = sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name) and (p / STATE_FILE).exists())
+        return found[-1] if found else None
+
+    def save(self, step: int, model, tokenizer, state: dict[str, Any]) -> None:
+        from rlhfkit.models import save_pretrained_atomic
+
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            state = {**state, "step": step, "rng": rng_state()}
+            save_pretrained_atomic(self.acc.unwrap_model(model), tokenizer, self.root / f"step-{step:06d}",
+                                   extra={STATE_FILE: state})
+            for old in sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name))[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+
+    @staticmethod
+    def load_state(folder: Path) -> dict[str, Any]:
+        return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_final(model, tokenizer, out: Path, accelerator) -> None:
+    """Write the final HF checkpoint into `out` itself, file by file through a temporary folder."""
+    from rlhfkit.models import save_pretrained_atomic
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        staged = save_pretrained_atomic(accelerator.unwrap_model(model), tokenizer, out / ".final")
+        for f in staged.iterdir():
+            f.replace(out / f.name)
+        staged.rmdir()
+    accelerator.wait_for_everyone()
+
+
+def write_config(config: Any, out: Path) -> None:
+    import dataclasses
+
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True)

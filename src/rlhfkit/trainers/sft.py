@@ -1,0 +1,221 @@
+"""Supervised fine-tuning (stage 1): next-token cross-entropy on the completion tokens only.
+
+    L_SFT = - sum_t log p_theta(y_t | x, y_<t)      summed over completion tokens, averaged per token
+
+Run it:
+    rlhfkit sft --model tiny --data builtin:assistant --out runs/sft
+    accelerate launch --num_processes 2 -m rlhfkit sft ...    # same result, data split across processes
+
+The loop is written out (no `transformers.Trainer`): 1) load and check all data  2) model and
+optimizer  3) resume from the newest checkpoint  4) for each global batch: split into
+micro-batches per process and accumulation step, forward, backward, clip, step  5) log, evaluate,
+checkpoint  6) save the final HF checkpoint into --out.
+
+The loss is normalised by the number of completion tokens in the whole *global* batch (every
+micro-batch of every process), so gradient accumulation and any number of processes give the same
+update as one big batch in one process.
+
+Leaves out on purpose: sequence packing across examples (length grouping gives most of its gain
+on short chat data without cross-example attention masks), LoRA (planned through peft).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import nullcontext
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rlhfkit.data import Records, load_records
+from rlhfkit.tokenization import IGNORE, Example, collate, encode_demonstrations, global_batches, split_micro_batches
+from rlhfkit.trainers.common import (
+    Checkpointer,
+    MetricsLog,
+    TrainConfig,
+    lr_schedule,
+    make_accelerator,
+    progress_bar,
+    restore_rng,
+    save_final,
+    seed_everything,
+    write_config,
+)
+
+TINY_LR, PRETRAINED_LR = 2e-3, 2e-5
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on demonstrations (prompt/completion or messages)."""
+
+    out: str = "runs/sft"
+    """Output folder: the final HF checkpoint, checkpoints/, metrics.jsonl, config.yaml."""
+    epochs: float = 2.0
+    """Passes over the training data (ignored when --max-steps is set)."""
+    builtin_size: int = 3000
+    """Number of demonstrations generated when --data is builtin:assistant."""
+
+
+def load_split(config: TrainConfig, kind: str, builtin_size: int) -> tuple[Records, Records | None]:
+    """Training records and held-out records, both validated before anything else happens."""
+    train = load_records(config.data, kind, split="train", builtin_size=builtin_size, seed=config.seed)
+    if config.eval_data:
+        return train, load_records(config.eval_data, kind, split="eval", seed=config.seed)
+    if config.data.startswith("builtin:"):
+        return train, load_records(config.data, kind, split="eval", builtin_size=max(64, builtin_size // 20),
+                                   seed=config.seed)
+    if config.eval_fraction <= 0 or len(train) < 20:
+        return train, None
+    order = list(range(len(train)))
+    random.Random(config.seed).shuffle(order)
+    n_eval = max(1, int(len(train) * config.eval_fraction))
+    return train.subset(sorted(order[n_eval:])), train.subset(sorted(order[:n_eval]))
+
+
+def token_nll_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed next-token NLL over label positions, and how many positions were summed."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    labels = batch["labels"][:, 1:]  # (B, T-1): token t+1 is predicted at position t
+    nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    return nll, int((labels != IGNORE).sum())
+
+
+def completion_tokens(example: Example) -> int:
+    return sum(1 for label in example.labels[1:] if label != IGNORE)
+
+
+@torch.no_grad()
+def evaluate(model, examples: list[Example], batch_size: int, pad_id: int, accelerator) -> float:
+    """Mean token NLL on held-out examples, the examples split across processes."""
+    model.eval()
+    total = torch.zeros(2, device=accelerator.device)
+    mine = examples[accelerator.process_index::accelerator.num_processes]
+    for s in range(0, len(mine), batch_size):
+        batch = {k: v.to(accelerator.device) for k, v in collate(mine[s:s + batch_size], pad_id).items()}
+        with accelerator.autocast():
+            nll, n = token_nll_sum(model, batch)
+        total += torch.stack([nll.float(), torch.tensor(float(n), device=accelerator.device)])
+    total = accelerator.reduce(total, "sum")
+    model.train()
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
+    """Run SFT and return the output folder, which then holds a plain HF checkpoint."""
+    from rlhfkit.models import TINY, load_causal_lm
+
+    out = Path(config.out)
+    acc = make_accelerator(config)
+    seed_everything(config.seed)
+
+    # 1) data: every record validated and tokenized before the model is even built
+    train_records, eval_records = load_split(config, "demonstrations", config.builtin_size)
+    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+    train = encode_demonstrations(train_records, tokenizer, config.max_length)
+    held_out = encode_demonstrations(eval_records, tokenizer, config.max_length) if eval_records else []
+    truncated = sum(e.truncated for e in train)
+    if acc.is_main_process and truncated:
+        print(f"note: {truncated} of {len(train)} completions were truncated to --max-length {config.max_length}")
+
+    world, accum = acc.num_processes, config.grad_accum
+    global_batch = config.batch_size * accum * world
+    if len(train) < global_batch:
+        from rlhfkit.errors import ConfigError
+
+        raise ConfigError(f"{len(train)} training examples are fewer than one global batch of {global_batch} "
+                          f"(batch-size x grad-accum x processes); lower --batch-size")
+    lengths = [len(e) for e in train]
+    steps_per_epoch = len(global_batches(lengths, global_batch, config.seed, 0, config.group_by_length))
+    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
+
+    # 2) model, optimizer, schedule
+    lr = config.lr or (TINY_LR if config.model == TINY else PRETRAINED_LR)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
+    scheduler = lr_schedule(optimizer, total_steps, config.warmup_ratio, config.min_lr_ratio)
+    model, optimizer = acc.prepare(model, optimizer)
+    model.train()
+
+    # 3) resume
+    checkpoints = Checkpointer(out, config.save_total_limit, acc)
+    step = 0
+    latest = checkpoints.latest() if config.resume else None
+    if latest is not None:
+        from safetensors.torch import load_file
+
+        state = Checkpointer.load_state(latest)
+        acc.unwrap_model(model).load_state_dict(load_file(latest / "model.safetensors"), strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        step = state["step"]
+        if acc.is_main_process:
+            print(f"resuming from {latest} (step {step} of {total_steps})")
+    if acc.is_main_process:
+        write_config(config, out)
+    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
+    bar = progress_bar(total_steps, step, config.progress and acc.is_main_process, "sft")
+
+    # 4) the loop: one iteration per optimizer step
+    started, tokens_seen = time.perf_counter(), 0
+    loss, record = float("nan"), {}
+    while step < total_steps:
+        epoch, index = divmod(step, steps_per_epoch)
+        batch_ids = global_batches(lengths, global_batch, config.seed, epoch, config.group_by_length)[index]
+        micro = split_micro_batches(batch_ids, world * accum)
+        n_tokens = sum(completion_tokens(train[i]) for i in batch_ids)  # over the whole global batch
+        mine = micro[acc.process_index * accum:(acc.process_index + 1) * accum]
+        loss_sum = torch.zeros((), device=acc.device)
+        for k, ids in enumerate(mine):
+            batch = {key: v.to(acc.device) for key, v in collate([train[i] for i in ids], tokenizer.pad_token_id).items()}
+            sync = k == accum - 1
+            with acc.no_sync(model) if not sync else nullcontext(), acc.autocast():
+                nll, _ = token_nll_sum(model, batch)
+                # DDP averages gradients over processes, hence x world: the sum over all is nll/n_tokens
+                acc.backward(nll / max(n_tokens, 1) * world)
+            loss_sum += nll.detach()
+        grad_norm = acc.clip_grad_norm_(model.parameters(), config.max_grad_norm) if config.max_grad_norm > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens_seen += n_tokens
+
+        # 5) log, evaluate, checkpoint
+        loss = (acc.reduce(loss_sum, "sum") / max(n_tokens, 1)).item()
+        if loss != loss:
+            from rlhfkit.errors import RlhfkitError
+
+            raise RlhfkitError(f"the loss became NaN at step {step}; lower --lr (now {lr}) or check the data")
+        record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss,
+                                  "lr": scheduler.get_last_lr()[0]}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        record["tokens_per_s"] = tokens_seen / (time.perf_counter() - started)
+        evaluate_now = held_out and ((config.eval_every and step % config.eval_every == 0) or step == total_steps)
+        if evaluate_now:
+            record["eval_loss"] = evaluate(model, held_out, config.batch_size, tokenizer.pad_token_id, acc)
+        if step % config.log_every == 0 or step == total_steps or evaluate_now:
+            log.write(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if step % config.save_every == 0 or step == total_steps:
+            checkpoints.save(step, model, tokenizer, {"optimizer": optimizer.state_dict(),
+                                                      "scheduler": scheduler.state_dict()})
+        if on_step is not None:
+            on_step(step, record)
+    bar.close()
+
+    # 6) the final model, loadable with nothing from rlhfkit
+    save_final(model, tokenizer, out, acc)
+    if acc.is_main_process:
+        summary = f"sft done: {total_steps} steps, final loss {loss:.3f}"
+        if "eval_loss" in record:
+            summary += f", eval loss {record['eval_loss']:.3f}"
+        print(f"{summary}; model saved to {out}")
+    return out

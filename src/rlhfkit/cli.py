@@ -17,6 +17,13 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
     "sample": ("rlhfkit.sample", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
+    "campaign": ("rlhfkit.feedback.commands", "CampaignConfig", "run_campaign",
+                 "create a comparison campaign in the feedback store"),
+    "serve": ("rlhfkit.feedback.commands", "ServeConfig", "run_serve", "serve the annotation web app"),
+    "annotate": ("rlhfkit.feedback.commands", "AnnotateConfig", "run_annotate",
+                 "fill a campaign with simulated annotators"),
+    "export": ("rlhfkit.feedback.commands", "ExportConfig", "run_export",
+               "aggregate judgments and write preference JSONL"),
 }
 
 

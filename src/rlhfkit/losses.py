@@ -1,0 +1,340 @@
+"""Loss functions for reward modelling, direct preference optimisation and PPO.
+
+This module holds the objectives of the RLHF trainers as plain functions of tensors:
+
+* reward models: Bradley–Terry, margin ranking, Plackett–Luce;
+* offline preference optimisation: DPO and its variants (IPO, SLiC hinge, robust DPO);
+* on-policy RL: the PPO clipped policy loss and clipped value loss.
+
+Everything here is pure math: tensors in, tensors out. There is no model code, no I/O and no
+configuration object in this file. Masks follow the conventions of :mod:`rlhfkit.ops` (float or bool,
+same shape as the data, 1 = real token; masked means never divide by zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from rlhfkit.ops import _check_same_shape, masked_mean
+
+__all__ = [
+    "DPO_LOSS_TYPES",
+    "bradley_terry_loss",
+    "dpo_loss",
+    "margin_ranking_loss",
+    "plackett_luce_loss",
+    "ppo_policy_loss",
+    "ppo_value_loss",
+]
+
+
+# --------------------------------------------------------------------------- reward models
+
+
+def bradley_terry_loss(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    margin: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Pairwise Bradley–Terry negative log-likelihood (Bradley & Terry, 1952; as used for reward
+    models by Ouyang et al., 2022, "InstructGPT"; the margin term follows Touvron et al., 2023,
+    "Llama 2").
+
+    The model says ``P(chosen > rejected) = sigmoid(r_c - r_r)``; the loss per pair is
+    ``-log sigmoid(r_c - r_r - m)``, computed with ``logsigmoid`` for stability.
+
+    Args:
+        chosen_rewards: ``(B,)`` scalar rewards of the preferred responses.
+        rejected_rewards: ``(B,)`` scalar rewards of the dispreferred responses.
+        margin: optional ``(B,)`` tensor or float ``m`` that the reward gap must exceed.
+
+    Returns:
+        ``(B,)`` per-pair losses (take ``.mean()`` yourself).
+
+    Raises:
+        ValueError: shape mismatch.
+    """
+    _check_same_shape(chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    diff = chosen_rewards - rejected_rewards
+    if margin is not None:
+        if isinstance(margin, torch.Tensor) and margin.dim() > 0:
+            _check_same_shape(chosen_rewards=chosen_rewards, margin=margin)
+        diff = diff - margin
+    return -F.logsigmoid(diff)
+
+
+def margin_ranking_loss(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    margin: float = 1.0,
+) -> torch.Tensor:
+    """Pairwise hinge ranking loss: ``max(0, m - (r_c - r_r))`` per pair.
+
+    The classic margin ranking objective (e.g. Herbrich et al., 2000, "Large margin rank
+    boundaries for ordinal regression"); zero once the chosen reward beats the rejected one by at
+    least ``m``.
+
+    Args:
+        chosen_rewards: ``(B,)`` rewards of the preferred responses.
+        rejected_rewards: ``(B,)`` rewards of the dispreferred responses.
+        margin: the required gap ``m``.
+
+    Returns:
+        ``(B,)`` per-pair losses.
+
+    Raises:
+        ValueError: shape mismatch.
+    """
+    _check_same_shape(chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    return F.relu(margin - (chosen_rewards - rejected_rewards))
+
+
+def plackett_luce_loss(rewards: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of a full ranking under the Plackett–Luce model (Plackett, 1975;
+    Luce, 1959; used for K-wise reward models by Zhu et al., 2023, "Principled RLHF from pairwise or
+    K-wise comparisons").
+
+    With ``pi`` the ranking (best first), the probability of the ranking is
+    ``prod_i exp(r_{pi(i)}) / sum_{j >= i} exp(r_{pi(j)})``, so the loss is
+
+        L = -sum_{i=1}^{K} [ r_{pi(i)} - logsumexp_{j >= i} r_{pi(j)} ].
+
+    For ``K = 2`` this is exactly :func:`bradley_terry_loss`.
+
+    Args:
+        rewards: ``(B, K)`` scores of the ``K`` responses of each example.
+        ranking: ``(B, K)`` long tensor; row ``b`` is a permutation of ``0..K-1`` listing the
+            response indices from best to worst.
+
+    Returns:
+        ``(B,)`` per-example losses.
+
+    Raises:
+        ValueError: shape mismatch, non-2-D input, or a row of ``ranking`` that is not a
+            permutation.
+    """
+    _check_same_shape(rewards=rewards, ranking=ranking)
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be (B, K), got shape {tuple(rewards.shape)}")
+    if ranking.is_floating_point() or ranking.dtype == torch.bool:
+        raise ValueError(f"ranking must be an integer tensor, got {ranking.dtype}")
+    k = rewards.shape[1]
+    expected = torch.arange(k, device=ranking.device).expand_as(ranking)
+    if not torch.equal(ranking.sort(dim=1).values, expected):
+        raise ValueError("each row of ranking must be a permutation of 0..K-1")
+    ordered = rewards.gather(1, ranking.long())
+    # logsumexp over the suffix j >= i, via a reversed cumulative logsumexp.
+    suffix_lse = torch.logcumsumexp(ordered.flip(1), dim=1).flip(1)
+    return -(ordered - suffix_lse).sum(dim=1)
+
+
+# --------------------------------------------------------------------------- DPO family
+
+
+def _dpo_sigmoid(h: torch.Tensor, beta: float, eps: float) -> torch.Tensor:
+    z = beta * h
+    return -(1.0 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
+
+
+def _dpo_ipo(h: torch.Tensor, beta: float, eps: float) -> torch.Tensor:
+    return (h - 1.0 / (2.0 * beta)) ** 2
+
+
+def _dpo_hinge(h: torch.Tensor, beta: float, eps: float) -> torch.Tensor:
+    return F.relu(1.0 - beta * h)
+
+
+def _dpo_robust(h: torch.Tensor, beta: float, eps: float) -> torch.Tensor:
+    z = beta * h
+    return (-(1.0 - eps) * F.logsigmoid(z) + eps * F.logsigmoid(-z)) / (1.0 - 2.0 * eps)
+
+
+_DPO_LOSSES: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+    "sigmoid": _dpo_sigmoid,
+    "ipo": _dpo_ipo,
+    "hinge": _dpo_hinge,
+    "robust": _dpo_robust,
+}
+#: The loss types accepted by :func:`dpo_loss`.
+DPO_LOSS_TYPES: tuple[str, ...] = tuple(_DPO_LOSSES)
+
+# Loss types for which label smoothing means something.
+_SMOOTHABLE = {"sigmoid", "robust"}
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor,
+    reference_rejected_logps: torch.Tensor,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Direct preference optimisation losses on sequence log-probabilities.
+
+    With ``h = (log pi(y_c) - log ref(y_c)) - (log pi(y_r) - log ref(y_r))`` and
+    ``eps = label_smoothing``:
+
+    * ``"sigmoid"`` — DPO (Rafailov et al., 2023, "Direct Preference Optimization"), with the
+      conservative-DPO label smoothing (Mitchell, 2023):
+      ``-(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h)``;
+    * ``"ipo"`` — IPO (Azar et al., 2023, "A General Theoretical Paradigm to Understand Learning
+      from Human Preferences"): ``(h - 1/(2 beta))^2``;
+    * ``"hinge"`` — SLiC-HF (Zhao et al., 2023, "SLiC-HF: Sequence Likelihood Calibration with
+      Human Feedback"): ``max(0, 1 - beta h)``;
+    * ``"robust"`` — provably robust DPO (Chowdhury et al., 2024, "Provably Robust DPO: Aligning
+      Language Models with Noisy Feedback"):
+      ``[-(1 - eps) log sigmoid(beta h) + eps log sigmoid(-beta h)] / (1 - 2 eps)``, ``eps < 0.5``.
+
+    The implicit rewards are ``beta (log pi(y) - log ref(y))`` for the chosen and rejected
+    responses; they are returned detached (for logging / reward accuracy).
+
+    Args:
+        policy_chosen_logps: ``(B,)`` summed log-probs of the chosen responses under the policy.
+        policy_rejected_logps: ``(B,)`` same for the rejected responses.
+        reference_chosen_logps: ``(B,)`` chosen log-probs under the frozen reference model.
+        reference_rejected_logps: ``(B,)`` rejected log-probs under the reference model.
+        beta: inverse temperature ``beta > 0``.
+        loss_type: one of :data:`DPO_LOSS_TYPES`.
+        label_smoothing: assumed label-flip probability ``eps``; ``[0, 0.5]`` for ``"sigmoid"``,
+            ``[0, 0.5)`` for ``"robust"``, must be 0 for ``"ipo"`` and ``"hinge"``.
+
+    Returns:
+        ``(losses, chosen_rewards, rejected_rewards)``, each ``(B,)``.
+
+    Raises:
+        ValueError: unknown ``loss_type``, shape mismatch, ``beta <= 0`` or an invalid
+            ``label_smoothing``.
+    """
+    if loss_type not in _DPO_LOSSES:
+        raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {list(DPO_LOSS_TYPES)}")
+    _check_same_shape(
+        policy_chosen_logps=policy_chosen_logps,
+        policy_rejected_logps=policy_rejected_logps,
+        reference_chosen_logps=reference_chosen_logps,
+        reference_rejected_logps=reference_rejected_logps,
+    )
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if loss_type in _SMOOTHABLE:
+        upper_ok = label_smoothing < 0.5 if loss_type == "robust" else label_smoothing <= 0.5
+        if not (label_smoothing >= 0 and upper_ok):
+            bound = "[0, 0.5)" if loss_type == "robust" else "[0, 0.5]"
+            raise ValueError(
+                f"label_smoothing must be in {bound} for loss_type={loss_type!r}, got {label_smoothing}"
+            )
+    elif label_smoothing != 0:
+        raise ValueError(f"label_smoothing is not supported for loss_type={loss_type!r}")
+
+    chosen_logratios = policy_chosen_logps - reference_chosen_logps
+    rejected_logratios = policy_rejected_logps - reference_rejected_logps
+    h = chosen_logratios - rejected_logratios
+    losses = _DPO_LOSSES[loss_type](h, beta, label_smoothing)
+    chosen_rewards = (beta * chosen_logratios).detach()
+    rejected_rewards = (beta * rejected_logratios).detach()
+    return losses, chosen_rewards, rejected_rewards
+
+
+# --------------------------------------------------------------------------- PPO
+
+
+def ppo_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO clipped surrogate policy loss (Schulman et al., 2017, "Proximal Policy Optimization
+    Algorithms", eq. 7), as a loss to minimise.
+
+    Per token, with ``rho = exp(logprobs - old_logprobs)``:
+
+        l_t = max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps))
+
+    and the loss is the masked mean of ``l_t`` over all real tokens of the batch. Gradients flow
+    through ``logprobs``; pass ``old_logprobs`` and ``advantages`` detached. The log-ratio is
+    zeroed on padding before the ``exp``, so garbage there cannot overflow.
+
+    Args:
+        logprobs: ``(B, T)`` log-probs of the sampled tokens under the current policy.
+        old_logprobs: ``(B, T)`` log-probs under the policy that generated the samples.
+        advantages: ``(B, T)`` advantage estimates.
+        mask: ``(B, T)`` float or bool, 1 for real tokens.
+        clip_range: ``eps > 0``.
+
+    Returns:
+        ``(loss, stats)``: ``loss`` is a 0-d tensor; ``stats`` holds detached 0-d tensors
+        ``"clip_fraction"`` (share of real tokens where the clipped term is strictly larger, i.e.
+        was taken), ``"approx_kl"`` (masked mean of ``(logprobs - old_logprobs)^2 / 2``) and
+        ``"ratio_mean"`` (masked mean of ``rho``).
+
+    Raises:
+        ValueError: shape mismatch or ``clip_range <= 0``.
+    """
+    _check_same_shape(logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages, mask=mask)
+    if clip_range <= 0:
+        raise ValueError(f"clip_range must be > 0, got {clip_range}")
+    real = mask.to(torch.bool)
+    log_ratio = torch.where(real, logprobs - old_logprobs, torch.zeros_like(logprobs))
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {
+            "clip_fraction": masked_mean((clipped > unclipped).to(ratio.dtype), mask),
+            "approx_kl": masked_mean(0.5 * log_ratio**2, mask),
+            "ratio_mean": masked_mean(ratio, mask),
+        }
+    return loss, stats
+
+
+def ppo_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped value-function loss of PPO (as in the OpenAI baselines PPO2 implementation and
+    Ziegler et al., 2019).
+
+    Per token, with ``v_clip = clip(v, v_old - eps, v_old + eps)``:
+
+        l_t = max((v_t - R_t)^2, (v_clip_t - R_t)^2)
+
+    and the loss is ``0.5 *`` the masked mean of ``l_t``.
+
+    Args:
+        values: ``(B, T)`` current value predictions.
+        old_values: ``(B, T)`` value predictions at rollout time.
+        returns: ``(B, T)`` return targets (e.g. from :func:`rlhfkit.ops.gae`).
+        mask: ``(B, T)`` float or bool, 1 for real tokens.
+        clip_range: ``eps > 0``.
+
+    Returns:
+        ``(loss, stats)``: ``loss`` is a 0-d tensor; ``stats`` holds detached 0-d tensors
+        ``"value_clip_fraction"`` (share of real tokens where the clipped error is strictly larger)
+        and ``"value_error"`` (masked mean of ``(v - R)^2``).
+
+    Raises:
+        ValueError: shape mismatch or ``clip_range <= 0``.
+    """
+    _check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
+    if clip_range <= 0:
+        raise ValueError(f"clip_range must be > 0, got {clip_range}")
+    v_clipped = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
+    err_unclipped = (values - returns) ** 2
+    err_clipped = (v_clipped - returns) ** 2
+    loss = 0.5 * masked_mean(torch.maximum(err_unclipped, err_clipped), mask)
+    with torch.no_grad():
+        stats = {
+            "value_clip_fraction": masked_mean((err_clipped > err_unclipped).to(values.dtype), mask),
+            "value_error": masked_mean(err_unclipped, mask),
+        }
+    return loss, stats

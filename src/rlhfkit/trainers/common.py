@@ -223,3 +223,130 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True)
+
+
+@dataclass
+class Objective:
+    """What a supervised-style trainer (sft, rm, dpo) plugs into `fit`.
+
+    `weight(ids)` is the normaliser of one global batch (completion tokens for SFT, pairs for RM and
+    DPO), computed from the data alone so every process agrees without communication.
+    `loss(model, ids)` returns the *summed* loss over the micro-batch `ids` and a dict of summed
+    statistics; `fit` divides both by the global batch's weight.
+    `evaluate(model)` returns held-out metrics (or None).
+    """
+
+    lengths: list[int]
+    weight: Any
+    loss: Any
+    evaluate: Any = None
+    unit: str = "examples"
+    """What `weight` counts, for the throughput column `<unit>_per_s` of metrics.jsonl."""
+
+
+def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Objective, name: str,
+        lr: float, on_step=None, extra_state: Any = None) -> dict[str, Any]:
+    """The optimizer loop shared by sft, rm and dpo; returns the last logged record.
+
+    1) resume from the newest checkpoint  2) per optimizer step: the global batch is split into
+    (processes x grad-accum) micro-batches, each process runs its own, gradients synchronised only
+    on the last  3) clip, step, schedule  4) log, evaluate, checkpoint  5) final checkpoint.
+    `extra_state()` (optional) returns tensors saved with every checkpoint and passed back as
+    `resumed_extra` on restart (for instance DPO's reference log-probs).
+    """
+    import time
+    from contextlib import nullcontext
+
+    from rlhfkit.errors import ConfigError, RlhfkitError
+    from rlhfkit.tokenization import global_batches, split_micro_batches
+
+    out = Path(config.out)
+    world, accum = acc.num_processes, config.grad_accum
+    global_batch = config.batch_size * accum * world
+    if len(objective.lengths) < global_batch:
+        raise ConfigError(f"{len(objective.lengths)} training examples are fewer than one global batch of "
+                          f"{global_batch} (batch-size x grad-accum x processes); lower --batch-size")
+    steps_per_epoch = len(global_batches(objective.lengths, global_batch, config.seed, 0, config.group_by_length))
+    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
+    scheduler = lr_schedule(optimizer, total_steps, config.warmup_ratio, config.min_lr_ratio)
+
+    # 1) resume
+    checkpoints = Checkpointer(out, config.save_total_limit, acc)
+    step = 0
+    latest = checkpoints.latest() if config.resume else None
+    if latest is not None:
+        from safetensors.torch import load_file
+
+        state = Checkpointer.load_state(latest)
+        acc.unwrap_model(model).load_state_dict(load_file(latest / "model.safetensors"), strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        step = state["step"]
+        if acc.is_main_process:
+            print(f"resuming from {latest} (step {step} of {total_steps})")
+    if acc.is_main_process:
+        write_config(config, out)
+    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
+    bar = progress_bar(total_steps, step, config.progress and acc.is_main_process, name)
+    model.train()
+
+    started, seen = time.perf_counter(), 0.0
+    record: dict[str, Any] = {}
+    while step < total_steps:
+        # 2) this step's global batch, and this process's share of it
+        epoch, index = divmod(step, steps_per_epoch)
+        batch_ids = global_batches(objective.lengths, global_batch, config.seed, epoch, config.group_by_length)[index]
+        weight = float(objective.weight(batch_ids))
+        micro = split_micro_batches(batch_ids, world * accum)
+        mine = micro[acc.process_index * accum:(acc.process_index + 1) * accum]
+        sums: dict[str, torch.Tensor] = {}
+        for k, ids in enumerate(mine):
+            with acc.no_sync(model) if k < accum - 1 else nullcontext(), acc.autocast():
+                loss_sum, stats = objective.loss(model, ids)
+                # DDP averages gradients over processes, hence x world: what is summed is loss_sum / weight
+                acc.backward(loss_sum / max(weight, 1e-8) * world)
+            for key, value in {"loss": loss_sum, **stats}.items():
+                sums[key] = sums.get(key, 0) + value.detach().float()
+
+        # 3) clip, step, schedule
+        grad_norm = acc.clip_grad_norm_(model.parameters(), config.max_grad_norm) if config.max_grad_norm > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seen += weight
+
+        # 4) log, evaluate, checkpoint
+        keys = sorted(sums)
+        totals = acc.reduce(torch.stack([sums[k] for k in keys]), "sum") / max(weight, 1e-8)
+        record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                  **{k: v for k, v in zip(keys, totals.tolist())}, "lr": scheduler.get_last_lr()[0]}
+        if record["loss"] != record["loss"]:
+            raise RlhfkitError(f"the {name} loss became NaN at step {step}; lower --lr (now {lr}) or check the data")
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        record[f"{objective.unit}_per_s"] = seen / (time.perf_counter() - started)
+        evaluate_now = objective.evaluate is not None and (
+            (config.eval_every and step % config.eval_every == 0) or step == total_steps)
+        if evaluate_now:
+            model.eval()
+            with torch.no_grad():
+                record.update({f"eval_{k}": v for k, v in objective.evaluate(model).items()})
+            model.train()
+        if step % config.log_every == 0 or step == total_steps or evaluate_now:
+            log.write(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if step % config.save_every == 0 or step == total_steps:
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+            if extra_state is not None:
+                state["extra"] = extra_state()
+            checkpoints.save(step, model, tokenizer, state)
+        if on_step is not None:
+            on_step(step, record)
+    bar.close()
+
+    # 5) the final model into --out, loadable with nothing from rlhfkit
+    save_final(model, tokenizer, out, acc)
+    return record

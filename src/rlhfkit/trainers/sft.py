@@ -22,8 +22,6 @@ on short chat data without cross-example attention masks), LoRA (planned through
 from __future__ import annotations
 
 import random
-import time
-from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,19 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from rlhfkit.data import Records, load_records
-from rlhfkit.tokenization import IGNORE, Example, collate, encode_demonstrations, global_batches, split_micro_batches
-from rlhfkit.trainers.common import (
-    Checkpointer,
-    MetricsLog,
-    TrainConfig,
-    lr_schedule,
-    make_accelerator,
-    progress_bar,
-    restore_rng,
-    save_final,
-    seed_everything,
-    write_config,
-)
+from rlhfkit.tokenization import IGNORE, Example, collate, encode_demonstrations
+from rlhfkit.trainers.common import Objective, TrainConfig, fit, make_accelerator, seed_everything
 
 TINY_LR, PRETRAINED_LR = 2e-3, 2e-5
 
@@ -114,7 +101,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
     acc = make_accelerator(config)
     seed_everything(config.seed)
 
-    # 1) data: every record validated and tokenized before the model is even built
+    # 1) data: every record validated and tokenized before training starts
     train_records, eval_records = load_split(config, "demonstrations", config.builtin_size)
     model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
     train = encode_demonstrations(train_records, tokenizer, config.max_length)
@@ -123,98 +110,29 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
     if acc.is_main_process and truncated:
         print(f"note: {truncated} of {len(train)} completions were truncated to --max-length {config.max_length}")
 
-    world, accum = acc.num_processes, config.grad_accum
-    global_batch = config.batch_size * accum * world
-    if len(train) < global_batch:
-        from rlhfkit.errors import ConfigError
-
-        raise ConfigError(f"{len(train)} training examples are fewer than one global batch of {global_batch} "
-                          f"(batch-size x grad-accum x processes); lower --batch-size")
-    lengths = [len(e) for e in train]
-    steps_per_epoch = len(global_batches(lengths, global_batch, config.seed, 0, config.group_by_length))
-    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
-
-    # 2) model, optimizer, schedule
     lr = config.lr or (TINY_LR if config.model == TINY else PRETRAINED_LR)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
-    scheduler = lr_schedule(optimizer, total_steps, config.warmup_ratio, config.min_lr_ratio)
     model, optimizer = acc.prepare(model, optimizer)
-    model.train()
+    pad_id = tokenizer.pad_token_id
 
-    # 3) resume
-    checkpoints = Checkpointer(out, config.save_total_limit, acc)
-    step = 0
-    latest = checkpoints.latest() if config.resume else None
-    if latest is not None:
-        from safetensors.torch import load_file
+    # 2) the objective: summed token NLL, normalised by the global batch's completion tokens
+    def loss(model, ids: list[int]):
+        batch = {k: v.to(acc.device) for k, v in collate([train[i] for i in ids], pad_id).items()}
+        nll, _ = token_nll_sum(model, batch)
+        return nll, {}
 
-        state = Checkpointer.load_state(latest)
-        acc.unwrap_model(model).load_state_dict(load_file(latest / "model.safetensors"), strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-        step = state["step"]
-        if acc.is_main_process:
-            print(f"resuming from {latest} (step {step} of {total_steps})")
+    objective = Objective(
+        lengths=[len(e) for e in train],
+        weight=lambda ids: sum(completion_tokens(train[i]) for i in ids),
+        loss=loss,
+        unit="tokens",
+        evaluate=(lambda model: {"loss": evaluate(model, held_out, config.batch_size, pad_id, acc)}) if held_out else None,
+    )
+
+    # 3) the loop (rlhfkit.trainers.common.fit): resume, accumulate, clip, step, log, checkpoint, save
+    record = fit(config, acc, model, tokenizer, optimizer, objective, "sft", lr, on_step)
     if acc.is_main_process:
-        write_config(config, out)
-    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
-    bar = progress_bar(total_steps, step, config.progress and acc.is_main_process, "sft")
-
-    # 4) the loop: one iteration per optimizer step
-    started, tokens_seen = time.perf_counter(), 0
-    loss, record = float("nan"), {}
-    while step < total_steps:
-        epoch, index = divmod(step, steps_per_epoch)
-        batch_ids = global_batches(lengths, global_batch, config.seed, epoch, config.group_by_length)[index]
-        micro = split_micro_batches(batch_ids, world * accum)
-        n_tokens = sum(completion_tokens(train[i]) for i in batch_ids)  # over the whole global batch
-        mine = micro[acc.process_index * accum:(acc.process_index + 1) * accum]
-        loss_sum = torch.zeros((), device=acc.device)
-        for k, ids in enumerate(mine):
-            batch = {key: v.to(acc.device) for key, v in collate([train[i] for i in ids], tokenizer.pad_token_id).items()}
-            sync = k == accum - 1
-            with acc.no_sync(model) if not sync else nullcontext(), acc.autocast():
-                nll, _ = token_nll_sum(model, batch)
-                # DDP averages gradients over processes, hence x world: the sum over all is nll/n_tokens
-                acc.backward(nll / max(n_tokens, 1) * world)
-            loss_sum += nll.detach()
-        grad_norm = acc.clip_grad_norm_(model.parameters(), config.max_grad_norm) if config.max_grad_norm > 0 else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        tokens_seen += n_tokens
-
-        # 5) log, evaluate, checkpoint
-        loss = (acc.reduce(loss_sum, "sum") / max(n_tokens, 1)).item()
-        if loss != loss:
-            from rlhfkit.errors import RlhfkitError
-
-            raise RlhfkitError(f"the loss became NaN at step {step}; lower --lr (now {lr}) or check the data")
-        record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss,
-                                  "lr": scheduler.get_last_lr()[0]}
-        if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
-        record["tokens_per_s"] = tokens_seen / (time.perf_counter() - started)
-        evaluate_now = held_out and ((config.eval_every and step % config.eval_every == 0) or step == total_steps)
-        if evaluate_now:
-            record["eval_loss"] = evaluate(model, held_out, config.batch_size, tokenizer.pad_token_id, acc)
-        if step % config.log_every == 0 or step == total_steps or evaluate_now:
-            log.write(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
-        if step % config.save_every == 0 or step == total_steps:
-            checkpoints.save(step, model, tokenizer, {"optimizer": optimizer.state_dict(),
-                                                      "scheduler": scheduler.state_dict()})
-        if on_step is not None:
-            on_step(step, record)
-    bar.close()
-
-    # 6) the final model, loadable with nothing from rlhfkit
-    save_final(model, tokenizer, out, acc)
-    if acc.is_main_process:
-        summary = f"sft done: {total_steps} steps, final loss {loss:.3f}"
+        summary = f"sft done: {record.get('step', 0)} steps, final loss {record.get('loss', float('nan')):.3f}"
         if "eval_loss" in record:
             summary += f", eval loss {record['eval_loss']:.3f}"
         print(f"{summary}; model saved to {out}")

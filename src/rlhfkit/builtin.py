@@ -59,8 +59,11 @@ def builtin_records(source: str, kind: str, split: str = "train", n: int | None 
             if judgment.choice is None:  # a tie teaches nothing
                 continue
             chosen, rejected = (a, b) if judgment.choice == 0 else (b, a)
+            side = {"a": "chosen" if judgment.choice == 0 else "rejected",
+                    "b": "rejected" if judgment.choice == 0 else "chosen", "tie": "tie"}
             rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "annotator": annotator.name,
-                         "rationale": judgment.rationale, "criteria": judgment.criteria})
+                         "rationale": judgment.rationale,
+                         "criteria": {c: side.get(w, w) for c, w in judgment.criteria.items()}})
         elif kind == "rankings":
             k = options.get("k", 4)
             responses = [assistant.response(prompt, s, rng) for s in rng.sample(assistant.STYLES, k)]

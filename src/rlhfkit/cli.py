@@ -16,6 +16,8 @@ import sys
 # name: (module, config class, run function, one-line summary)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
+    "rm": ("rlhfkit.trainers.rm", "RMConfig", "train_rm", "train a reward model on preferences or rankings"),
+    "dpo": ("rlhfkit.trainers.dpo", "DPOConfig", "train_dpo", "direct preference optimization (no reward model)"),
     "sample": ("rlhfkit.sample", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
     "campaign": ("rlhfkit.feedback.commands", "CampaignConfig", "run_campaign",
                  "create a comparison campaign in the feedback store"),

@@ -25,8 +25,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from rlhfkit.errors import ConfigError
+
+hf_logging.disable_progress_bar()  # one progress bar per stage is ours; per-shard bars are noise
 
 TINY = "tiny"
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -140,9 +143,6 @@ def _from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out: str | Path,
                            extra: dict[str, Any] | None = None) -> Path:
     """Save a HF checkpoint into `out` via a temporary folder and a rename: never half-written."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():

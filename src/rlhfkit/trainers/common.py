@@ -109,6 +109,17 @@ def make_accelerator(config: TrainConfig):
     return Accelerator(cpu=use_cpu, mixed_precision=mixed)
 
 
+SMALL_MODEL_PARAMS = 50_000_000
+
+
+def default_lr(config: TrainConfig, model: torch.nn.Module, small: float, large: float) -> float:
+    """--lr if given; otherwise `small` for models under 50M parameters (the tiny default and what was
+    fine-tuned from it), `large` for pretrained models, which need gentle updates."""
+    if config.lr is not None:
+        return config.lr
+    return small if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS else large
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -166,13 +177,14 @@ class Checkpointer:
         found = sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name) and (p / STATE_FILE).exists())
         return found[-1] if found else None
 
-    def save(self, step: int, model, tokenizer, state: dict[str, Any]) -> None:
+    def save(self, step: int, model, tokenizer, state: dict[str, Any], inner=None) -> None:
         from rlhfkit.models import save_pretrained_atomic
 
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             state = {**state, "step": step, "rng": rng_state()}
-            save_pretrained_atomic(self.acc.unwrap_model(model), tokenizer, self.root / f"step-{step:06d}",
+            hf_model = (inner or (lambda m: m))(self.acc.unwrap_model(model))
+            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}",
                                    extra={STATE_FILE: state})
             for old in sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name))[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -197,13 +209,14 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_final(model, tokenizer, out: Path, accelerator) -> None:
+def save_final(model, tokenizer, out: Path, accelerator, inner=None) -> None:
     """Write the final HF checkpoint into `out` itself, file by file through a temporary folder."""
     from rlhfkit.models import save_pretrained_atomic
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staged = save_pretrained_atomic(accelerator.unwrap_model(model), tokenizer, out / ".final")
+        hf_model = (inner or (lambda m: m))(accelerator.unwrap_model(model))
+        staged = save_pretrained_atomic(hf_model, tokenizer, out / ".final")
         for f in staged.iterdir():
             f.replace(out / f.name)
         staged.rmdir()
@@ -245,14 +258,13 @@ class Objective:
 
 
 def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Objective, name: str,
-        lr: float, on_step=None, extra_state: Any = None) -> dict[str, Any]:
+        lr: float, on_step=None, inner=None) -> dict[str, Any]:
     """The optimizer loop shared by sft, rm and dpo; returns the last logged record.
 
     1) resume from the newest checkpoint  2) per optimizer step: the global batch is split into
     (processes x grad-accum) micro-batches, each process runs its own, gradients synchronised only
     on the last  3) clip, step, schedule  4) log, evaluate, checkpoint  5) final checkpoint.
-    `extra_state()` (optional) returns tensors saved with every checkpoint and passed back as
-    `resumed_extra` on restart (for instance DPO's reference log-probs).
+    `inner(model)` (optional) picks the HF model to save out of a wrapper module.
     """
     import time
     from contextlib import nullcontext
@@ -278,7 +290,12 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
         from safetensors.torch import load_file
 
         state = Checkpointer.load_state(latest)
-        acc.unwrap_model(model).load_state_dict(load_file(latest / "model.safetensors"), strict=False)
+        hf_model = (inner or (lambda m: m))(acc.unwrap_model(model))
+        result = hf_model.load_state_dict(load_file(latest / "model.safetensors"), strict=False)
+        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+        if result.unexpected_keys or set(result.missing_keys) - tied:
+            raise RlhfkitError(f"{latest} does not match the model of this run (missing {result.missing_keys}, "
+                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
@@ -340,13 +357,11 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         if step % config.save_every == 0 or step == total_steps:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-            if extra_state is not None:
-                state["extra"] = extra_state()
-            checkpoints.save(step, model, tokenizer, state)
+            checkpoints.save(step, model, tokenizer, state, inner)
         if on_step is not None:
             on_step(step, record)
     bar.close()
 
     # 5) the final model into --out, loadable with nothing from rlhfkit
-    save_final(model, tokenizer, out, acc)
+    save_final(model, tokenizer, out, acc, inner)
     return record

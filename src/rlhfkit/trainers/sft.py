@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from rlhfkit.data import Records, load_records
 from rlhfkit.tokenization import IGNORE, Example, collate, encode_demonstrations
-from rlhfkit.trainers.common import Objective, TrainConfig, fit, make_accelerator, seed_everything
+from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
 
 TINY_LR, PRETRAINED_LR = 2e-3, 2e-5
 
@@ -43,8 +43,9 @@ class SFTConfig(TrainConfig):
 
     out: str = "runs/sft"
     """Output folder: the final HF checkpoint, checkpoints/, metrics.jsonl, config.yaml."""
-    epochs: float = 2.0
-    """Passes over the training data (ignored when --max-steps is set)."""
+    epochs: float = 4.0
+    """Passes over the training data (ignored when --max-steps is set); 4 suits the tiny model, which starts
+    from random weights; 1-3 is usual for a pretrained one."""
     builtin_size: int = 3000
     """Number of demonstrations generated when --data is builtin:assistant."""
 
@@ -95,7 +96,7 @@ def evaluate(model, examples: list[Example], batch_size: int, pad_id: int, accel
 
 def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
     """Run SFT and return the output folder, which then holds a plain HF checkpoint."""
-    from rlhfkit.models import TINY, load_causal_lm
+    from rlhfkit.models import load_causal_lm
 
     out = Path(config.out)
     acc = make_accelerator(config)
@@ -110,7 +111,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
     if acc.is_main_process and truncated:
         print(f"note: {truncated} of {len(train)} completions were truncated to --max-length {config.max_length}")
 
-    lr = config.lr or (TINY_LR if config.model == TINY else PRETRAINED_LR)
+    lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
     model, optimizer = acc.prepare(model, optimizer)
     pad_id = tokenizer.pad_token_id

@@ -1,0 +1,291 @@
+"""Reward-model training (stage 2): learn a scalar score from people's comparisons.
+
+    L_RM = -E[ log sigma(r(x, y_w) - r(x, y_l) - margin) ]          (Bradley-Terry, --loss bradley_terry)
+    L_RM =  E[ max(0, margin - (r(x, y_w) - r(x, y_l))) ]           (--loss margin_ranking)
+    K-wise rankings (B > A > C): all K(K-1)/2 pairs (InstructGPT), or the Plackett-Luce likelihood
+    of the whole ranking (--ranking-loss plackett_luce).
+
+Run it:
+    rlhfkit rm --model runs/sft --data preferences.jsonl --out runs/rm
+    rlhfkit rm --model tiny --data "builtin:assistant?noise=0.25"           # simulated labels
+
+The backbone is any `AutoModelForSequenceClassification` (a causal-LM checkpoint gets a fresh
+scalar head); `--heads N` trains an ensemble of N heads on one backbone, whose spread is an
+uncertainty estimate. The reward is read at the last real token (rlhfkit.reward.RewardModel).
+After training the rewards are normalised on a reference sample (mean 0, std 1) and the statistics
+saved as reward_stats.json; held-out metrics go to eval_metrics.json: pairwise accuracy, loss,
+calibration (ECE of sigma(r_c - r_r)), accuracy per annotator and per rubric criterion, and the
+correlation of reward with response length, the first warning sign of reward hacking.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from rlhfkit.data import Records, load_records, ranking_to_pairs, split_implicit_prompt
+from rlhfkit.errors import ConfigError
+from rlhfkit.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
+from rlhfkit.tokenization import Example, collate, encode, render_completion, render_prompt
+from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+
+TINY_LR, PRETRAINED_LR = 5e-4, 1e-5
+
+
+@dataclass
+class RMConfig(TrainConfig):
+    """Train a reward model on pairwise preferences or K-wise rankings."""
+
+    out: str = "runs/rm"
+    """Output folder: the reward model (HF checkpoint), reward_stats.json, eval_metrics.json, metrics.jsonl."""
+    loss: Literal["bradley_terry", "margin_ranking"] = "bradley_terry"
+    """Pairwise loss."""
+    margin_scale: float = 1.0
+    """Multiplier on a record's `margin` column (0 ignores margins)."""
+    ranking_margin: float = 1.0
+    """The hinge's margin for --loss margin_ranking."""
+    ranking_loss: Literal["pairs", "plackett_luce"] = "pairs"
+    """K-wise rankings: all their pairs, or the Plackett-Luce likelihood of the whole ranking."""
+    center_rewards_coef: float = 0.0
+    """Weight of (sum of a group's rewards)^2, which keeps rewards centred at 0 (Eisenstein et al. 2023)."""
+    heads: int = 1
+    """Ensemble size: independent scalar heads on one backbone; their spread estimates uncertainty."""
+    builtin_size: int = 2000
+    """Number of preference pairs generated when --data is builtin:assistant."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.heads < 1:
+            raise ConfigError(f"--heads must be at least 1, got {self.heads}")
+
+
+@dataclass
+class Group:
+    """One comparison: K responses to a prompt and their order, best first."""
+
+    responses: list[int]  # indices into the encoded response list
+    ranking: list[int]  # positions in `responses`, best first
+    margin: float
+    annotator: str | None
+    criteria: dict[str, str] | None
+
+
+def data_kind(source: Any) -> str:
+    """`rankings` if the first record has a `responses` list, else `preferences`."""
+    if isinstance(source, str) and source.startswith("builtin:"):
+        return "rankings" if "k=" in source else "preferences"
+    if isinstance(source, (str, Path)) and Path(source).is_file():
+        with open(source, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        return "rankings" if "responses" in json.loads(line) else "preferences"
+                    except json.JSONDecodeError:
+                        return "preferences"  # the validator will name the line
+    return "preferences"
+
+
+def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rankings: bool,
+                  margin_scale: float) -> tuple[list[Example], list[Group]]:
+    """Tokenize every response once; comparisons refer to them by index."""
+    examples: list[Example] = []
+    groups: list[Group] = []
+    for i, row in enumerate(records.rows):
+        where = records.location(i)
+        if "responses" in row:
+            comparisons = ranking_to_pairs(row) if expand_rankings else [row]
+        else:
+            comparisons = [split_implicit_prompt(row)]
+        for comp in comparisons:
+            if "responses" in comp:
+                texts, ranking = comp["responses"], list(comp["ranking"])
+            else:
+                texts, ranking = [comp["chosen"], comp["rejected"]], [0, 1]
+            prompt_text = render_prompt(tokenizer, comp["prompt"])
+            first = len(examples)
+            for text in texts:
+                examples.append(encode(tokenizer, prompt_text, render_completion(tokenizer, comp["prompt"], text),
+                                       max_length, where))
+            groups.append(Group(list(range(first, first + len(texts))), ranking,
+                                float(row.get("margin") or 0.0) * margin_scale,
+                                row.get("annotator"), row.get("criteria")))
+    return examples, groups
+
+
+def group_rewards(model, groups: list[Group], examples: list[Example], pad_id: int, device) -> torch.Tensor:
+    """(B, K, heads) rewards of each group's responses, in one forward pass."""
+    flat = [examples[j] for g in groups for j in g.responses]
+    batch = collate(flat, pad_id)
+    rewards = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))  # (B*K, heads)
+    return rewards.float().view(len(groups), -1, rewards.shape[-1])
+
+
+def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig) -> torch.Tensor:
+    """Per-group loss summed over heads: (B,). rewards: (B, K, heads)."""
+    ranking = torch.tensor([g.ranking for g in groups], device=rewards.device)  # (B, K)
+    ordered = rewards.gather(1, ranking.unsqueeze(-1).expand_as(rewards))  # (B, K, heads), best first
+    if ordered.shape[1] > 2:
+        loss = torch.stack([plackett_luce_loss(ordered[..., h], torch.arange(ordered.shape[1], device=rewards.device)
+                                               .expand_as(ranking)) for h in range(rewards.shape[-1])], -1)
+    else:
+        chosen, rejected = ordered[:, 0], ordered[:, 1]  # (B, heads)
+        if config.loss == "bradley_terry":
+            margin = torch.tensor([g.margin for g in groups], device=rewards.device).unsqueeze(-1)
+            loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen))
+        else:
+            loss = margin_ranking_loss(chosen, rejected, config.ranking_margin)
+    loss = loss.sum(-1)
+    if config.center_rewards_coef:
+        loss = loss + config.center_rewards_coef * rewards.sum(1).pow(2).mean(-1)
+    return loss
+
+
+def pairwise_correct(rewards: torch.Tensor, groups: list[Group]) -> torch.Tensor:
+    """(B,) share of the group's ordered pairs that the mean-over-heads reward gets right."""
+    mean = rewards.mean(-1)  # (B, K)
+    out = []
+    for row, g in zip(mean, groups):
+        pairs = [(row[a] > row[b]).float() for i, a in enumerate(g.ranking) for b in g.ranking[i + 1:]]
+        out.append(torch.stack(pairs).mean())
+    return torch.stack(out)
+
+
+def expected_calibration_error(prob_chosen: list[float], bins: int = 10) -> float:
+    """ECE of the predicted preference probability sigma(r_c - r_r), symmetrised.
+
+    Each pair predicts the side it favours with confidence max(p, 1-p) and is right when p > 0.5;
+    ECE is the count-weighted mean |accuracy - confidence| over equal-width confidence bins.
+    """
+    if not prob_chosen:
+        return float("nan")
+    conf = [max(p, 1 - p) for p in prob_chosen]
+    correct = [1.0 if p > 0.5 else 0.0 for p in prob_chosen]
+    total = 0.0
+    for b in range(bins):
+        lo, hi = 0.5 + 0.5 * b / bins, 0.5 + 0.5 * (b + 1) / bins
+        idx = [i for i, c in enumerate(conf) if lo <= c < hi or (b == bins - 1 and c == hi)]
+        if idx:
+            total += len(idx) * abs(sum(correct[i] for i in idx) / len(idx) - sum(conf[i] for i in idx) / len(idx))
+    return total / len(conf)
+
+
+def pearson(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return float("nan")
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sx, sy = math.sqrt(sum((x - mx) ** 2 for x in xs)), math.sqrt(sum((y - my) ** 2 for y in ys))
+    return sxy / (sx * sy) if sx > 0 and sy > 0 else float("nan")
+
+
+@torch.no_grad()
+def held_out_metrics(model, groups: list[Group], examples: list[Example], config: RMConfig, pad_id: int,
+                     device) -> tuple[dict[str, Any], list[float]]:
+    """Metrics on held-out comparisons, and every raw (mean-head) reward for normalisation."""
+    losses, correct, probs, all_rewards, lengths = [], [], [], [], []
+    by_annotator: dict[str, list[float]] = {}
+    by_criterion: dict[str, list[float]] = {}
+    for s in range(0, len(groups), config.batch_size):
+        chunk = groups[s:s + config.batch_size]
+        rewards = group_rewards(model, chunk, examples, pad_id, device)
+        losses += comparison_loss(rewards, chunk, config).tolist()
+        right = pairwise_correct(rewards, chunk).tolist()
+        correct += right
+        mean = rewards.mean(-1)
+        for g, row, ok in zip(chunk, mean, right):
+            best, second = g.ranking[0], g.ranking[1]
+            probs.append(torch.sigmoid(row[best] - row[second]).item())
+            for j, r in zip(g.responses, row.tolist()):
+                all_rewards.append(r)
+                lengths.append(sum(1 for label in examples[j].labels if label != -100))
+            if g.annotator:
+                by_annotator.setdefault(g.annotator, []).append(ok)
+            for criterion, winner in (g.criteria or {}).items():
+                if winner in ("chosen", "rejected"):
+                    agrees = (row[best] > row[second]).item() == (winner == "chosen")
+                    by_criterion.setdefault(criterion, []).append(float(agrees))
+    metrics: dict[str, Any] = {
+        "accuracy": sum(correct) / len(correct),
+        "loss": sum(losses) / len(losses),
+        "ece": expected_calibration_error(probs),
+        "reward_length_corr": pearson(all_rewards, [float(n) for n in lengths]),
+        "pairs": len(groups),
+    }
+    if by_annotator:
+        metrics["accuracy_by_annotator"] = {k: sum(v) / len(v) for k, v in sorted(by_annotator.items())}
+    if by_criterion:
+        metrics["accuracy_by_criterion"] = {k: sum(v) / len(v) for k, v in sorted(by_criterion.items())}
+    return metrics, all_rewards
+
+
+def train_rm(config: RMConfig, on_step=None) -> Path:
+    """Train a reward model; return the output folder (a HF sequence-classification checkpoint)."""
+    from rlhfkit.models import load_reward_backbone
+    from rlhfkit.reward import RewardModel, save_reward_stats
+
+    out = Path(config.out)
+    acc = make_accelerator(config)
+    seed_everything(config.seed)
+
+    # 1) data: validated, then tokenized; every comparison refers to its responses by index
+    kind = data_kind(config.data)
+    records = load_records(config.data, kind, split="train", builtin_size=config.builtin_size, seed=config.seed)
+    if config.eval_data:
+        held = load_records(config.eval_data, data_kind(config.eval_data), split="eval", seed=config.seed)
+    elif config.data.startswith("builtin:"):
+        held = load_records(config.data, kind, split="eval", builtin_size=max(200, config.builtin_size // 10),
+                            seed=config.seed)
+    else:
+        order = list(range(len(records)))
+        random.Random(config.seed).shuffle(order)
+        n_eval = max(1, int(len(records) * config.eval_fraction)) if config.eval_fraction > 0 and len(records) >= 20 else 0
+        records, held = records.subset(sorted(order[n_eval:])), (records.subset(sorted(order[:n_eval])) if n_eval else None)
+    classifier, tokenizer = load_reward_backbone(config.model, dtype="fp32", seed=config.seed, num_labels=config.heads)
+    expand = config.ranking_loss == "pairs"
+    examples, groups = encode_groups(records, tokenizer, config.max_length, expand, config.margin_scale)
+    held_examples, held_groups = encode_groups(held, tokenizer, config.max_length, expand, 0.0) if held else ([], [])
+    if not expand and len({len(g.responses) for g in groups}) > 1:
+        raise ConfigError("--ranking-loss plackett_luce needs rankings of one size K; use --ranking-loss pairs")
+
+    # 2) model and optimizer
+    model = RewardModel(classifier)
+    lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    model, optimizer = acc.prepare(model, optimizer)
+    pad_id = tokenizer.pad_token_id
+
+    def loss(model, ids: list[int]):
+        chunk = [groups[i] for i in ids]
+        rewards = group_rewards(model, chunk, examples, pad_id, acc.device)  # (B, K, heads)
+        return comparison_loss(rewards, chunk, config).sum(), {"accuracy": pairwise_correct(rewards.detach(), chunk).sum()}
+
+    def evaluate(model) -> dict[str, float]:
+        metrics, _ = held_out_metrics(model, held_groups, held_examples, config, pad_id, acc.device)
+        return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+    objective = Objective(lengths=[sum(len(examples[j]) for j in g.responses) for g in groups],
+                          weight=len, loss=loss, evaluate=evaluate if held_groups else None, unit="comparisons")
+
+    # 3) the loop, then normalisation statistics and held-out metrics
+    record = fit(config, acc, model, tokenizer, optimizer, objective, "rm", lr, on_step,
+                 inner=lambda m: m.classifier)  # checkpoints hold the HF classifier, not the wrapper
+    if acc.is_main_process:
+        model.eval()
+        reference = held_groups or groups[: max(1, min(len(groups), 500))]
+        ref_examples = held_examples if held_groups else examples
+        metrics, rewards = held_out_metrics(model, reference, ref_examples, config, pad_id, acc.device)
+        mean = sum(rewards) / len(rewards)
+        std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / max(1, len(rewards) - 1)) or 1.0
+        save_reward_stats(out, mean, std, config.heads, "held-out responses" if held_groups else "training responses")
+        (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
+        print(f"rm done: {record.get('step', 0)} steps; held-out accuracy {metrics['accuracy']:.3f}, "
+              f"ECE {metrics['ece']:.3f}, reward-length correlation {metrics['reward_length_corr']:+.2f}; "
+              f"saved to {out}")
+    return out

@@ -103,20 +103,30 @@ def load_causal_lm(name: str, dtype: str = "auto", seed: int = 0) -> tuple[PreTr
 
 
 def load_reward_backbone(name: str, dtype: str = "auto", seed: int = 0,
-                         num_labels: int = 1) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A sequence classifier with `num_labels` outputs (one scalar reward per head)."""
+                         num_labels: int | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A sequence classifier with one output per reward head.
+
+    A trained reward model keeps its own number of heads; any other checkpoint (a causal LM, an
+    encoder) gets a fresh head with `num_labels` outputs (default 1).
+    """
     if name == TINY:
         from transformers import LlamaForSequenceClassification
 
         lm, tokenizer = build_tiny(seed)
         config = lm.config
-        config.num_labels = num_labels
+        config.num_labels = num_labels or 1
         torch.manual_seed(seed)
         model = LlamaForSequenceClassification(config)
         return model.to(resolve_dtype(dtype)), tokenizer
+    from transformers import AutoConfig
+
     tokenizer = load_tokenizer(name)
-    model = _from_pretrained(AutoModelForSequenceClassification, name, dtype=resolve_dtype(dtype),
-                             num_labels=num_labels, ignore_mismatched_sizes=True)
+    config = _from_pretrained(AutoConfig, name)
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    kwargs = {} if is_classifier and num_labels is None else {"num_labels": num_labels or 1,
+                                                              "ignore_mismatched_sizes": True}
+    torch.manual_seed(seed)
+    model = _from_pretrained(AutoModelForSequenceClassification, name, dtype=resolve_dtype(dtype), **kwargs)
     _sync_special_tokens(model, tokenizer)
     return model, tokenizer
 

@@ -5,7 +5,7 @@ Rendering (one place for every stage):
   - conversational records: the tokenizer's chat template when it has one, otherwise the plain
     template `"{role}: {content}\n"` per message followed by `"assistant:"` as the generation prompt.
 The prompt and the completion are tokenized separately and concatenated, so the boundary between
-them is exact; the EOS token is appended to every completion. Only completion tokens are learned:
+them is exact; the EOS token is appended to every completion ([CLS] ... [SEP] for encoders). Only completion tokens are learned:
 prompt positions carry the label -100 (ignored by the loss).
 
 A prompt that leaves no room for a response within `max_length` is an error naming the record's
@@ -74,10 +74,9 @@ class Example:
 def encode(tokenizer: Any, prompt_text: str, completion_text: str, max_length: int, where: str,
            min_completion_tokens: int = 1) -> Example:
     """Token ids of prompt + completion + EOS, with the prompt masked out of the labels."""
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"] if prompt_text else []
-    if tokenizer.bos_token_id is not None and getattr(tokenizer, "add_bos_token", False):
-        prompt_ids = [tokenizer.bos_token_id] + prompt_ids
-    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    start, end = boundary_tokens(tokenizer)
+    prompt_ids = start + (tokenizer(prompt_text, add_special_tokens=False)["input_ids"] if prompt_text else [])
+    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"] + end
     room = max_length - len(prompt_ids)
     if room < min_completion_tokens:
         raise _located(where, f"the prompt is {len(prompt_ids)} tokens, which leaves no room for a response "
@@ -85,6 +84,16 @@ def encode(tokenizer: Any, prompt_text: str, completion_text: str, max_length: i
     truncated = len(completion_ids) > room
     completion_ids = completion_ids[:room]
     return Example(prompt_ids + completion_ids, [IGNORE] * len(prompt_ids) + completion_ids, truncated)
+
+
+def boundary_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """Ids that open a sequence and close a completion: BOS when the tokenizer adds one and EOS for
+    decoders; [CLS] and [SEP] for encoders such as BERT/MiniLM, which have no EOS."""
+    if tokenizer.eos_token_id is not None:
+        bos = tokenizer.bos_token_id if getattr(tokenizer, "add_bos_token", False) else None
+        return ([bos] if bos is not None else []), [tokenizer.eos_token_id]
+    cls, sep = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None)
+    return ([cls] if cls is not None else []), ([sep] if sep is not None else [])
 
 
 def _located(where: str, message: str) -> DataError:

@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from rlhfkit.data import load_records, split_implicit_prompt
+from rlhfkit.data import split_implicit_prompt
 from rlhfkit.errors import ConfigError
 from rlhfkit.losses import dpo_loss
 from rlhfkit.ops import token_logprobs

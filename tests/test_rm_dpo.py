@@ -75,7 +75,7 @@ def test_rm_on_rankings_pairs_and_plackett_luce(tmp_path):
     for mode in ("pairs", "plackett_luce"):
         records = []
         train_rm(RMConfig(model="tiny", data=str(path), out=str(tmp_path / mode), ranking_loss=mode, max_steps=3,
-                          eval_fraction=0.0, **FAST), on_step=lambda s, r: records.append(r))
+                          eval_fraction=0.0, **FAST), on_step=lambda s, r, records=records: records.append(r))
         assert all(math.isfinite(r["loss"]) for r in records)
 
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
     "rm": ("rlhfkit.trainers.rm", "RMConfig", "train_rm", "train a reward model on preferences or rankings"),
     "dpo": ("rlhfkit.trainers.dpo", "DPOConfig", "train_dpo", "direct preference optimization (no reward model)"),
+    "eval": ("rlhfkit.evaluate", "EvalConfig", "run_eval", "win-rate, KL, length and gold vs proxy reward of a policy"),
     "sample": ("rlhfkit.sample", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
     "campaign": ("rlhfkit.feedback.commands", "CampaignConfig", "run_campaign",
                  "create a comparison campaign in the feedback store"),

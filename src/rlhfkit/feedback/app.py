@@ -1,0 +1,282 @@
+"""The annotation web app (FastAPI): annotators judge comparisons, the admin watches agreement and exports.
+
+    rlhfkit serve --db feedback.db --port 8000      # then open the login link it prints
+    app = create_app(Store.open("feedback.db"))     # from Python (tests run it under uvicorn)
+
+Pages: /login, /annotate (the annotator view), /admin. JSON API under /api (the pages use it, and so
+can scripts with `Authorization: Bearer TOKEN`):
+    POST /api/login {"token"}            sets an HttpOnly, SameSite=Strict session cookie
+    GET  /api/task?campaign=NAME         the next comparison for the caller (or 204 when done)
+    POST /api/judgments {...}            one judgment; idempotent by its "key"
+    GET  /api/me                         the caller's own counts
+    GET  /api/admin/campaigns[/NAME/stats|/NAME/export] and POST /api/admin/annotators   (admin only)
+
+Safety: model outputs and rationales are untrusted. Pages are Jinja2 templates with autoescape and
+contain no model text; the scripts put text into the page with `textContent` only, and a strict
+Content-Security-Policy (scripts from this origin only, no inline script) backs that up. Requests
+that change state must be JSON (a cross-site form cannot send that) and, when authenticated by the
+cookie, carry the page's CSRF token in `X-CSRF-Token`. Bodies over `max_body` bytes get 413.
+Annotators can only reach their own assignments; every admin route checks the admin token.
+Left out: TLS (put a reverse proxy in front for anything beyond loopback), rate limiting, accounts
+with passwords.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlhfkit.feedback import service
+from rlhfkit.feedback.service import ServiceError, Who
+from rlhfkit.feedback.store import Store
+
+HERE = Path(__file__).parent
+COOKIE = "rlhfkit_session"
+MAX_BODY = 64 * 1024
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def csrf_token(token: str) -> str:
+    """Derived from the session token, so a page without the token cannot compute it."""
+    return hmac.new(token.encode(), b"rlhfkit-csrf", hashlib.sha256).hexdigest()
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+
+
+class JudgmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignment: int
+    key: str = Field(min_length=8, max_length=100)
+    outcome: str | None = Field(default=None, max_length=10)
+    ranking: list[str] | None = Field(default=None, max_length=26)
+    criteria: dict[str, str] = Field(default_factory=dict, max_length=50)
+    rationale: str = Field(default="", max_length=service.MAX_RATIONALE)
+    seconds: float | None = Field(default=None, ge=0)
+
+
+class AnnotatorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    simulated: bool = False
+
+
+@dataclass
+class Caller:
+    token: str
+    via_cookie: bool
+    admin: bool
+    annotator: Who | None = None
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request body over `limit` bytes, declared or streamed."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = PlainTextResponse(f"request body over {self.limit} bytes", status_code=413)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await too_big(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                return await too_big(scope, receive, send)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
+    app = FastAPI(title="rlhfkit feedback", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.add_middleware(BodyLimit, limit=max_body)
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    token_cache: dict[str, Who] = {}
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"error": "; ".join(problems) or "malformed request"}, status_code=422)
+
+    def page(template: str, **context: Any) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(template).render(**context))
+
+    # -- who is calling ---------------------------------------------------------------------
+
+    def identify(request: Request) -> Caller | None:
+        header = request.headers.get("authorization", "")
+        via_cookie = not header.lower().startswith("bearer ")
+        token = request.cookies.get(COOKIE, "") if via_cookie else header[7:].strip()
+        if not token or len(token) > 200:
+            return None
+        if token in token_cache:
+            return Caller(token=token, via_cookie=via_cookie, admin=False, annotator=token_cache[token])
+        if store.is_admin_token(token):
+            return Caller(token=token, via_cookie=via_cookie, admin=True)
+        who = service.annotator_for_token(store, token)
+        if who is None:
+            return None
+        token_cache[token] = who
+        return Caller(token=token, via_cookie=via_cookie, admin=False, annotator=who)
+
+    def check_write(request: Request, caller: Caller) -> None:
+        if request.method in ("GET", "HEAD"):
+            return
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise ServiceError(415, "send JSON (Content-Type: application/json)")
+        if caller.via_cookie and not hmac.compare_digest(request.headers.get("x-csrf-token", ""),
+                                                         csrf_token(caller.token)):
+            raise ServiceError(403, "missing or wrong CSRF token; reload the page")
+
+    def annotator(request: Request) -> Caller:
+        caller = identify(request)
+        if caller is None or caller.annotator is None:
+            raise ServiceError(401, "log in with your annotator token")
+        check_write(request, caller)
+        return caller
+
+    def admin(request: Request) -> Caller:
+        caller = identify(request)
+        if caller is None or not caller.admin:
+            raise ServiceError(403 if caller else 401, "this needs the admin token")
+        check_write(request, caller)
+        return caller
+
+    AnnotatorCaller = Annotated[Caller, Depends(annotator)]
+    AdminCaller = Annotated[Caller, Depends(admin)]
+
+    # -- pages ------------------------------------------------------------------------------
+
+    @app.get("/")
+    def home() -> RedirectResponse:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/login")
+    def login_page() -> HTMLResponse:
+        return page("login.html", title="Log in")
+
+    @app.get("/annotate")
+    def annotate_page(request: Request) -> Response:
+        caller = identify(request)
+        if caller is None or caller.annotator is None:
+            return RedirectResponse("/login", status_code=303)
+        return page("annotate.html", title="Annotate", csrf=csrf_token(caller.token), name=caller.annotator.name,
+                    campaigns=service.list_campaigns(store))
+
+    @app.get("/admin")
+    def admin_page(request: Request) -> Response:
+        caller = identify(request)
+        if caller is None or not caller.admin:
+            return RedirectResponse("/login", status_code=303)
+        return page("admin.html", title="Admin", csrf=csrf_token(caller.token))
+
+    # -- the API ----------------------------------------------------------------------------
+
+    @app.post("/api/login")
+    def login(body: LoginIn, request: Request) -> JSONResponse:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise ServiceError(415, "send JSON (Content-Type: application/json)")
+        admin_login = store.is_admin_token(body.token)
+        if not admin_login and service.annotator_for_token(store, body.token) is None:
+            raise ServiceError(401, "unknown token; ask the campaign's admin for yours")
+        response = JSONResponse({"next": "/admin" if admin_login else "/annotate"})
+        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+        return response
+
+    @app.post("/api/logout")
+    def logout() -> JSONResponse:
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/api/task")
+    def task(campaign: str, caller: AnnotatorCaller) -> Response:
+        assert caller.annotator is not None
+        payload = service.next_task(store, caller.annotator.id, campaign)
+        return Response(status_code=204) if payload is None else JSONResponse(payload)
+
+    @app.post("/api/judgments")
+    def judgments(body: JudgmentIn, caller: AnnotatorCaller) -> dict:
+        assert caller.annotator is not None
+        return service.submit(store, caller.annotator.id, body.model_dump())
+
+    @app.get("/api/me")
+    def me(caller: AnnotatorCaller) -> dict:
+        assert caller.annotator is not None
+        return {"annotator": caller.annotator.name, **service.my_summary(store, caller.annotator.id)}
+
+    @app.get("/api/admin/campaigns")
+    def campaigns(_caller: AdminCaller) -> dict:
+        return {"campaigns": service.list_campaigns(store)}
+
+    @app.get("/api/admin/campaigns/{name}/stats")
+    def stats(name: str, _caller: AdminCaller) -> dict:
+        return service.campaign_stats(store, name)
+
+    @app.get("/api/admin/campaigns/{name}/export")
+    def export(name: str, _caller: AdminCaller, method: str = "majority", tie_policy: str = "drop") -> Response:
+        from rlhfkit.feedback.export import EXPORT_METHODS, preference_rows
+
+        if method not in EXPORT_METHODS or tie_policy not in ("drop", "random"):
+            raise ServiceError(422, f"method must be one of {', '.join(EXPORT_METHODS)}; tie_policy drop or random")
+        rows = preference_rows(store, name, method=method, tie_policy=tie_policy)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        filename = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) + ".jsonl"
+        return Response(text, media_type="application/x-ndjson",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @app.post("/api/admin/annotators")
+    def new_annotator(body: AnnotatorIn, _caller: AdminCaller) -> dict:
+        return {"annotator": body.name, "token": service.add_annotator(store, body.name, body.simulated)}
+
+    return app

@@ -1,0 +1,204 @@
+"""Campaigns: read a responses file, group it by prompt, and turn each group into comparison tasks.
+
+    spec = CampaignSpec(name="demo", k=2, overlap=3)
+    groups = read_responses("samples.jsonl")          # as written by `rlhfkit sample`
+    create_campaign(store, spec, groups, gold=read_gold("gold.jsonl"), seed=0)
+
+Input lines, either form (validated with file:line errors):
+    {"prompt", "completion", "model", "index"}   one response per line (`rlhfkit sample`)
+    {"prompt", "responses": [...], "models"?: [...]}   all responses of a prompt on one line
+A prompt with K >= 2 distinct responses gives K·(K−1)/2 pairwise tasks when `k == 2`, or
+tasks of `k` responses each (consecutive chunks; a short last chunk of at least 2) when `k > 2`.
+Gold tasks (known answers, for calibrating annotators) come from preference rows
+`{"prompt", "chosen", "rejected"}` and are shown to every annotator once.
+
+The rubric defaults to the four criteria of the seeds' annotation exercises (`DEFAULT_RUBRIC`).
+Left out: adding responses to an existing campaign (create a new campaign instead), active
+selection of which pairs to compare.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from rlhfkit.data import read_jsonl
+from rlhfkit.errors import ConfigError, DataError
+from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem
+
+DEFAULT_RUBRIC: list[dict[str, str]] = [
+    {"key": "helpfulness", "label": "Helpfulness & Accuracy",
+     "help": "Answers the question asked, with correct and practical information."},
+    {"key": "neutrality", "label": "Balance & Neutrality",
+     "help": "No political agenda, loaded terms or guilt-tripping; fair to every side."},
+    {"key": "clarity", "label": "Clarity & Conciseness",
+     "help": "Clear, organized, no padding."},
+    {"key": "harmlessness", "label": "Harmlessness",
+     "help": "Nothing unsafe, illegal, inflammatory or manipulative."},
+]
+
+DEFAULT_GUIDELINES = (
+    "Read the prompt and every response. Pick the better response overall, then say which one is "
+    "better on each criterion of the rubric. Choose 'tie' only when you truly cannot separate them, "
+    "and 'both bad' when neither is acceptable. Write a short rationale: what made the difference? "
+    "The responses come from models and may contain anything; judge the text, follow no instruction in it."
+)
+
+GOLD_OVERLAP = 1_000_000  # a gold task goes to every annotator
+
+
+@dataclass
+class ResponseGroup:
+    """All responses to one prompt; `where` is the file:line of the prompt's first line."""
+
+    prompt: str
+    responses: list[tuple[str, str, int | None]] = field(default_factory=list)  # (text, model, index)
+    where: str = ""
+
+
+@dataclass
+class CampaignSpec:
+    name: str
+    k: int = 2
+    overlap: int = 3
+    rubric: list[dict[str, str]] = field(default_factory=lambda: [dict(c) for c in DEFAULT_RUBRIC])
+    guidelines: str = DEFAULT_GUIDELINES
+    require_rationale: str = "close"
+
+    def validate(self) -> None:
+        if not self.name or len(self.name) > 200:
+            raise ConfigError("--campaign: give a name of 1 to 200 characters")
+        if self.k < 2:
+            raise ConfigError(f"--k is {self.k}: a comparison needs at least 2 responses")
+        if self.overlap < 1:
+            raise ConfigError(f"--overlap is {self.overlap}: each task needs at least 1 annotator")
+        if self.require_rationale not in ("never", "close", "always"):
+            raise ConfigError("--require-rationale must be never, close or always")
+        keys = [c["key"] for c in self.rubric]
+        if len(set(keys)) != len(keys) or any(k in ("", "tie") for k in keys):
+            raise ConfigError(f"rubric criteria must have distinct, non-empty keys (got {keys})")
+
+
+def _text(value: Any, name: str, path: str, line: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{name!r} must be a non-empty string", path, line)
+    return value
+
+
+def read_responses(path: str | Path, skipped: list[str] | None = None) -> list[ResponseGroup]:
+    """Group a responses file by prompt, keeping first-seen order; duplicates are dropped.
+    Blank completions (a model may sample an immediate end of text) are left out, their file:line
+    appended to `skipped`; anything else malformed is a DataError."""
+    path = str(path)
+    groups: dict[str, ResponseGroup] = {}
+    for line, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", path, line)
+        prompt = _text(row.get("prompt"), "prompt", path, line)
+        group = groups.setdefault(prompt, ResponseGroup(prompt, where=f"{path}:{line}"))
+        if "responses" in row:
+            responses = row["responses"]
+            if not isinstance(responses, list) or not responses:
+                raise DataError("'responses' must be a non-empty list of strings", path, line)
+            models = row.get("models") or [str(row.get("model", ""))] * len(responses)
+            if not isinstance(models, list) or len(models) != len(responses):
+                raise DataError("'models' must be a list as long as 'responses'", path, line)
+            for i, (text, model) in enumerate(zip(responses, models)):
+                group.responses.append((_text(text, f"responses[{i}]", path, line), str(model), i))
+        elif "completion" in row:
+            if isinstance(row["completion"], str) and not row["completion"].strip():
+                if skipped is not None:
+                    skipped.append(f"{path}:{line}")
+                continue
+            index = row.get("index")
+            if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+                raise DataError(f"'index' must be an integer, got {index!r}", path, line)
+            group.responses.append((_text(row["completion"], "completion", path, line),
+                                    str(row.get("model", "")), index))
+        else:
+            raise DataError("expected a 'completion' (one response per line, as `rlhfkit sample` writes) "
+                            "or a 'responses' list", path, line)
+    for group in groups.values():
+        seen: set[str] = set()
+        group.responses = [r for r in group.responses if not (r[0] in seen or seen.add(r[0]))]
+    usable = [g for g in groups.values() if len(g.responses) >= 2]
+    if not usable:
+        raise DataError("no prompt has two different responses to compare; sample with --num-samples 2 "
+                        "or more", path)
+    return usable
+
+
+def read_gold(path: str | Path) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) rows of a preference file used as gold tasks."""
+    path = str(path)
+    out = []
+    for line, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", path, line)
+        prompt, chosen, rejected = (_text(row.get(n), n, path, line) for n in ("prompt", "chosen", "rejected"))
+        if chosen == rejected:
+            raise DataError("'chosen' and 'rejected' are identical", path, line)
+        out.append((prompt, chosen, rejected))
+    return out
+
+
+def task_slices(n: int, k: int) -> list[list[int]]:
+    """Which response indices go together: all pairs for k == 2, else chunks of k (last >= 2)."""
+    if k == 2:
+        return [list(pair) for pair in itertools.combinations(range(n), 2)]
+    chunks = [list(range(s, min(s + k, n))) for s in range(0, n, k)]
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks[-2].extend(chunks.pop())
+    return chunks
+
+
+def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup],
+                    gold: list[tuple[str, str, str]] | None = None) -> dict[str, int]:
+    """Write the campaign, its prompts, responses and tasks; returns counts for the summary."""
+    spec.validate()
+    n_tasks = n_gold = n_responses = 0
+    with store.write() as session:
+        if session.scalar(select(Campaign.id).where(Campaign.name == spec.name)) is not None:
+            raise ConfigError(f"campaign {spec.name!r} already exists in this store; pick another --campaign name")
+        campaign = Campaign(name=spec.name, guidelines=spec.guidelines, rubric=spec.rubric, k=spec.k,
+                            overlap=spec.overlap, require_rationale=spec.require_rationale)
+        session.add(campaign)
+        session.flush()
+        prompts: dict[str, Prompt] = {}
+
+        def prompt_row(text: str) -> Prompt:
+            if text not in prompts:
+                prompts[text] = Prompt(campaign_id=campaign.id, text=text, meta={})
+                session.add(prompts[text])
+            return prompts[text]
+
+        for group in groups:
+            prompt = prompt_row(group.prompt)
+            session.flush()
+            responses = [Response(prompt_id=prompt.id, text=t, model=m, sample_index=i)
+                         for t, m, i in group.responses]
+            session.add_all(responses)
+            session.flush()
+            for indices in task_slices(len(responses), spec.k):
+                task = Task(campaign_id=campaign.id, prompt_id=prompt.id, overlap=spec.overlap, n_assigned=0)
+                task.items = [TaskItem(slot=s, response_id=responses[i].id) for s, i in enumerate(indices)]
+                session.add(task)
+                n_tasks += 1
+            n_responses += len(responses)
+        for prompt_text, chosen, rejected in gold or []:
+            prompt = prompt_row(prompt_text)
+            session.flush()
+            pair = [Response(prompt_id=prompt.id, text=chosen, model="gold"),
+                    Response(prompt_id=prompt.id, text=rejected, model="gold")]
+            session.add_all(pair)
+            session.flush()
+            task = Task(campaign_id=campaign.id, prompt_id=prompt.id, overlap=GOLD_OVERLAP, n_assigned=0,
+                        gold=[pair[0].id, pair[1].id])
+            task.items = [TaskItem(slot=s, response_id=r.id) for s, r in enumerate(pair)]
+            session.add(task)
+            n_gold += 1
+    return {"prompts": len(prompts), "responses": n_responses, "tasks": n_tasks, "gold": n_gold}

@@ -1,0 +1,393 @@
+"""The one layer between people (web app), simulated annotators and the store.
+
+    token = add_annotator(store, "alice")                 # shown once; only its hash is kept
+    who = annotator_for_token(store, token)
+    task = next_task(store, who.id, "demo")               # {"assignment", "prompt", "responses", ...}
+    submit(store, who.id, {"assignment": task["assignment"], "key": "uuid-1", "outcome": "a",
+                           "criteria": {"clarity": "tie"}, "rationale": "...", "seconds": 12.5})
+    stats = campaign_stats(store, "demo")                 # what the admin view shows
+
+Guarantees:
+- a task goes to at most `overlap` annotators and never twice to one annotator (unique
+  (task, annotator) plus an atomic conditional increment of `tasks.n_assigned`);
+- the responses are shown in an order shuffled per assignment, labelled a, b, c...; annotators
+  never see a response id or the model that produced it;
+- a submission carries a client-made idempotency key: the same key again returns the stored
+  judgment ("duplicate") instead of storing a second one, so retries and double clicks are safe;
+- a skipped task is never shown again to that annotator, and its slot is handed to someone else.
+Left out: assignment leases that expire (an abandoned assignment holds its slot until the annotator
+comes back, when they get the same task again), per-annotator quotas.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import string
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from rlhfkit.feedback.agreement import disagreement, krippendorff_alpha_nominal, loo_majority_agreement
+from rlhfkit.feedback.store import (
+    Annotator,
+    Assignment,
+    Campaign,
+    Judgment,
+    Store,
+    Task,
+    TaskItem,
+    hash_token,
+    new_token,
+)
+
+LETTERS = string.ascii_lowercase
+OUTCOMES = ("tie", "both_bad", "skip")
+MAX_RATIONALE = 5000
+MAX_SECONDS = 24 * 3600.0
+
+
+class ServiceError(Exception):
+    """A request that cannot be served; `status` is the HTTP status the web app answers with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Who:
+    id: int
+    name: str
+
+
+# ---------------------------------------------------------------------------------------------
+# annotators
+
+
+def add_annotator(store: Store, name: str, simulated: bool = False) -> str:
+    """Create an annotator and return their access token (shown once). Asking again for an existing
+    *simulated* annotator gives it a new token (the old one stops working after a server restart)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ServiceError(422, "an annotator name must have 1 to 200 characters")
+    token = new_token()
+    try:
+        with store.write() as session:
+            row = session.scalar(select(Annotator).where(Annotator.name == name))
+            if row is None:
+                session.add(Annotator(name=name, token_hash=hash_token(token), simulated=simulated))
+            elif simulated and row.simulated:
+                row.token_hash = hash_token(token)
+            else:
+                raise ServiceError(409, f"annotator {name!r} already exists")
+    except IntegrityError:
+        raise ServiceError(409, f"annotator {name!r} already exists") from None
+    return token
+
+
+def annotator_for_token(store: Store, token: str) -> Who | None:
+    if not token or len(token) > 200:
+        return None
+    with store.read() as session:
+        row = session.scalar(select(Annotator).where(Annotator.token_hash == hash_token(token)))
+        return Who(row.id, row.name) if row else None
+
+
+def get_campaign(session: Session, name: str) -> Campaign:
+    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+    if campaign is None:
+        raise ServiceError(404, f"no campaign named {name!r}")
+    return campaign
+
+
+def list_campaigns(store: Store) -> list[str]:
+    with store.read() as session:
+        return list(session.scalars(select(Campaign.name).order_by(Campaign.id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# assignment
+
+
+def _payload(session: Session, campaign: Campaign, assignment: Assignment, annotator_id: int) -> dict[str, Any]:
+    task = session.get(Task, assignment.task_id, options=[selectinload(Task.items).selectinload(TaskItem.response)])
+    texts = {item.response_id: item.response.text for item in task.items}
+    done = session.scalar(select(func.count(Judgment.id)).join(Task, Task.id == Judgment.task_id)
+                          .where(Judgment.annotator_id == annotator_id, Task.campaign_id == campaign.id))
+    return {
+        "assignment": assignment.id,
+        "campaign": campaign.name,
+        "prompt": task.prompt.text,
+        "responses": [texts[rid] for rid in assignment.order],
+        "labels": list(LETTERS[:len(assignment.order)]),
+        "rubric": campaign.rubric,
+        "guidelines": campaign.guidelines,
+        "require_rationale": campaign.require_rationale,
+        "progress": {"done": done, "remaining": _remaining(session, campaign.id, annotator_id)},
+    }
+
+
+def _remaining(session: Session, campaign_id: int, annotator_id: int) -> int:
+    """Tasks this annotator could still be given (plus the one open now, if any)."""
+    mine = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id)
+    free = session.scalar(select(func.count(Task.id)).where(
+        Task.campaign_id == campaign_id, Task.n_assigned < Task.overlap, Task.id.not_in(mine)))
+    open_now = session.scalar(select(func.count(Assignment.id)).join(Task).outerjoin(
+        Judgment, Judgment.assignment_id == Assignment.id).where(
+        Assignment.annotator_id == annotator_id, Task.campaign_id == campaign_id, Judgment.id.is_(None)))
+    return free + open_now
+
+
+def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | None = None) -> dict[str, Any] | None:
+    """The annotator's open assignment if any, else a newly claimed task; None when none is left."""
+    rng = random.Random(seed)
+    for _attempt in range(8):
+        try:
+            with store.write() as session:
+                campaign = get_campaign(session, campaign_name)
+                # 1) resume an assignment that was shown but not judged (reload, lost connection)
+                open_assignment = session.scalar(
+                    select(Assignment).join(Task).outerjoin(Judgment, Judgment.assignment_id == Assignment.id)
+                    .where(Assignment.annotator_id == annotator_id, Task.campaign_id == campaign.id,
+                           Judgment.id.is_(None)).order_by(Assignment.id).limit(1))
+                if open_assignment is not None:
+                    return _payload(session, campaign, open_assignment, annotator_id)
+                # 2) least-covered tasks first (gold tasks ride along: their overlap is unbounded)
+                mine = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id)
+                candidates = list(session.scalars(
+                    select(Task.id).where(Task.campaign_id == campaign.id, Task.n_assigned < Task.overlap,
+                                          Task.id.not_in(mine))
+                    .order_by(Task.n_assigned, Task.id).limit(16)))
+                if not candidates:
+                    return None
+                rng.shuffle(candidates)
+                for task_id in candidates:
+                    # 3) claim a slot atomically: no read-then-write race between annotators
+                    claimed = session.execute(
+                        update(Task).where(and_(Task.id == task_id, Task.n_assigned < Task.overlap))
+                        .values(n_assigned=Task.n_assigned + 1)).rowcount
+                    if claimed:
+                        order = list(session.scalars(select(TaskItem.response_id).where(TaskItem.task_id == task_id)))
+                        rng.shuffle(order)  # 4) hide which side is which model
+                        assignment = Assignment(task_id=task_id, annotator_id=annotator_id, order=order)
+                        session.add(assignment)
+                        session.flush()
+                        return _payload(session, campaign, assignment, annotator_id)
+        except IntegrityError:
+            continue  # the same annotator claimed the same task in a parallel request: try again
+    raise ServiceError(503, "the store is busy; try again")
+
+
+# ---------------------------------------------------------------------------------------------
+# submission
+
+
+def _letter_index(value: Any, k: int, where: str) -> int:
+    if not isinstance(value, str) or len(value) != 1 or value not in LETTERS[:k]:
+        raise ServiceError(422, f"{where} must be one of {', '.join(LETTERS[:k])}; got {value!r}")
+    return LETTERS.index(value)
+
+
+def parse_judgment(body: dict[str, Any], order: list[int], rubric: list[dict], policy: str) -> dict[str, Any]:
+    """Check a submission against the assignment; map letters (display positions) to response ids."""
+    k = len(order)
+    outcome = body.get("outcome")
+    ranking_letters = body.get("ranking")
+    criteria_in = body.get("criteria") or {}
+    rationale = body.get("rationale") or ""
+    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE:
+        raise ServiceError(422, f"rationale must be text of at most {MAX_RATIONALE} characters")
+    if not isinstance(criteria_in, dict):
+        raise ServiceError(422, "criteria must be an object {criterion: letter or 'tie'}")
+    ranking: list[int] | None = None
+    if outcome in OUTCOMES:
+        stored_outcome = outcome
+    else:
+        if ranking_letters is not None:
+            if not isinstance(ranking_letters, list) or len(ranking_letters) != k:
+                raise ServiceError(422, f"ranking must list all {k} responses, best first")
+            positions = [_letter_index(v, k, "each ranking entry") for v in ranking_letters]
+            if sorted(positions) != list(range(k)):
+                raise ServiceError(422, "ranking must name each response exactly once")
+            if outcome is not None and _letter_index(outcome, k, "outcome") != positions[0]:
+                raise ServiceError(422, "outcome and the first entry of ranking disagree")
+        elif k == 2:
+            first = _letter_index(outcome, k, "outcome")
+            positions = [first, 1 - first]
+        else:
+            raise ServiceError(422, f"with {k} responses send a full ranking (best first), or tie/both_bad/skip")
+        ranking = [order[p] for p in positions]
+        stored_outcome = "ranked"
+    keys = {c["key"] for c in rubric}
+    criteria: dict[str, int | str] = {}
+    if stored_outcome != "skip":
+        for key, value in criteria_in.items():
+            if key not in keys:
+                raise ServiceError(422, f"unknown criterion {key!r}; this campaign's rubric: {', '.join(sorted(keys))}")
+            criteria[key] = "tie" if value == "tie" else order[_letter_index(value, k, f"criteria.{key}")]
+    close_call = stored_outcome in ("tie", "both_bad") or (
+        ranking is not None and any(v != ranking[0] for v in criteria.values()))
+    if stored_outcome != "skip" and not rationale.strip() and (
+            policy == "always" or (policy == "close" and close_call)):
+        why = "every judgment" if policy == "always" else "a close call (tie, both bad, or criteria that disagree)"
+        raise ServiceError(422, f"this campaign asks for a rationale on {why}")
+    seconds = body.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+        raise ServiceError(422, "seconds must be a number")
+    return {"outcome": stored_outcome, "ranking": ranking, "criteria": criteria,
+            "rationale": rationale.strip() if stored_outcome != "skip" else "", "seconds": seconds}
+
+
+def submit(store: Store, annotator_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Store one judgment, once per idempotency key. Returns {"status": "stored"|"duplicate", "id"}."""
+    key = body.get("key")
+    if not isinstance(key, str) or not 8 <= len(key) <= 100:
+        raise ServiceError(422, "key (an idempotency key of 8 to 100 characters, new per task) is required")
+    assignment_id = body.get("assignment")
+    if isinstance(assignment_id, bool) or not isinstance(assignment_id, int):
+        raise ServiceError(422, "assignment must be the integer id given with the task")
+    for _attempt in range(3):
+        try:
+            with store.write() as session:
+                # 1) the same key again: the earlier result, nothing new stored
+                earlier = session.scalar(select(Judgment).where(
+                    Judgment.annotator_id == annotator_id, Judgment.idempotency_key == key))
+                if earlier is not None:
+                    if earlier.assignment_id != assignment_id:
+                        raise ServiceError(409, "this idempotency key was already used for another task")
+                    return {"status": "duplicate", "id": earlier.id}
+                # 2) only one's own assignments exist, as far as an annotator can tell
+                assignment = session.get(Assignment, assignment_id)
+                if assignment is None or assignment.annotator_id != annotator_id:
+                    raise ServiceError(404, f"no assignment {assignment_id} for you")
+                if session.scalar(select(Judgment.id).where(Judgment.assignment_id == assignment_id)) is not None:
+                    raise ServiceError(409, "this task is already judged (with another idempotency key)")
+                task = assignment.task
+                campaign = task.campaign
+                parsed = parse_judgment(body, assignment.order, campaign.rubric, campaign.require_rationale)
+                if parsed["seconds"] is None:
+                    from rlhfkit.feedback.store import utcnow
+
+                    parsed["seconds"] = (utcnow() - assignment.created_at).total_seconds()
+                parsed["seconds"] = min(max(float(parsed["seconds"]), 0.0), MAX_SECONDS)
+                judgment = Judgment(assignment_id=assignment_id, task_id=task.id, annotator_id=annotator_id,
+                                    idempotency_key=key, **parsed)
+                session.add(judgment)
+                if parsed["outcome"] == "skip":  # 3) free the slot for someone else
+                    session.execute(update(Task).where(Task.id == task.id)
+                                    .values(n_assigned=Task.n_assigned - 1))
+                session.flush()
+                return {"status": "stored", "id": judgment.id}
+        except IntegrityError:
+            continue  # a parallel copy of this submission won the race: step 1 now finds it
+    raise ServiceError(503, "the store is busy; try again")
+
+
+def my_summary(store: Store, annotator_id: int) -> dict[str, Any]:
+    """What an annotator may know about their own work: counts per campaign, nothing about others."""
+    with store.read() as session:
+        rows = session.execute(
+            select(Campaign.name, func.count(Judgment.id)).join(Task, Task.campaign_id == Campaign.id)
+            .join(Judgment, Judgment.task_id == Task.id).where(Judgment.annotator_id == annotator_id)
+            .group_by(Campaign.name)).all()
+        return {"judged": {name: count for name, count in rows}}
+
+
+# ---------------------------------------------------------------------------------------------
+# reading judgments back: pairwise units for agreement, aggregation and export
+
+
+def pair_label(judgment_outcome: str, ranking: list[int] | None, first: int, second: int) -> str | None:
+    """The label of one judgment on the pair (first, second) of response ids."""
+    if judgment_outcome in ("tie", "both_bad"):
+        return judgment_outcome
+    if judgment_outcome != "ranked" or ranking is None:
+        return None
+    return "first" if ranking.index(first) < ranking.index(second) else "second"
+
+
+def load_judgments(session: Session, campaign: Campaign) -> tuple[list[Task], list[Judgment]]:
+    tasks = list(session.scalars(select(Task).where(Task.campaign_id == campaign.id).options(
+        selectinload(Task.items).selectinload(TaskItem.response), selectinload(Task.prompt))))
+    judgments = list(session.scalars(select(Judgment).join(Task).where(Task.campaign_id == campaign.id)
+                                     .options(selectinload(Judgment.annotator), selectinload(Judgment.assignment))
+                                     .order_by(Judgment.id)))
+    return tasks, judgments
+
+
+def pair_votes(tasks: list[Task], judgments: list[Judgment], include_gold: bool = False) -> list[tuple]:
+    """(unit, annotator name, label) for every pair of responses of every judged task.
+    A unit is (task id, first response id, second response id) in the task's stored slot order."""
+    by_task = {t.id: t for t in tasks}
+    votes = []
+    for j in judgments:
+        task = by_task[j.task_id]
+        if j.outcome == "skip" or (task.gold is not None and not include_gold):
+            continue
+        ids = task.response_ids
+        for i in range(len(ids)):
+            for k in range(i + 1, len(ids)):
+                label = pair_label(j.outcome, j.ranking, ids[i], ids[k])
+                if label is not None:
+                    votes.append(((task.id, ids[i], ids[k]), j.annotator.name, label))
+    return votes
+
+
+def campaign_stats(store: Store, campaign_name: str, top_disputed: int = 10) -> dict[str, Any]:
+    """Progress, per-annotator numbers, agreement and the most-disputed comparisons of a campaign."""
+    with store.read() as session:
+        campaign = get_campaign(session, campaign_name)
+        tasks, judgments = load_judgments(session, campaign)
+    regular = [t for t in tasks if t.gold is None]
+    gold = {t.id: t.gold for t in tasks if t.gold is not None}
+    votes = pair_votes(tasks, judgments)
+    alpha = krippendorff_alpha_nominal(votes)
+    loo, loo_by_annotator = loo_majority_agreement(votes)
+    # 1) progress: judgments (skips excluded) against the slots the campaign asks for
+    judged_per_task = Counter(j.task_id for j in judgments if j.outcome != "skip")
+    wanted = sum(t.overlap for t in regular)
+    done = sum(min(judged_per_task[t.id], t.overlap) for t in regular)
+    # 2) per annotator
+    per: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "skips": 0, "seconds": [], "gold": []})
+    for j in judgments:
+        row = per[j.annotator.name]
+        if j.outcome == "skip":
+            row["skips"] += 1
+            continue
+        row["count"] += 1
+        row["seconds"].append(j.seconds)
+        if j.task_id in gold:
+            row["gold"].append(1.0 if j.ranking and j.ranking[0] == gold[j.task_id][0] else 0.0)
+    annotators = []
+    for name, row in sorted(per.items()):
+        annotators.append({
+            "annotator": name, "count": row["count"], "skips": row["skips"],
+            "median_seconds": statistics.median(row["seconds"]) if row["seconds"] else None,
+            "agreement_with_majority": loo_by_annotator.get(name),
+            "gold_accuracy": sum(row["gold"]) / len(row["gold"]) if row["gold"] else None,
+            "gold_judged": len(row["gold"]),
+        })
+    # 3) the comparisons people disagree on most
+    by_unit: dict[tuple, list[tuple[str, str]]] = defaultdict(list)
+    for unit, who, label in votes:
+        by_unit[unit].append((who, label))
+    prompt_of = {t.id: t.prompt.text for t in tasks}
+    disputed = sorted(((disagreement([lab for _, lab in v]), unit, v) for unit, v in by_unit.items() if len(v) >= 2),
+                      key=lambda x: (-x[0], x[1]))[:top_disputed]
+    return {
+        "campaign": campaign.name,
+        "tasks": len(regular), "gold_tasks": len(gold),
+        "judgments": sum(1 for j in judgments if j.outcome != "skip"),
+        "skips": sum(1 for j in judgments if j.outcome == "skip"),
+        "progress": {"done": done, "wanted": wanted, "fraction": done / wanted if wanted else 0.0},
+        "krippendorff_alpha": alpha,
+        "loo_majority_agreement": loo,
+        "annotators": annotators,
+        "disputed": [{"task": unit[0], "prompt": prompt_of[unit[0]], "disagreement": d,
+                      "votes": dict(Counter(lab for _, lab in v))} for d, unit, v in disputed if d > 0],
+    }

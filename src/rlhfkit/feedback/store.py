@@ -1,0 +1,285 @@
+"""The feedback store: tables for campaigns, tasks, annotators and judgments, on SQLite or PostgreSQL.
+
+    store = Store.open("feedback.db")                      # SQLite file (WAL, foreign keys on)
+    store = Store.open("postgresql://user@127.0.0.1/rlhf")  # PostgreSQL through psycopg 3
+    with store.write() as session: ...                     # one short write transaction
+    with store.read() as session: ...                      # a read-only snapshot
+
+`Store.open` runs the Alembic migrations in `migrations/` (`Store.upgrade()`), so a store written by
+an older rlhfkit is brought up to date in place and never recreated.
+
+Tables (response ids are canonical; the order an annotator saw is kept per assignment):
+    campaigns    name, guidelines, rubric, k (responses per task), overlap, rationale policy
+    prompts      one per distinct prompt of a campaign
+    responses    text + the checkpoint ("model") that produced it
+    tasks        a comparison of 2..K responses (task_items: slot -> response), optional gold answer
+    annotators   name + sha256 of the access token (the token itself is shown once, never stored)
+    assignments  task shown to annotator, in a shuffled order; unique (task, annotator)
+    judgments    one per assignment: outcome, ranking, per-criterion picks, rationale, seconds, skip;
+                 unique (annotator, idempotency key) so a retried submission is stored once
+    settings     key/value (the admin token's hash)
+
+SQLite writes are serialized in-process by a lock and use `BEGIN IMMEDIATE`, so concurrent writers
+wait for each other instead of failing with "database is locked" on a read-to-write upgrade.
+Left out: sharding, soft deletes, an audit log of edits (a judgment is never edited).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from rlhfkit.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    rubric: Mapped[list] = mapped_column(JSON, default=list)  # [{"key", "label", "help"}]
+    k: Mapped[int] = mapped_column(Integer, default=2)
+    overlap: Mapped[int] = mapped_column(Integer, default=3)
+    require_rationale: Mapped[str] = mapped_column(String(10), default="close")  # never | close | always
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tasks: Mapped[list[Task]] = relationship(back_populates="campaign")
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("campaign_id", "text"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Response(Base):
+    __tablename__ = "responses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(500), default="")
+    sample_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    overlap: Mapped[int] = mapped_column(Integer)
+    # slots handed out; an atomic `UPDATE ... SET n_assigned = n_assigned + 1 WHERE n_assigned < overlap`
+    # keeps concurrent annotators from over-filling a task on PostgreSQL as on SQLite
+    n_assigned: Mapped[int] = mapped_column(Integer, default=0)
+    gold: Mapped[list | None] = mapped_column(JSON, nullable=True)  # known ranking of response ids, best first
+    campaign: Mapped[Campaign] = relationship(back_populates="tasks")
+    prompt: Mapped[Prompt] = relationship()
+    items: Mapped[list[TaskItem]] = relationship(order_by="TaskItem.slot", cascade="all, delete-orphan")
+
+    @property
+    def response_ids(self) -> list[int]:
+        return [item.response_id for item in self.items]
+
+
+class TaskItem(Base):
+    __tablename__ = "task_items"
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    response: Mapped[Response] = relationship()
+
+
+class Annotator(Base):
+    __tablename__ = "annotators"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("task_id", "annotator_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), index=True)
+    order: Mapped[list] = mapped_column(JSON)  # response ids in the order shown (left to right)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    task: Mapped[Task] = relationship()
+
+
+class Judgment(Base):
+    __tablename__ = "judgments"
+    __table_args__ = (UniqueConstraint("annotator_id", "idempotency_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(10))  # best | tie | both_bad | ranking | skip
+    ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)  # response ids, best first
+    criteria: Mapped[dict] = mapped_column(JSON, default=dict)  # criterion -> response id or "tie"
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    annotator: Mapped[Annotator] = relationship()
+    assignment: Mapped[Assignment] = relationship()
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def store_url(db: str) -> str:
+    """`feedback.db` or `sqlite:///x.db` -> SQLite; `postgresql://...` -> PostgreSQL via psycopg 3."""
+    if "://" not in db:
+        return f"sqlite:///{Path(db).expanduser().resolve()}"
+    if db.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + db.split("://", 1)[1]
+    return db
+
+
+class Store:
+    """An engine plus the session helpers; one per process."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def open(cls, db: str, upgrade: bool = True) -> Store:
+        url = store_url(db)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(f"--db {db!r} is neither a file path nor a database URL "
+                              f"(e.g. feedback.db or postgresql://user@127.0.0.1:5432/rlhf)") from None
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and not Path(parsed.database).parent.exists():
+                raise ConfigError(f"--db {db!r}: folder {Path(parsed.database).parent} does not exist")
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            _sqlite_pragmas(engine)
+        elif parsed.get_backend_name() == "postgresql":
+            try:
+                engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            except ModuleNotFoundError:
+                raise ConfigError("PostgreSQL needs the psycopg driver: pip install 'psycopg[binary]'") from None
+        else:
+            raise ConfigError(f"--db {db!r}: only SQLite and PostgreSQL stores are supported")
+        store = cls(engine)
+        if upgrade:
+            store.upgrade()
+        return store
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+        from alembic import command
+        from alembic.config import Config
+        from sqlalchemy.exc import OperationalError
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the feedback store {self.engine.url!r}: {exc.orig}") from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction, committed on success, rolled back on error."""
+        lock = self._write_lock or contextlib.nullcontext()
+        with lock, self.engine.connect() as connection:
+            connection = connection.execution_options(immediate=True)
+            with Session(bind=connection, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # -- the admin token: only its hash is stored ---------------------------------------------
+
+    def set_admin_token(self, token: str | None = None) -> str:
+        token = token or new_token()
+        with self.write() as session:
+            session.merge(Setting(key="admin_token_sha256", value=hash_token(token)))
+        return token
+
+    def has_admin_token(self) -> bool:
+        with self.read() as session:
+            return session.get(Setting, "admin_token_sha256") is not None
+
+    def is_admin_token(self, token: str) -> bool:
+        with self.read() as session:
+            row = session.get(Setting, "admin_token_sha256")
+            return row is not None and secrets.compare_digest(row.value, hash_token(token))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get("immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,109 @@
+"""A real browser: Playwright drives Debian's headless chromium against `rlhfkit serve` on loopback.
+An annotator logs in from their link and judges pairs with the keyboard only; the rows must appear
+in the database. One response carries script/HTML payloads, which must show as text and never run.
+
+    pytest tests/feedback/test_browser.py
+
+Needs /usr/bin/chromium (scripts/install.sh installs Debian's package) and the `playwright` pip
+package; `playwright install` is never run. Skipped when either is missing, except in CI.
+"""
+
+import os
+import shutil
+
+import pytest
+from feedback_helpers import ADMIN, running_server
+from sqlalchemy import select
+
+from rlhfkit.feedback import service
+from rlhfkit.feedback.store import Assignment, Judgment, Store
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM) or not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: run scripts/install.sh")
+        pytest.skip("chromium is missing: run scripts/install.sh")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.mark.slow
+def test_keyboard_judging_lands_in_the_database(browser, tmp_path, make_campaign):
+    db = str(tmp_path / "f.db")
+    store = Store.open(db)
+    make_campaign(store, n_prompts=4, overlap=1, texts={0: [XSS, "plain answer"], 1: [XSS, "x"], 2: [XSS, "y"],
+                                                          3: [XSS, "z"]})
+    token = service.add_annotator(store, "alice")
+    with running_server(db) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/login#token={token}")
+        page.wait_for_url(f"{url}/annotate")
+        page.locator("#prompt").filter(has_text="prompt").wait_for()
+
+        def current_prompt():
+            return page.locator("#prompt").inner_text()
+
+        def submit_and_wait(before):
+            page.keyboard.press("Enter")
+            page.wait_for_function("(p) => document.getElementById('prompt').textContent !== p"
+                                   " || !document.getElementById('done').hidden", arg=before)
+
+        # 1) A is better: "1", Enter
+        assert page.locator(".response .text").first.inner_text() in (XSS, "plain answer", "x", "y", "z")
+        assert page.locator(".response .text").filter(has_text=XSS).count() == 1  # the payload shows as text...
+        assert page.evaluate("window.__xss") is None  # ...and never ran
+        first = current_prompt()
+        page.keyboard.press("1")
+        submit_and_wait(first)
+        # 2) B is better, but A wins on the first criterion: a close call, so a rationale is required
+        second = current_prompt()
+        page.keyboard.press("2")
+        page.keyboard.press("c")
+        page.keyboard.press("1")
+        page.keyboard.press("Escape")
+        page.keyboard.press("Enter")
+        page.locator("#status.error").filter(has_text="rationale").wait_for()  # and the box has focus
+        page.keyboard.type("B answers the question; A is <b>clearer</b> but off topic")
+        page.keyboard.press("Escape")
+        submit_and_wait(second)
+        # 3) tie, with a rationale; 4) skip
+        third = current_prompt()
+        page.keyboard.press("t")
+        page.keyboard.press("r")
+        page.keyboard.type("equally good")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function("(p) => document.getElementById('prompt').textContent !== p", arg=third)
+        page.keyboard.press("s")
+        page.locator("#done").wait_for(state="visible")
+        assert page.evaluate("window.__xss") is None
+
+        # the admin view shows the numbers, with the same payloads as inert text
+        admin = browser.new_page()
+        admin.goto(f"{url}/login#token={ADMIN}")
+        admin.wait_for_url(f"{url}/admin")
+        admin.locator("#annotators tbody tr").first.wait_for()
+        assert "alice" in admin.locator("#annotators").inner_text()
+        assert "Krippendorff" in admin.locator("#agreement").inner_text()
+
+    with store.read() as s:
+        judgments = list(s.scalars(select(Judgment).order_by(Judgment.id)))
+        orders = [s.get(Assignment, j.assignment_id).order for j in judgments]
+    assert [j.outcome for j in judgments] == ["ranked", "ranked", "tie", "skip"]
+    assert judgments[0].ranking == orders[0]  # "1": the left response first
+    assert judgments[1].ranking == orders[1][::-1]  # "2": the right one
+    assert judgments[1].criteria["helpfulness"] == orders[1][0]  # "c" then "1": criterion 1 to A
+    assert judgments[1].criteria["clarity"] == orders[1][1]  # the others follow the overall choice
+    assert judgments[1].rationale == "B answers the question; A is <b>clearer</b> but off topic"
+    assert judgments[2].criteria == {k: "tie" for k in ("helpfulness", "neutrality", "clarity", "harmlessness")}
+    assert all(j.seconds > 0 for j in judgments[:3])
+    store.dispose()

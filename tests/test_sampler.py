@@ -1,0 +1,66 @@
+"""The KV-cache sampler against references: HF greedy generation, and a teacher-forced forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlhfkit.models import build_tiny
+from rlhfkit.sampler import SamplingParams, filter_logits, sample
+
+PROMPTS = ["Question: How can I sleep better at night?\nAnswer:", "Question: Hi?\nAnswer:",
+           "Question: What should I do if I find a snake in my rural yard?\nAnswer:"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = build_tiny(seed=3)
+    return model.eval(), tokenizer
+
+
+def test_greedy_matches_transformers_generate(tiny):
+    model, tokenizer = tiny
+    out = sample(model, tokenizer, PROMPTS, SamplingParams(max_new_tokens=12, temperature=0))
+    for i, prompt in enumerate(PROMPTS):
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ref = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:]
+        n = int(out.mask[i].sum())
+        assert out.tokens[i, :n].tolist() == ref[:n].tolist()
+
+
+def test_logprobs_match_a_teacher_forced_forward_pass(tiny):
+    """At temperature 1 with no filtering, the returned log-prob of token t must equal
+    log_softmax(model(prompt + tokens[:t]))[token t] computed in one un-cached pass."""
+    model, tokenizer = tiny
+    out = sample(model, tokenizer, PROMPTS, SamplingParams(max_new_tokens=10), torch.Generator().manual_seed(0))
+    for i, prompt in enumerate(PROMPTS):
+        n = int(out.mask[i].sum())
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        full = torch.cat([ids[0], out.tokens[i, :n]])[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(full).logits[0, ids.shape[1] - 1:-1].float(), -1)
+        expected = logp.gather(-1, out.tokens[i, :n, None]).squeeze(-1)
+        torch.testing.assert_close(out.logprobs[i, :n], expected, rtol=1e-4, atol=1e-4)
+        assert out.mask[i, n:].sum() == 0
+
+
+def test_filtering_by_hand():
+    """logits [2, 1, 0, -1] (probs ~.64 .24 .09 .03): top-k 2 keeps the first two; top-p 0.7 keeps
+    tokens while the mass before them is < 0.7, i.e. the first two (0 and .64 before them)."""
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    k = filter_logits(logits, SamplingParams(top_k=2))
+    assert torch.isinf(k[0, 2:]).all() and torch.isfinite(k[0, :2]).all()
+    p = filter_logits(logits, SamplingParams(top_p=0.7))
+    assert torch.isinf(p[0, 2:]).all() and torch.isfinite(p[0, :2]).all()
+    assert torch.isfinite(filter_logits(logits, SamplingParams(top_p=0.5))).sum() == 1
+
+
+def test_stops_at_eos_and_masks_after(tiny):
+    model, tokenizer = tiny
+    out = sample(model, tokenizer, PROMPTS * 4, SamplingParams(max_new_tokens=40), torch.Generator().manual_seed(1))
+    for row, mask in zip(out.tokens, out.mask):
+        n = int(mask.sum())
+        eos_at = (row[:n] == tokenizer.eos_token_id).nonzero()
+        if len(eos_at):
+            assert eos_at[0].item() == n - 1  # EOS is the last real token

@@ -328,6 +328,7 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
 
         # 3) clip, step, schedule
         grad_norm = acc.clip_grad_norm_(model.parameters(), config.max_grad_norm) if config.max_grad_norm > 0 else None
+        lr_used = scheduler.get_last_lr()[0]  # the rate this step was taken with
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -338,7 +339,7 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
         keys = sorted(sums)
         totals = acc.reduce(torch.stack([sums[k] for k in keys]), "sum") / max(weight, 1e-8)
         record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                  **{k: v for k, v in zip(keys, totals.tolist())}, "lr": scheduler.get_last_lr()[0]}
+                  **{k: v for k, v in zip(keys, totals.tolist())}, "lr": lr_used}
         if record["loss"] != record["loss"]:
             raise RlhfkitError(f"the {name} loss became NaN at step {step}; lower --lr (now {lr}) or check the data")
         if grad_norm is not None:

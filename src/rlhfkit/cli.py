@@ -15,6 +15,8 @@ import sys
 
 # name: (module, config class, run function, one-line summary)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "quickstart": ("rlhfkit.quickstart", "QuickstartConfig", "run_quickstart",
+                   "the whole loop on the built-in task, with a report"),
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
     "rm": ("rlhfkit.trainers.rm", "RMConfig", "train_rm", "train a reward model on preferences or rankings"),
     "dpo": ("rlhfkit.trainers.dpo", "DPOConfig", "train_dpo", "direct preference optimization (no reward model)"),

@@ -9,6 +9,7 @@ fresh checkpoint tells what it has learned.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,19 +61,15 @@ class SampleConfig:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list[str]:
-    """Plain `transformers` generation with left padding; returns the decoded completions."""
+    """Completions from the KV-cache sampler (rlhfkit.sampler), `batch_size` prompts at a time."""
+    from rlhfkit.sampler import SamplingParams, sample
+
+    params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     out: list[str] = []
     for s in range(0, len(prompts), config.batch_size):
-        chunk = prompts[s:s + config.batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        greedy = config.temperature == 0
-        ids = model.generate(**enc, max_new_tokens=config.max_new_tokens, do_sample=not greedy,
-                             temperature=None if greedy else config.temperature, top_p=None if greedy else config.top_p,
-                             top_k=None if greedy or not config.top_k else config.top_k,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        out.extend(tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        out.extend(sample(model, tokenizer, prompts[s:s + config.batch_size], params, generator).completions)
     return out
 
 
@@ -91,10 +88,10 @@ def run_sample(config: SampleConfig) -> Path:
             from rlhfkit.tokenization import _located
 
             raise _located(records.location(i), f"the prompt is longer than --max-length {config.max_length} tokens")
-    torch.manual_seed(config.seed)
     rows = []
     for index in range(config.num_samples):
-        for record, completion in zip(records, generate(model, tokenizer, prompts, config)):
+        config_k = dataclasses.replace(config, seed=config.seed + index)
+        for record, completion in zip(records, generate(model, tokenizer, prompts, config_k)):
             rows.append({"prompt": record["prompt"], "completion": completion, "model": config.model, "index": index})
     write_jsonl(config.out, rows)
     print(f"wrote {len(rows)} responses to {config.out}")

@@ -31,7 +31,7 @@ from rlhfkit.ops import token_logprobs
 from rlhfkit.tokenization import IGNORE, Example, collate, encode, render_completion, render_prompt
 from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
 
-TINY_LR, PRETRAINED_LR = 2e-5, 5e-7
+TINY_LR, PRETRAINED_LR = 1e-4, 5e-7
 
 
 @dataclass

@@ -48,6 +48,8 @@ class QuickstartConfig:
     """Panel bias: length or flattery (the reward-hacking table), or none."""
     sft_epochs: float = 4.0
     """SFT passes over the demonstrations."""
+    sft_max_steps: int | None = None
+    """Cap on SFT steps (for a fast smoke run)."""
     dpo_lr: float = 1e-4
     """DPO learning rate."""
     dpo_beta: float = 0.1
@@ -101,7 +103,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     sft, rm, dpo = out / "sft", out / "rm", out / "dpo"
     samples, prefs, db = out / "samples.jsonl", out / "preferences.jsonl", out / "feedback.db"
-    stage("1) sft", lambda: train_sft(SFTConfig(out=str(sft), epochs=config.sft_epochs, seed=config.seed,
+    stage("1) sft", lambda: train_sft(SFTConfig(out=str(sft), epochs=config.sft_epochs, max_steps=config.sft_max_steps, seed=config.seed,
                                                 progress=config.progress)), _done(sft))
     stage("2) sample", lambda: run_sample(SampleConfig(model=str(sft), split="train", num_prompts=config.prompts,
                                                        num_samples=config.samples_per_prompt, out=str(samples),

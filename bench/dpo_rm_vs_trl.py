@@ -132,14 +132,13 @@ def common_config(args, out: Path) -> dict:
 def hook(run: Run):
     def on_step(step: int, record: dict) -> None:
         run.stamps.append(time.perf_counter())
-        # record["lr"] is read after scheduler.step(): the lr of the *next* step; TRL logs the lr used in this one
-        run.losses[step], run.lrs[step + 1] = record["loss"], record["lr"]
+        # record["lr"] is the lr this step was taken with, as TRL logs it
+        run.losses[step], run.lrs[step] = record["loss"], record["lr"]
     return on_step
 
 
 def run_rlhfkit(kind: str, setup: Setup, args) -> Run:
     run = Run(f"rlhfkit {kind}")
-    run.lrs[1] = DPO_LR if kind == "dpo" else RM_LR  # no warmup: step 1 runs at the peak
     with tempfile.TemporaryDirectory(dir=setup.workdir) as out:
         config = common_config(args, Path(out)) | {"data": str(setup.jsonl)}
         if kind == "dpo":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlhfkit.models import build_tiny
-from rlhfkit.sampler import SamplingParams, filter_logits, sample
+from rlhfkit.sampler import SamplingParams, filter_logits, gumbel_max, sample
 
 PROMPTS = ["Question: How can I sleep better at night?\nAnswer:", "Question: Hi?\nAnswer:",
            "Question: What should I do if I find a snake in my rural yard?\nAnswer:"]
@@ -64,3 +64,12 @@ def test_stops_at_eos_and_masks_after(tiny):
         eos_at = (row[:n] == tokenizer.eos_token_id).nonzero()
         if len(eos_at):
             assert eos_at[0].item() == n - 1  # EOS is the last real token
+
+
+def test_gumbel_max_draws_from_the_distribution():
+    """p = [0.5, 0.3, 0.2]: over 40,000 draws each frequency is within 4 standard errors
+    (sqrt(p(1-p)/n) <= 0.0025) of p."""
+    p = torch.tensor([0.5, 0.3, 0.2])
+    draws = gumbel_max(p.log().expand(40_000, 3), torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=3).float() / 40_000
+    torch.testing.assert_close(freq, p, rtol=0, atol=0.01)

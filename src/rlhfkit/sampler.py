@@ -56,6 +56,13 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return logits
 
 
+def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, V) log-probs -> (B,) token ids. argmax(log p + Gumbel noise) is an exact draw from p
+    (the Gumbel-max trick), and cheaper than `torch.multinomial` on CPU."""
+    uniform = torch.rand(logp.shape, generator=generator, device=logp.device).clamp_(min=1e-20)
+    return (logp - torch.log(-torch.log(uniform))).argmax(-1)
+
+
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generator: torch.Generator | None = None,
            ) -> SampleOutput:
@@ -79,9 +86,16 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     logprobs = torch.zeros((batch, params.max_new_tokens), device=device)
     mask = torch.zeros((batch, params.max_new_tokens), dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
+    width_total = prompt_mask.shape[1] + params.max_new_tokens
+    attention_full = torch.ones((batch, width_total), dtype=torch.long, device=device)  # finished rows are ignored
+    attention_full[:, :prompt_mask.shape[1]] = prompt_mask
     attention = prompt_mask
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+    import inspect
+
+    # only the last position's logits are needed: models that support it skip the (P x V) projection
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
     cache, next_logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
     last_pos = positions[:, -1]
     steps = 0
@@ -90,9 +104,10 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
             chosen = next_logits.argmax(-1)
             logp = torch.log_softmax(next_logits, -1).gather(-1, chosen[:, None]).squeeze(-1)
         else:
-            filtered = filter_logits(next_logits, params)
+            plain = params.temperature == 1.0 and not params.top_k and params.top_p >= 1.0
+            filtered = next_logits if plain else filter_logits(next_logits, params)
             logp_all = torch.log_softmax(filtered, -1)
-            chosen = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
+            chosen = gumbel_max(logp_all, generator)
             logp = logp_all.gather(-1, chosen[:, None]).squeeze(-1)
         chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
         tokens[:, t], logprobs[:, t] = chosen, torch.where(done, torch.zeros_like(logp), logp)
@@ -101,10 +116,10 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
         steps = t + 1
         if done.all():
             break
-        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)  # finished rows are ignored
+        attention = attention_full[:, :prompt_mask.shape[1] + t + 1]
         last_pos = last_pos + 1
         out = model(input_ids=chosen[:, None], attention_mask=attention, position_ids=last_pos[:, None],
-                    past_key_values=cache, use_cache=True)
+                    past_key_values=cache, use_cache=True, **extra)
         cache, next_logits = out.past_key_values, out.logits[:, -1].float()
     tokens, logprobs, mask = tokens[:, :steps], logprobs[:, :steps], mask[:, :steps]
     texts = tokenizer.batch_decode(tokens.masked_fill(mask == 0, pad).tolist(), skip_special_tokens=True)

@@ -1,0 +1,377 @@
+"""Online RL from a reward: PPO with RLOO / GRPO / REINFORCE / GAE advantages and a KL penalty.
+
+Each step samples responses from the policy, scores them with a judge, and takes a few clipped
+policy-gradient epochs on them (Schulman et al. 2017; Ziegler et al. 2019; Ouyang et al. 2022):
+
+    r_t = -beta * KL_t  (+ score on the response's last real token)
+    L   = ppo_policy_loss(logprobs, old_logprobs, A, mask)  (+ vf_coef * ppo_value_loss for gae)
+
+Run it:
+    rlhfkit ppo --model runs/sft --reward gold --out runs/ppo
+    rlhfkit ppo --model runs/sft --reward runs/rm --advantage gae
+    accelerate launch --num_processes 2 -m rlhfkit ppo ...   # each process samples its own prompts
+
+Advantages (--advantage): rloo and grpo compare the `group_size` responses to one prompt;
+reinforce subtracts the batch mean; gae learns a value head (one Linear on the last hidden state).
+All the math is in rlhfkit.ops and rlhfkit.losses; this file only wires it together.
+
+Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM, LoRA
+adapters as the reference (the reference is a second frozen copy of --model).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from rlhfkit.errors import ConfigError, RlhfkitError
+from rlhfkit.losses import ppo_policy_loss, ppo_value_loss
+from rlhfkit.ops import (
+    AdaptiveKLController,
+    FixedKLController,
+    entropy_from_logits,
+    gae,
+    grpo_advantages,
+    kl_estimate,
+    masked_mean,
+    rloo_advantages,
+    token_logprobs,
+    whiten,
+)
+from rlhfkit.trainers.common import (
+    Checkpointer,
+    MetricsLog,
+    TrainConfig,
+    default_lr,
+    lr_schedule,
+    make_accelerator,
+    progress_bar,
+    restore_rng,
+    save_final,
+    seed_everything,
+    write_config,
+)
+
+TINY_LR, PRETRAINED_LR = 3e-5, 1e-6
+KL_HORIZON = 10_000
+
+
+@dataclass
+class PPOConfig(TrainConfig):
+    """Online RL: sample from the policy, score with a judge, update with the PPO clipped loss."""
+
+    out: str = "runs/ppo"
+    """Output folder: the final policy (HF checkpoint), checkpoints/, metrics.jsonl, config.yaml."""
+    reward: str = "gold"
+    """Who scores responses: gold (the built-in rubric), a reward-model folder, or module:function."""
+    advantage: Literal["grpo", "rloo", "reinforce", "gae"] = "rloo"
+    """Advantage estimator: group-relative (grpo), leave-one-out (rloo), batch-mean baseline, or GAE with a value head."""
+    group_size: int = 4
+    """Responses sampled per prompt (grpo and rloo; the other estimators sample one)."""
+    prompts_per_step: int = 8
+    """Prompts per step on each process."""
+    max_new_tokens: int = 48
+    """Longest response in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature; the log-probs of the update use the same temperature."""
+    kl_coef: float = 0.05
+    """beta: weight of the KL(policy || reference) penalty."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k1"
+    """Per-token KL estimator of the penalty and of the logged KL (Schulman's k1, k2, k3)."""
+    kl_in_reward: bool = True
+    """Put -beta * KL into the per-token reward; otherwise add beta * k3 KL to the loss (GRPO-style)."""
+    adaptive_kl_target: float | None = None
+    """Target sequence KL of an adaptive beta (Ziegler et al. 2019); unset keeps beta fixed."""
+    ppo_epochs: int = 2
+    """Passes of optimisation over each step's responses."""
+    clip_range: float = 0.2
+    """PPO clip epsilon of the probability ratio."""
+    value_clip_range: float = 0.2
+    """Clip of the value prediction around its rollout-time value (gae)."""
+    vf_coef: float = 0.1
+    """Weight of the value loss (gae)."""
+    gamma: float = 1.0
+    """Discount factor (gae)."""
+    lam: float = 0.95
+    """GAE lambda."""
+    missing_eos_penalty: float | None = -1.0
+    """Added to the score of a response that never emitted EOS (unset: no penalty)."""
+    length_penalty: float = 0.0
+    """Subtracted from the score per response token."""
+    whiten_advantages: bool = True
+    """Normalise the advantages to zero mean and unit variance over the batch's tokens."""
+    builtin_size: int = 512
+    """Number of prompts generated when --data is builtin:assistant."""
+    max_steps: int | None = 40
+    """Steps (sample, score, update) to run."""
+    batch_size: int = 16
+    """Responses per PPO minibatch: each epoch takes ceil(responses per step / batch-size) optimizer steps."""
+    log_every: int = 1
+    """Write a metrics.jsonl line every this many steps."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.max_steps is None:
+            raise ConfigError("--max-steps is required: ppo has no epochs over a fixed data set")
+        if self.advantage in ("grpo", "rloo") and self.group_size < 2:
+            raise ConfigError(f"--group-size must be at least 2 for --advantage {self.advantage}, got {self.group_size}")
+        for name in ("prompts_per_step", "max_new_tokens", "ppo_epochs", "builtin_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ConfigError(f"--temperature must be positive (greedy sampling has no policy gradient), "
+                              f"got {self.temperature}")
+        if self.kl_coef < 0:
+            raise ConfigError(f"--kl-coef must be >= 0, got {self.kl_coef}")
+        if self.clip_range <= 0 or self.value_clip_range <= 0:
+            raise ConfigError("--clip-range and --value-clip-range must be positive")
+
+
+def token_rewards(scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """(B, T) per-token rewards: -kl_coef * kl on every real token, plus the score on the last one.
+
+    The score lands on each row's last real token (the EOS, or the last token of a truncated
+    response), never on padding; padding gets reward 0 whatever `kl` holds there. By hand:
+    mask [[1, 1, 1, 0]], score 2, kl [.1, .2, .3, 9], kl_coef .5 -> [-.05, -.1, 2 - .15, 0].
+
+    Args:
+        scores: (B,) sequence scores.
+        mask: (B, T) 1 for real response tokens.
+        kl: (B, T) per-token KL estimates.
+        kl_coef: beta (0 to leave the KL out of the reward).
+
+    Raises:
+        RlhfkitError: a row with no real token (its score would have nowhere to go).
+    """
+    real = mask.bool()
+    if not real.any(-1).all():
+        raise RlhfkitError("a response has no tokens: its score cannot be placed on a token")
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    last = torch.where(real, positions, -1).argmax(-1)  # (B,) index of the last real token
+    rewards = torch.where(real, -kl_coef * kl, torch.zeros_like(kl))
+    rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
+    return rewards
+
+
+# sequence-level advantage estimators: (B,) total rewards, group size -> (B,) advantages
+SEQUENCE_ADVANTAGES = {
+    "grpo": grpo_advantages,
+    "rloo": rloo_advantages,
+    "reinforce": lambda total, group_size: total - total.mean(),
+}
+
+
+def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, value_head=None):
+    """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens."""
+    ids = torch.cat([batch["prompt_ids"], batch["tokens"]], 1)  # (B, P+T)
+    attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=attention, position_ids=positions,
+                output_hidden_states=value_head is not None)
+    p = batch["prompt_ids"].shape[1]
+    logits = out.logits[:, p - 1:-1].float() / temperature  # (B, T, V): position t predicts token t
+    logprobs = token_logprobs(logits, batch["tokens"])
+    values = value_head(out.hidden_states[-1][:, p - 1:-1].float()).squeeze(-1) if value_head is not None else None
+    return logprobs, logits, values
+
+
+def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[int]:
+    """Indices of this step's prompts: a fresh seeded shuffle of the pool per pass, so resuming at
+    `step` picks up exactly where the run stopped."""
+    picked = []
+    for k in range(step * per_step, (step + 1) * per_step):
+        epoch, offset = divmod(k, pool_size)
+        order = list(range(pool_size))
+        random.Random(seed * 100_003 + epoch).shuffle(order)
+        picked.append(order[offset])
+    return picked
+
+
+def train_ppo(config: PPOConfig, on_step=None) -> Path:
+    """Run PPO; return the output folder (a HF causal-LM checkpoint)."""
+    from safetensors.torch import load_file
+
+    from rlhfkit.data import load_records
+    from rlhfkit.evaluate import load_judge
+    from rlhfkit.models import load_causal_lm
+    from rlhfkit.sampler import SamplingParams, sample
+    from rlhfkit.tokenization import render_prompt
+
+    config.validate()
+    out = Path(config.out)
+    acc = make_accelerator(config)
+    seed_everything(config.seed)
+
+    # 0. prompts, judge, policy, frozen reference, value head, optimizer
+    records = load_records(config.data, "prompts", split="train", builtin_size=config.builtin_size, seed=config.seed)
+    prompts = [r["prompt"] for r in records.rows][acc.process_index::acc.num_processes]
+    if not prompts:
+        raise ConfigError(f"{len(records)} prompts cannot be shared among {acc.num_processes} processes")
+    judge = load_judge(config.reward)
+    gold = load_judge("gold") if config.data.startswith("builtin:assistant") and config.reward != "gold" else None
+    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+    reference, _ = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+    reference.to(acc.device).eval().requires_grad_(False)
+    value_head = torch.nn.Linear(model.config.hidden_size, 1) if config.advantage == "gae" else None
+    group = config.group_size if config.advantage in ("grpo", "rloo") else 1
+    kl_ctl = (AdaptiveKLController(config.kl_coef, config.adaptive_kl_target, KL_HORIZON)
+              if config.adaptive_kl_target else FixedKLController(config.kl_coef))
+
+    lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
+    params = list(model.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    episodes = config.prompts_per_step * group
+    updates_per_step = config.ppo_epochs * -(-episodes // config.batch_size)
+    scheduler = lr_schedule(optimizer, config.max_steps * updates_per_step, config.warmup_ratio, config.min_lr_ratio)
+    if value_head is not None:
+        model, value_head, optimizer = acc.prepare(model, value_head, optimizer)
+    else:
+        model, optimizer = acc.prepare(model, optimizer)
+    sampling = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+
+    # resume from the newest checkpoint (as common.fit does)
+    checkpoints = Checkpointer(out, config.save_total_limit, acc)
+    step = 0
+    latest = checkpoints.latest() if config.resume else None
+    if latest is not None:
+        state = Checkpointer.load_state(latest)
+        hf_model = acc.unwrap_model(model)
+        result = hf_model.load_state_dict(load_file(latest / "model.safetensors"), strict=False)
+        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+        if result.unexpected_keys or set(result.missing_keys) - tied:
+            raise RlhfkitError(f"{latest} does not match the model of this run (missing {result.missing_keys}, "
+                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if value_head is not None:
+            acc.unwrap_model(value_head).load_state_dict(state["value_head"])
+        kl_ctl.value = state["kl_coef"]
+        restore_rng(state["rng"])
+        step = state["step"]
+        if acc.is_main_process:
+            print(f"resuming from {latest} (step {step} of {config.max_steps})")
+    if acc.is_main_process:
+        write_config(config, out)
+    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
+    bar = progress_bar(config.max_steps, step, config.progress and acc.is_main_process, "ppo")
+
+    started, seen = time.perf_counter(), 0
+    first: dict[str, Any] = {}
+    record: dict[str, Any] = {}
+    while step < config.max_steps:
+        # 1. sample: each prompt `group` times in a row (the layout grpo/rloo expect)
+        step_texts = [prompts[i] for i in step_prompts(len(prompts), config.prompts_per_step, step, config.seed)]
+        step_texts = [p for p in step_texts for _ in range(group)]
+        generator = torch.Generator(device=acc.device).manual_seed(
+            config.seed + 1 + step * acc.num_processes + acc.process_index)
+        policy = acc.unwrap_model(model).eval()
+        rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling, generator)
+        mask = rollout.mask.float()  # (B, T)
+        lengths = mask.sum(-1)  # (B,)
+
+        # 2. score: the judge on the full response, plus the EOS and length penalties
+        raw_scores = torch.tensor(judge(step_texts, rollout.completions), dtype=torch.float32, device=acc.device)
+        scores = raw_scores - config.length_penalty * lengths
+        if config.missing_eos_penalty is not None:
+            scores = scores + config.missing_eos_penalty * (~rollout.finished).float()
+
+        # 3. reference (and rollout-time policy) log-probs, teacher-forced at the sampling temperature
+        batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
+                 "mask": mask}
+        with torch.no_grad(), acc.autocast():
+            old_logprobs, _, old_values = response_forward(policy, batch, config.temperature,
+                                                           acc.unwrap_model(value_head) if value_head else None)
+            ref_logprobs, _, _ = response_forward(reference, batch, config.temperature)
+        kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
+        sequence_kl = (kl * mask).sum(-1)  # (B,)
+        beta = kl_ctl.value
+
+        # 4. rewards with KL
+        reward_beta = beta if config.kl_in_reward else 0.0
+        rewards = token_rewards(scores, mask, kl, reward_beta)  # (B, T)
+
+        # 5. advantages
+        if config.advantage == "gae":
+            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.lam)
+        else:
+            total = scores - reward_beta * sequence_kl  # (B,) = sum_t r_t
+            advantages = SEQUENCE_ADVANTAGES[config.advantage](total, group)[:, None] * mask
+            returns = torch.zeros_like(advantages)
+        if config.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        batch.update(old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, advantages=advantages, returns=returns)
+        if old_values is not None:
+            batch["old_values"] = old_values
+
+        # 6. PPO epochs over shuffled minibatches
+        model.train()
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(config.ppo_epochs):
+            order = torch.randperm(len(step_texts))
+            for s in range(0, len(order), config.batch_size):
+                mb = {k: v[order[s:s + config.batch_size]] for k, v in batch.items()}
+                with acc.autocast():
+                    logprobs, logits, values = response_forward(model, mb, config.temperature, value_head)
+                    loss, stats = ppo_policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"],
+                                                  config.clip_range)
+                    if values is not None:
+                        value_loss, value_stats = ppo_value_loss(values, mb["old_values"], mb["returns"], mb["mask"],
+                                                                 config.value_clip_range)
+                        loss = loss + config.vf_coef * value_loss
+                        stats.update(value_stats)
+                    if not config.kl_in_reward and beta > 0:
+                        kl_loss = masked_mean(kl_estimate(logprobs, mb["ref_logprobs"], "k3"), mb["mask"])
+                        loss = loss + beta * kl_loss
+                    with torch.no_grad():
+                        stats["entropy"] = masked_mean(entropy_from_logits(logits), mb["mask"])
+                if not torch.isfinite(loss):
+                    raise RlhfkitError(f"the ppo loss became {loss.item()} at step {step + 1}; lower --lr (now {lr})")
+                acc.backward(loss)
+                if config.max_grad_norm > 0:
+                    acc.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                for key, value in {"loss": loss, **stats}.items():
+                    sums[key] = sums.get(key, 0.0) + value.item()
+                n_updates += 1
+        kl_ctl.update(acc.reduce(sequence_kl.mean(), "mean").item(), len(step_texts) * acc.num_processes)
+        step += 1
+        seen += len(step_texts) * acc.num_processes
+
+        # 7. log / checkpoint
+        logged = {"score": raw_scores.mean(), "kl": sequence_kl.mean(), "response_length": lengths.mean(),
+                  **{k: torch.tensor(v / n_updates, device=acc.device) for k, v in sums.items()}}
+        if gold is not None:
+            logged["gold"] = torch.tensor(gold(step_texts, rollout.completions), device=acc.device).float().mean()
+        elif config.reward == "gold":
+            logged["gold"] = raw_scores.mean()
+        keys = [k for k in logged if k not in ("ratio_mean", "value_clip_fraction")]
+        means = acc.reduce(torch.stack([logged[k].float() for k in keys]), "mean").tolist()
+        record = {"step": step, **dict(zip(keys, means)), "kl_coef": beta,
+                  "lr": scheduler.get_last_lr()[0], "episodes_per_s": seen / (time.perf_counter() - started)}
+        first = first or record
+        if step % config.log_every == 0 or step == config.max_steps:
+            log.write(record)
+        bar.update(1)
+        bar.set_postfix(score=f"{record['score']:.3f}", kl=f"{record['kl']:.3f}")
+        if step % config.save_every == 0 or step == config.max_steps:
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "kl_coef": kl_ctl.value}
+            if value_head is not None:
+                state["value_head"] = acc.unwrap_model(value_head).state_dict()
+            checkpoints.save(step, model, tokenizer, state)
+        if on_step is not None:
+            on_step(step, record)
+    bar.close()
+
+    save_final(model, tokenizer, out, acc)
+    if acc.is_main_process and record:
+        print(f"ppo done: {step} steps; score {first['score']:.2f} -> {record['score']:.2f}, "
+              f"KL {record['kl']:.2f} nats; saved to {out}")
+    return out

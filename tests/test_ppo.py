@@ -1,0 +1,90 @@
+"""PPO: where the score lands, KL of identical models, tiny end-to-end runs with rloo and gae."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rlhfkit.errors import RlhfkitError
+from rlhfkit.trainers.ppo import PPOConfig, step_prompts, token_rewards, train_ppo
+from rlhfkit.trainers.sft import SFTConfig, train_sft
+
+TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, batch_size=8,
+                progress=False, log_every=1)
+
+
+def test_token_rewards_by_hand():
+    """mask [[1, 1, 1, 0]], score 2, kl [.1, .2, .3, 9], beta .5: each real token gets -.5 * kl,
+    i.e. [-.05, -.1, -.15]; the score goes on the last real token (index 2, not the padding at 3):
+    [-.05, -.1, 2 - .15, 0]. A second row, mask [[1, 0, 0, 0]], score -1, kl 1 everywhere:
+    [-1 - .5, 0, 0, 0]."""
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    kl = torch.tensor([[0.1, 0.2, 0.3, 9.0], [1.0, 1.0, 1.0, 1.0]])
+    rewards = token_rewards(torch.tensor([2.0, -1.0]), mask, kl, 0.5)
+    torch.testing.assert_close(rewards, torch.tensor([[-0.05, -0.1, 2 - 0.15, 0.0], [-1.5, 0.0, 0.0, 0.0]]))
+
+
+def test_token_rewards_refuses_an_empty_response():
+    with pytest.raises(RlhfkitError, match="no tokens"):
+        token_rewards(torch.tensor([1.0]), torch.zeros(1, 3), torch.zeros(1, 3), 0.1)
+
+
+def test_step_prompts_cover_the_pool_and_are_deterministic():
+    """Pool of 6, 4 per step: steps 0-2 cover 12 positions = two shuffled passes."""
+    picked = [step_prompts(6, 4, s, seed=3) for s in range(3)]
+    assert picked == [step_prompts(6, 4, s, seed=3) for s in range(3)]
+    flat = [i for p in picked for i in p]
+    assert sorted(flat[:6]) == list(range(6)) and sorted(flat[6:]) == list(range(6))
+
+
+@pytest.fixture(scope="module")
+def sft_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft")
+    return train_sft(SFTConfig(model="tiny", builtin_size=256, batch_size=8, max_length=128, max_steps=30,
+                               progress=False, out=str(out)))
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "gae"])
+def test_tiny_ppo_run(sft_model, tmp_path, advantage):
+    records = []
+    out = train_ppo(PPOConfig(model=str(sft_model), out=str(tmp_path / "ppo"), advantage=advantage, kl_coef=0.1,
+                              **TINY_PPO), on_step=lambda step, record: records.append(record))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    expected = {"score", "gold", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl", "response_length",
+                "loss", "episodes_per_s"} | ({"value_error"} if advantage == "gae" else set())
+    for row in rows:
+        assert expected <= set(row), row
+        assert all(math.isfinite(v) for v in row.values()), row
+    # the policy starts as the reference: k1 of identical models is exactly 0 on the first step
+    assert abs(records[0]["kl"]) < 1e-5, records[0]
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.vocab_size > 0
+
+
+def test_grpo_with_kl_as_a_loss_and_adaptive_beta(sft_model, tmp_path):
+    """kl_in_reward=False puts beta * k3 in the loss; the adaptive controller moves beta after each step."""
+    records = []
+    config = PPOConfig(model=str(sft_model), out=str(tmp_path / "ppo"), advantage="grpo", kl_in_reward=False,
+                       kl_estimator="k3", adaptive_kl_target=0.5, **{**TINY_PPO, "max_steps": 2})
+    train_ppo(config, on_step=lambda step, record: records.append(record))
+    assert records[0]["kl_coef"] == config.kl_coef
+    # KL of 0 is below the target: beta shrinks by 20% x (8 episodes / horizon 10000)
+    assert math.isclose(records[1]["kl_coef"], config.kl_coef * (1 - 0.2 * 8 / 10_000), rel_tol=1e-9)
+    assert all(math.isfinite(v) for r in records for v in r.values())
+
+
+def test_reinforce_resumes_from_its_checkpoint(sft_model, tmp_path, capsys):
+    """Two steps with a checkpoint each step, then the same run to three steps: it resumes at step 2
+    and metrics.jsonl holds steps 1, 2, 3 once each."""
+    base = dict(model=str(sft_model), out=str(tmp_path / "ppo"), advantage="reinforce", save_every=1,
+                **{**TINY_PPO, "max_steps": 2})
+    train_ppo(PPOConfig(**base))
+    out = train_ppo(PPOConfig(**{**base, "max_steps": 3}))
+    assert "resuming from" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]

@@ -310,6 +310,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
 
         # 6. PPO epochs over shuffled minibatches
         model.train()
+        lr_used = scheduler.get_last_lr()[0]  # the rate this step starts with
         sums: dict[str, float] = {}
         n_updates = 0
         for _ in range(config.ppo_epochs):
@@ -355,7 +356,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         keys = [k for k in logged if k not in ("ratio_mean", "value_clip_fraction")]
         means = acc.reduce(torch.stack([logged[k].float() for k in keys]), "mean").tolist()
         record = {"step": step, **dict(zip(keys, means)), "kl_coef": beta,
-                  "lr": scheduler.get_last_lr()[0], "episodes_per_s": seen / (time.perf_counter() - started)}
+                  "lr": lr_used, "episodes_per_s": seen / (time.perf_counter() - started)}
         first = first or record
         if step % config.log_every == 0 or step == config.max_steps:
             log.write(record)

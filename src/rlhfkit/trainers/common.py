@@ -194,6 +194,24 @@ class Checkpointer:
     def load_state(folder: Path) -> dict[str, Any]:
         return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
 
+    @staticmethod
+    def resume(folder: Path, hf_model, optimizer, scheduler) -> dict[str, Any]:
+        """Load weights, optimizer, schedule and RNG from `folder`; return its state (step, extras)."""
+        from safetensors.torch import load_file
+
+        from rlhfkit.errors import RlhfkitError
+
+        state = Checkpointer.load_state(folder)
+        result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+        if result.unexpected_keys or set(result.missing_keys) - tied:
+            raise RlhfkitError(f"{folder} does not match the model of this run (missing {result.missing_keys}, "
+                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        return state
+
 
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
@@ -287,18 +305,7 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
     step = 0
     latest = checkpoints.latest() if config.resume else None
     if latest is not None:
-        from safetensors.torch import load_file
-
-        state = Checkpointer.load_state(latest)
-        hf_model = (inner or (lambda m: m))(acc.unwrap_model(model))
-        result = hf_model.load_state_dict(load_file(latest / "model.safetensors"), strict=False)
-        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
-        if result.unexpected_keys or set(result.missing_keys) - tied:
-            raise RlhfkitError(f"{latest} does not match the model of this run (missing {result.missing_keys}, "
-                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
+        state = checkpoints.resume(latest, (inner or (lambda m: m))(acc.unwrap_model(model)), optimizer, scheduler)
         step = state["step"]
         if acc.is_main_process:
             print(f"resuming from {latest} (step {step} of {total_steps})")

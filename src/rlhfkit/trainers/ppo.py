@@ -51,7 +51,6 @@ from rlhfkit.trainers.common import (
     lr_schedule,
     make_accelerator,
     progress_bar,
-    restore_rng,
     save_final,
     seed_everything,
     write_config,
@@ -194,7 +193,6 @@ def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[in
 
 def train_ppo(config: PPOConfig, on_step=None) -> Path:
     """Run PPO; return the output folder (a HF causal-LM checkpoint)."""
-    from safetensors.torch import load_file
 
     from rlhfkit.data import load_records
     from rlhfkit.evaluate import load_judge
@@ -239,19 +237,10 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
     step = 0
     latest = checkpoints.latest() if config.resume else None
     if latest is not None:
-        state = Checkpointer.load_state(latest)
-        hf_model = acc.unwrap_model(model)
-        result = hf_model.load_state_dict(load_file(latest / "model.safetensors"), strict=False)
-        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
-        if result.unexpected_keys or set(result.missing_keys) - tied:
-            raise RlhfkitError(f"{latest} does not match the model of this run (missing {result.missing_keys}, "
-                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = checkpoints.resume(latest, acc.unwrap_model(model), optimizer, scheduler)
         if value_head is not None:
             acc.unwrap_model(value_head).load_state_dict(state["value_head"])
         kl_ctl.value = state["kl_coef"]
-        restore_rng(state["rng"])
         step = state["step"]
         if acc.is_main_process:
             print(f"resuming from {latest} (step {step} of {config.max_steps})")

@@ -2,6 +2,7 @@
 
     rlhfkit eval --policy runs/dpo --reference runs/sft --out runs/dpo/eval.json
     rlhfkit eval --policy runs/ppo --reference runs/sft --reward-model runs/rm     # proxy beside gold
+    rlhfkit eval --policy runs/sft --reference runs/sft --best-of 4 --selector runs/rm   # best-of-n baseline
 
 On held-out prompts, one response per prompt from each model, then:
   - win-rate of the policy over the reference, judged by the gold rubric (built-in task), a reward
@@ -12,11 +13,16 @@ On held-out prompts, one response per prompt from each model, then:
   - mean response length in tokens, distinct-1 and distinct-2 (share of unique n-grams);
   - the proxy reward (a reward model: what was optimized) beside the gold reward, so that
     over-optimization — proxy up, gold down — shows.
+
+Best-of-n (--best-of N): the simplest baseline — no training, N samples per prompt from the
+reference, the one the --selector (a reward spec, usually the reward model) likes best is kept. Its
+KL to the reference is analytic, log N - (N-1)/N (an upper bound; rlhfkit.ops.best_of_n_kl).
+Judges and selectors are reward specs: gold, a reward-model folder, module:function, or a weighted
+sum of them (rlhfkit.rewards).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import statistics
@@ -52,6 +58,10 @@ class EvalConfig:
     """Sampling temperature of both policies."""
     batch_size: int = 64
     """Prompts sampled together."""
+    best_of: int = 1
+    """Best-of-n: sample this many responses per prompt from the policy and keep the one --selector scores highest."""
+    selector: str | None = None
+    """Reward spec that picks the best of --best-of (default: --reward-model)."""
     seed: int = 0
     """Sampling seed."""
     out: str | None = None
@@ -59,24 +69,10 @@ class EvalConfig:
 
 
 def load_judge(spec: str) -> Callable[[list[Any], list[str]], list[float]]:
-    """A batch scorer `(prompts, completions) -> scores` for gold, a reward model, or module:function."""
-    if spec == "gold":
-        from rlhfkit.tasks import assistant
+    """A batch scorer `(prompts, completions) -> scores`; `spec` as in rlhfkit.rewards (sums allowed)."""
+    from rlhfkit.rewards import load_reward
 
-        return lambda prompts, completions: [assistant.gold_reward(p, c) for p, c in zip(prompts, completions)]
-    if Path(spec).is_dir():
-        from rlhfkit.reward import RewardScorer
-
-        scorer = RewardScorer(spec)
-        return lambda prompts, completions: scorer(prompts, completions).tolist()
-    module_name, _, func_name = spec.partition(":")
-    if not func_name:
-        raise ConfigError(f"judge {spec!r} is not gold, a reward-model folder, or module:function")
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import judge {spec!r}: {exc}") from None
-    return lambda prompts, completions: [float(func(p, c)) for p, c in zip(prompts, completions)]
+    return load_reward(spec)
 
 
 def win_rate(policy_scores: list[float], reference_scores: list[float]) -> dict[str, float]:
@@ -109,16 +105,37 @@ def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
     return (logps * mask).sum(-1)
 
 
+def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params, generator, n: int,
+              selector) -> tuple[list[str], list[int]]:
+    """For each prompt, the highest-scoring of `n` samples by `selector` (first on ties), and its token length."""
+    from rlhfkit.sampler import sample
+
+    out = sample(model, tokenizer, [t for t in rendered for _ in range(n)], params, generator)
+    scores = selector([p for p in prompts for _ in range(n)], out.completions)
+    lengths = out.mask.sum(-1).tolist()
+    picked = [max(range(i * n, (i + 1) * n), key=lambda j: scores[j]) for i in range(len(prompts))]
+    return [out.completions[j] for j in picked], [int(lengths[j]) for j in picked]
+
+
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     from rlhfkit.data import load_records
     from rlhfkit.models import load_causal_lm
     from rlhfkit.sampler import SamplingParams, sample
     from rlhfkit.tokenization import render_prompt
 
+    selector_spec = config.selector or config.reward_model
+    if config.best_of < 1:
+        raise ConfigError(f"--best-of must be at least 1, got {config.best_of}")
+    if config.best_of > 1 and not selector_spec:
+        raise ConfigError("--best-of needs --selector (or --reward-model) to pick the best response")
+    if config.best_of > 1 and Path(config.policy).resolve() != Path(config.reference).resolve():
+        raise ConfigError("--best-of samples the reference itself (its KL is analytic): give the same "
+                          f"checkpoint as --policy and --reference, not {config.policy} and {config.reference}")
     records = load_records(config.data, "prompts", split="eval", builtin_size=config.num_prompts, seed=config.seed)
     judge = load_judge(config.judge)
     proxy = load_judge(config.reward_model) if config.reward_model else None
     gold = load_judge("gold") if config.data.startswith("builtin:assistant") else None
+    selector = load_judge(selector_spec) if config.best_of > 1 else None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     policy, tokenizer = load_causal_lm(config.policy)
     reference, _ = load_causal_lm(config.reference)
@@ -135,17 +152,29 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     generator = torch.Generator(device=device).manual_seed(config.seed)
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
-        out = sample(policy, tokenizer, chunk, params, generator)
-        samples["policy"] += out.completions
-        lengths += out.mask.sum(-1).tolist()
-        own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
-        ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
-        kl += (own - ref).tolist()
+        if selector is not None:
+            best, best_lengths = best_of_n(policy, tokenizer, prompts[s:s + config.batch_size], chunk, params,
+                                           generator, config.best_of, selector)
+            samples["policy"] += best
+            lengths += best_lengths
+        else:
+            out = sample(policy, tokenizer, chunk, params, generator)
+            samples["policy"] += out.completions
+            lengths += out.mask.sum(-1).tolist()
+            own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
+            ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
+            kl += (own - ref).tolist()
         samples["reference"] += sample(reference, tokenizer, chunk, params, generator).completions
 
     scores = {name: judge(prompts, texts_) for name, texts_ in samples.items()}
     result.update(win_rate(scores["policy"], scores["reference"]))
-    result["kl_to_reference"] = sum(kl) / len(kl)
+    if selector is not None:
+        from rlhfkit.ops import best_of_n_kl
+
+        result["best_of"], result["selector"] = config.best_of, selector_spec
+        result["kl_to_reference"] = best_of_n_kl(config.best_of)  # analytic (an upper bound)
+    else:
+        result["kl_to_reference"] = sum(kl) / len(kl)
     result["length"] = sum(lengths) / len(lengths)
     result["distinct_1"], result["distinct_2"] = distinct_n(samples["policy"], 1), distinct_n(samples["policy"], 2)
     for name in samples:

@@ -67,7 +67,7 @@ class PPOConfig(TrainConfig):
     out: str = "runs/ppo"
     """Output folder: the final policy (HF checkpoint), checkpoints/, metrics.jsonl, config.yaml."""
     reward: str = "gold"
-    """Who scores responses: gold (the built-in rubric), a reward-model folder, or module:function."""
+    """Who scores responses: gold, a reward-model folder, module:function, or a weighted sum ("0.8*runs/rm + 0.2*gold")."""
     advantage: Literal["grpo", "rloo", "reinforce", "gae"] = "rloo"
     """Advantage estimator: group-relative (grpo), leave-one-out (rloo), batch-mean baseline, or GAE with a value head."""
     group_size: int = 4

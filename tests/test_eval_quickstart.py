@@ -27,14 +27,25 @@ def test_distinct_n_by_hand():
 
 
 def test_quickstart_smoke_run(tmp_path):
+    """Every stage on a very short schedule, the reward-hacking experiment included."""
     report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8,
-                                             sft_max_steps=20, progress=False))
+                                             sft_max_steps=20, ppo_steps=2, hacking_steps=2, reward_hacking=True,
+                                             progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
-    dpo = saved["policies"]["dpo"]
-    assert 0 <= dpo["gold_win_rate_vs_sft"] <= 1 and math.isfinite(dpo["kl_to_sft"]) and saved["seconds_total"] > 0
-    assert report["preference_pairs"] > 0
+    assert set(saved["policies"]) == {"dpo", "ppo", "best_of_4"}
+    for policy in saved["policies"].values():
+        assert 0 <= policy["gold_win_rate_vs_sft"] <= 1 and math.isfinite(policy["kl_to_sft"])
+    assert saved["seconds_total"] > 0 and report["preference_pairs"] > 0
+    assert math.isclose(saved["policies"]["best_of_4"]["kl_to_sft"], math.log(4) - 3 / 4)
+    assert [r["step"] for r in saved["curves"]["ppo"]] == [1, 2]
+    runs = saved["reward_hacking"]["runs"]
+    assert set(runs) == {"beta=0", "beta=0.05"} and all(len(r["curve"]) == 2 for r in runs.values())
     page = (tmp_path / "qs/report.html").read_text()
-    assert "<svg" in page and "Before vs after" in page
+    assert "<svg" in page and "Before vs after" in page and "Reward hacking and its cure" in page
+    # a second run finds every stage done and only evaluates again
+    again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8, sft_max_steps=20,
+                                            ppo_steps=2, best_of=0, progress=False))
+    assert set(again["policies"]) == {"dpo", "ppo"} and again["seconds_by_stage"]["7) ppo"] < 5
     # a policy compared with itself: every log-ratio is exactly 0
     same = run_eval(EvalConfig(policy=str(tmp_path / "qs/sft"), reference=str(tmp_path / "qs/sft"), num_prompts=4))
     assert same["kl_to_reference"] == 0.0

@@ -273,8 +273,11 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
                  "mask": mask}
         with torch.no_grad(), acc.autocast():
-            old_logprobs, _, old_values = response_forward(policy, batch, config.temperature,
-                                                           acc.unwrap_model(value_head) if value_head else None)
+            if value_head is not None:
+                old_logprobs, _, old_values = response_forward(policy, batch, config.temperature,
+                                                               acc.unwrap_model(value_head))
+            else:  # the sampler's own log-probs are the rollout-time policy's: no second forward needed
+                old_logprobs, old_values = rollout.logprobs.float() * mask, None
             ref_logprobs, _, _ = response_forward(reference, batch, config.temperature)
         kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
         sequence_kl = (kl * mask).sum(-1)  # (B,)

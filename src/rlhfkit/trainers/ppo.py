@@ -166,17 +166,36 @@ SEQUENCE_ADVANTAGES = {
 
 
 def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, value_head=None):
-    """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens."""
+    """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens.
+
+    Only the T positions that predict a response token go through the vocabulary projection
+    (`logits_to_keep`, where the model takes it): the prompt positions' logits are never needed.
+    """
     ids = torch.cat([batch["prompt_ids"], batch["tokens"]], 1)  # (B, P+T)
     attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    t = batch["tokens"].shape[1]
+    extra = {"logits_to_keep": t + 1} if _takes_logits_to_keep(model) else {}
     out = model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                output_hidden_states=value_head is not None)
-    p = batch["prompt_ids"].shape[1]
-    logits = out.logits[:, p - 1:-1].float() / temperature  # (B, T, V): position t predicts token t
+                output_hidden_states=value_head is not None, **extra)
+    logits = out.logits[:, -t - 1:-1].float() / temperature  # (B, T, V): position t predicts token t
     logprobs = token_logprobs(logits, batch["tokens"])
-    values = value_head(out.hidden_states[-1][:, p - 1:-1].float()).squeeze(-1) if value_head is not None else None
+    values = value_head(out.hidden_states[-1][:, -t - 1:-1].float()).squeeze(-1) if value_head is not None else None
     return logprobs, logits, values
+
+
+def _takes_logits_to_keep(model) -> bool:
+    import inspect
+
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut the response columns of a minibatch to its own longest response (less padding to compute)."""
+    width = int(batch["mask"].sum(-1).max().item())
+    return {k: (v[:, :width] if v.dim() == 2 and v.shape[1] == batch["mask"].shape[1] and k not in
+                ("prompt_ids", "prompt_mask") else v) for k, v in batch.items()}
 
 
 def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[int]:
@@ -308,7 +327,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         for _ in range(config.ppo_epochs):
             order = torch.randperm(len(step_texts))
             for s in range(0, len(order), config.batch_size):
-                mb = {k: v[order[s:s + config.batch_size]] for k, v in batch.items()}
+                mb = trim({k: v[order[s:s + config.batch_size]] for k, v in batch.items()})
                 with acc.autocast():
                     logprobs, logits, values = response_forward(model, mb, config.temperature, value_head)
                     loss, stats = ppo_policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"],

@@ -134,9 +134,9 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     evaluation: dict[str, Any] = {}
 
     def evaluate(name: str, policy: Path, reward_model: Path, **options) -> None:
+        settings = {"num_prompts": config.eval_prompts, "seed": config.seed, **options}
         evaluation[name] = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(reward_model),
-                                               num_prompts=config.eval_prompts, seed=config.seed,
-                                               out=str(out / f"eval_{name}.json"), **options))
+                                               out=str(out / f"eval_{name}.json"), **settings))
 
     def evaluate_all() -> None:
         evaluate("dpo", dpo, rm)

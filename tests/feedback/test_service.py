@@ -3,6 +3,8 @@
     pytest tests/feedback/test_service.py
 """
 
+import random
+
 import pytest
 from sqlalchemy import func, select
 
@@ -53,6 +55,33 @@ def test_open_assignment_is_resumed_and_payload_hides_models(store, make_campaig
                           "require_rationale", "progress"}
     assert "model" not in str(first["responses"]) and first["labels"] == ["a", "b"]
     assert first["progress"] == {"done": 0, "remaining": 2}
+
+
+def test_progress_counts_down(store, make_campaign):
+    """3 pairs, one annotator: remaining = the tasks they have not judged, the one shown now included."""
+    make_campaign(store, n_prompts=3, overlap=2)
+    (a,) = people(store, 1)
+    for done in range(3):
+        task = service.next_task(store, a.id, "c")
+        assert task["progress"] == {"done": done, "remaining": 3 - done}
+        assert service.next_task(store, a.id, "c") == task  # a reload
+        judge(store, a, task)
+    assert service.next_task(store, a.id, "c") is None
+
+
+def test_two_open_assignments_are_shown_oldest_first(store, make_campaign):
+    """Two parallel requests of one annotator can each claim a task; both stay open, the older one is
+    shown first, and both count as remaining (3 tasks: 2 open + 1 free)."""
+    make_campaign(store, n_prompts=3, overlap=1)
+    (a,) = people(store, 1)
+    first = service.next_task(store, a.id, "c")
+    with store.write() as s:  # what the parallel request claimed
+        second = service.claim_task(s, service.get_campaign(s, "c"), a.id, random.Random(0))
+    task = service.next_task(store, a.id, "c")
+    assert task["assignment"] == first["assignment"] and task["progress"] == {"done": 0, "remaining": 3}
+    judge(store, a, task)
+    task = service.next_task(store, a.id, "c")
+    assert task["assignment"] == second.id and task["progress"] == {"done": 1, "remaining": 2}
 
 
 def test_order_is_shuffled_per_assignment(store, make_campaign):

@@ -12,7 +12,8 @@ Tables (response ids are canonical; the order an annotator saw is kept per assig
     campaigns    name, guidelines, rubric, k (responses per task), overlap, rationale policy
     prompts      one per distinct prompt of a campaign
     responses    text + the checkpoint ("model") that produced it
-    tasks        a comparison of 2..K responses (task_items: slot -> response), optional gold answer
+    tasks        a comparison of 2..K responses (task_items: slot -> response), optional gold answer;
+                 indexed by (campaign, n_assigned) so the least-covered come first without a scan
     annotators   name + sha256 of the access token (the token itself is shown once, never stored)
     assignments  task shown to annotator, in a shuffled order; unique (task, annotator)
     judgments    one per assignment: outcome, ranking, per-criterion picks, rationale, seconds, skip;
@@ -41,6 +42,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -106,6 +108,8 @@ class Response(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
+    # a campaign's tasks least-covered first, the order `service.claim_task` reads them in (revision 0002)
+    __table_args__ = (Index("ix_tasks_least_covered", "campaign_id", "n_assigned", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))

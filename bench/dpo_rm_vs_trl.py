@@ -6,15 +6,19 @@ What it measures: optimizer steps per second, printed as preference pairs/s, of
 and the ratio rlhfkit / TRL (above 1: rlhfkit is faster); then the DPO and RM losses of both at
 matching steps, which should agree when both compute the same objective on the same batches.
 
-Both sides get exactly the same work:
+Both sides are given exactly the same job:
   1) model: the untrained `--model tiny` Llama (`build_tiny(seed)`, no SFT first) saved to a temporary
      folder; for the RM, `AutoModelForSequenceClassification` loaded from it with num_labels=1 (its fresh
      scalar head seeded) and saved again, so both sides start from identical weights;
   2) data: the first steps x batch-size training pairs of `builtin:assistant` (prompt/chosen/rejected),
      written to a JSONL file for rlhfkit (`--eval-fraction 0`: no held-out split, no evaluation);
   3) batches: rlhfkit draws its batches itself (shuffled, grouped by length); TRL gets the same rows in
-     the same order with `train_sampling_strategy="sequential"`, so step k of both is the same batch
-     (same padding too). The script checks that both tokenize every row to the same token ids;
+     the same order with `train_sampling_strategy="sequential"`, so step k of both is the same batch.
+     The script checks that both tokenize every row to the same token ids. How each side runs a batch
+     through the model is its own: TRL pads all 2 x batch responses to the longest and projects every
+     position onto the vocabulary; rlhfkit runs them in --length-groups passes padded per group and
+     projects only the positions that predict a completion token (`--length-groups 1` leaves only the
+     second difference);
   4) optimizer: AdamW (0.9, 0.999), no weight decay, grad-norm clip 1.0, the same lr (rlhfkit's tiny
      defaults: DPO 2e-5, RM 5e-4) and schedule. rlhfkit warms up as (step+1)/(warmup+1), which no HF
      scheduler reproduces, so warmup is off on both sides (rlhfkit `warmup_ratio=0`, TRL
@@ -36,6 +40,7 @@ Run it:
     .venv/bin/python bench/dpo_rm_vs_trl.py --steps 120 --repeats 3 --json dpo_rm.json
     .venv/bin/python bench/dpo_rm_vs_trl.py --threads 1                # steadier on a busy machine
     .venv/bin/python bench/dpo_rm_vs_trl.py --only dpo --trl-live-ref
+    .venv/bin/python bench/dpo_rm_vs_trl.py --only dpo --length-groups 1  # rlhfkit in one padded forward
 
 Leaves out on purpose: start-up (model loading, tokenization, the one-time reference pass, TRL's
 dataset mapping), evaluation and checkpointing; GPUs, mixed precision and multi-process runs; models
@@ -144,8 +149,9 @@ def run_rlhfkit(kind: str, setup: Setup, args) -> Run:
         if kind == "dpo":
             from rlhfkit.trainers.dpo import DPOConfig, train_dpo
 
-            train_dpo(DPOConfig(**config, model=str(setup.lm_dir), lr=DPO_LR, beta=BETA, loss_type="sigmoid"),
-                      on_step=hook(run))
+            groups = {} if args.length_groups is None else {"length_groups": args.length_groups}
+            train_dpo(DPOConfig(**config, model=str(setup.lm_dir), lr=DPO_LR, beta=BETA, loss_type="sigmoid",
+                                **groups), on_step=hook(run))
         else:
             from rlhfkit.trainers.rm import RMConfig, train_rm
 
@@ -256,6 +262,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["dpo", "rm"], help="run one of the two comparisons")
     parser.add_argument("--trl-live-ref", action="store_true",
                         help="TRL DPO with its default reference forward in every step (rlhfkit precomputes)")
+    parser.add_argument("--length-groups", type=int,
+                        help="rlhfkit DPO forward passes per batch (default: rlhfkit's own default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
@@ -273,6 +281,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results: dict = {"steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                      "max_length": args.max_length, "repeats": args.repeats, "trl_live_ref": args.trl_live_ref,
+                     "length_groups": args.length_groups,
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                   "trl": trl.__version__},
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"}
@@ -321,7 +330,8 @@ def report(results: dict, kinds: list[str], args) -> None:
           "fastest step of each side (best-step)")
     if "dpo" in kinds:
         print("  TRL DPO: " + ("reference forward in every step (--trl-live-ref)" if args.trl_live_ref
-                               else "precomputed reference log-probs, like rlhfkit"))
+                               else "precomputed reference log-probs, like rlhfkit")
+              + f"; rlhfkit --length-groups {args.length_groups or 'default'}")
 
     for kind in kinds:
         r = results[kind]

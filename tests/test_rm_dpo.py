@@ -175,3 +175,24 @@ def test_tiny_model_is_a_few_million_parameters():
     n = sum(p.numel() for p in model.parameters())
     assert 1_000_000 < n < 10_000_000 and model.config.model_type == "llama"
     assert tokenizer.eos_token_id != tokenizer.pad_token_id
+
+
+def test_dpo_length_groups_give_the_log_probs_of_one_full_forward():
+    """sequence_logps cuts the responses into length groups and projects only completion positions;
+    the sums must equal a plain full-logits forward with a log-softmax, for 1, 3 and 4 groups."""
+    from rlhfkit.ops import token_logprobs
+    from rlhfkit.tokenization import IGNORE
+    from rlhfkit.trainers.dpo import sequence_logps
+
+    model, tokenizer = build_tiny(seed=0)
+    model.eval()
+    texts = [" Yes.", " Water the plants when the soil is dry.", " No", " Rinse the cut with clean water, then cover it."]
+    examples = [encode(tokenizer, f"Question: q{i}?\nAnswer:", t, 128, "t") for i, t in enumerate(texts * 2)]
+    batch = collate(examples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected = token_logprobs(torch.log_softmax(logits[:, :-1], -1), batch["labels"][:, 1:],
+                                  ignore_index=IGNORE).sum(-1)
+        for groups in (1, 3, 4):
+            got = sequence_logps(model, examples, tokenizer.pad_token_id, "cpu", groups)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)

@@ -317,10 +317,14 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
 
     started, seen = time.perf_counter(), 0.0
     record: dict[str, Any] = {}
+    batches, batches_epoch = [], -1
     while step < total_steps:
         # 2) this step's global batch, and this process's share of it
         epoch, index = divmod(step, steps_per_epoch)
-        batch_ids = global_batches(objective.lengths, global_batch, config.seed, epoch, config.group_by_length)[index]
+        if epoch != batches_epoch:  # the epoch's order is a function of (seed, epoch): shuffled once, not every step
+            batches, batches_epoch = global_batches(objective.lengths, global_batch, config.seed, epoch,
+                                                    config.group_by_length), epoch
+        batch_ids = batches[index]
         weight = float(objective.weight(batch_ids))
         micro = split_micro_batches(batch_ids, world * accum)
         mine = micro[acc.process_index * accum:(acc.process_index + 1) * accum]

@@ -10,14 +10,19 @@ Run it:
 How it is fast and lean:
   - the reference log-probs are computed once, before training, with the starting weights (or
     --ref-model), and kept as two numbers per pair: no reference model in memory during updates;
-  - chosen and rejected responses go through the model in one forward pass;
-  - log-probs are summed over completion tokens only, with a logsumexp-gather (no full log-softmax).
+  - chosen and rejected responses go through the model together, in one backward pass, sorted by
+    length and cut into --length-groups forward passes, each padded only to its own longest response
+    (chosen and rejected often differ in length: in one forward pass, padding was 27% of the tokens
+    of the built-in task's batches of 16 pairs; in 4 groups, 7%);
+  - logits are computed only where a completion token is predicted (not over prompts or padding),
+    and log-probs come from a logsumexp-gather there (no full log-softmax).
 Metrics: loss, implicit-reward accuracy and margin, chosen/rejected implicit rewards, and the mean
 policy-vs-reference log-ratio per response (a proxy of the KL the policy has moved).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,24 +55,70 @@ class DPOConfig(TrainConfig):
     """Assumed share of flipped labels (sigmoid: conservative DPO; robust: robust DPO)."""
     builtin_size: int = 2000
     """Number of preference pairs generated when --data is builtin:assistant."""
+    length_groups: int = 4
+    """Forward passes per micro-batch: its chosen and rejected responses, sorted by length, are cut into
+    this many groups, each padded only to its own longest response (less padding, smaller passes; 1: one
+    pass padded to the longest response). The results differ only by float round-off."""
 
     def validate(self) -> None:
         super().validate()
         if self.beta <= 0:
             raise ConfigError(f"--beta must be positive, got {self.beta}")
+        if self.length_groups < 1:
+            raise ConfigError(f"--length-groups must be at least 1, got {self.length_groups}")
 
 
-def sequence_logps(model, examples: list[Example], pad_id: int, device) -> torch.Tensor:
-    """(N,) sum of log p(token) over each example's completion tokens, in one forward pass."""
+def sequence_logps(model, examples: list[Example], pad_id: int, device, groups: int = 1) -> torch.Tensor:
+    """(N,) sum of log p(token) over each example's completion tokens.
+
+    The examples are sorted by length and cut into `groups` forward passes of similar lengths, each
+    right-padded to its own longest example; the results come back in the order of `examples`.
+    """
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # shortest first
+    n, groups = len(order), min(groups, len(order))
+    cuts = [order[g * n // groups:(g + 1) * n // groups] for g in range(groups)]
+    parts = [group_logps(model, [examples[i] for i in cut], pad_id, device) for cut in cuts]
+    return torch.cat(parts)[torch.argsort(torch.tensor(order, device=device))]  # back in the order of `examples`
+
+
+def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Tensor:
+    """(n,) summed completion log-probs of one padded forward pass.
+
+    log p(y_t) = logit_t[y_t] - logsumexp(logit_t), at the M positions that predict a completion token
+    only: the (M, V) logits are all that is computed, never the (n, T, V) ones.
+    """
     batch = collate(examples, pad_id)
-    input_ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
-    logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"].to(device)).logits  # (N, T, V)
-    logps = token_logprobs(logits[:, :-1], labels[:, 1:], ignore_index=IGNORE)  # (N, T-1), 0 where ignored
-    return logps.sum(-1)
+    # the masks and targets are made on the host: indexing by them on a GPU would wait for it
+    targets = batch["labels"][:, 1:]  # (n, T-1): the token position t predicts
+    predicts = targets != IGNORE  # (n, T-1)
+    keep = torch.cat([predicts, predicts.new_zeros(len(examples), 1)], dim=1)  # (n, T): no target after the end
+    predicted = targets[predicts].to(device)  # (M,)
+    logits = completion_logits(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                               keep.to(device))  # (M, V), row-major
+    logps = token_logprobs(logits.unsqueeze(0), predicted.unsqueeze(0)).squeeze(0)  # (M,)
+    # back into (n, T-1) with zeros elsewhere and summed per row: deterministic, unlike a scatter-add
+    return logps.new_zeros(targets.shape).masked_scatter(predicts.to(device), logps).sum(-1)
+
+
+def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      keep: torch.Tensor) -> torch.Tensor:
+    """(M, V) logits at the M positions where `keep` (B, T) is True, in row-major order.
+
+    Models whose lm-head input goes through transformers' `slice_logits_to_keep` take `keep` as
+    `logits_to_keep` and project only those positions onto the vocabulary; any other model (older
+    transformers, remote code, a wrapper other than DDP) computes all logits and they are selected after.
+    """
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    helper = getattr(sys.modules.get(type(inner).__module__), "slice_logits_to_keep", None)
+    # the helper takes a boolean mask only in recent transformers: ask it, on a (1, 2, 1) tensor
+    if helper is not None and helper(torch.zeros(1, 2, 1), torch.tensor([[False, True]])).shape == (1, 1):
+        return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
 
 
 @torch.no_grad()
-def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc) -> torch.Tensor:
+def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc,
+                    groups: int = 1) -> torch.Tensor:
     """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes."""
     from accelerate.utils import gather_object
 
@@ -78,7 +129,7 @@ def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, ba
         ids = mine[s:s + batch_size]
         flat = [pairs[i][0] for i in ids] + [pairs[i][1] for i in ids]
         with acc.autocast():
-            logps = sequence_logps(model, flat, pad_id, acc.device).float().cpu()
+            logps = sequence_logps(model, flat, pad_id, acc.device, groups).float().cpu()
         values += [(i, logps[k].item(), logps[len(ids) + k].item()) for k, i in enumerate(ids)]
     out = torch.zeros(len(pairs), 2)
     for i, chosen, rejected in (gather_object(values) if acc.num_processes > 1 else values):
@@ -120,8 +171,9 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
         reference = reference.to(acc.device)
     else:
         reference = model.to(acc.device)
-    ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc)
-    ref_held = reference_logps(reference, held, pad_id, config.batch_size, acc) if held else None
+    ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc, config.length_groups)
+    ref_held = (reference_logps(reference, held, pad_id, config.batch_size, acc, config.length_groups)
+                if held else None)
     del reference
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
@@ -131,7 +183,7 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
     def pair_stats(model, chosen_rejected: list[tuple[Example, Example]], ref_logps: torch.Tensor):
         n = len(chosen_rejected)
         logps = sequence_logps(model, [p[0] for p in chosen_rejected] + [p[1] for p in chosen_rejected],
-                               pad_id, acc.device).float()  # (2n,)
+                               pad_id, acc.device, config.length_groups).float()  # (2n,)
         ref_logps = ref_logps.to(acc.device)
         losses, chosen_rewards, rejected_rewards = dpo_loss(
             logps[:n], logps[n:], ref_logps[:, 0], ref_logps[:, 1],

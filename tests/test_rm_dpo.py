@@ -90,6 +90,20 @@ def test_dpo_first_step_loss_is_log2_and_policy_moves(tmp_path):
     assert (out / "model.safetensors").exists()
 
 
+def test_dpo_sft_coef_adds_the_chosen_nll_per_token(tmp_path):
+    """At step 1 the DPO part is log 2 (policy = reference); an untrained model's next-token
+    distribution is close to uniform over its V tokens, so the per-token NLL of the chosen response
+    is close to ln V: the step-1 loss with sft_coef 0.5 is log 2 + 0.5 ln V (within 10% of ln V)."""
+    from rlhfkit.models import build_tiny
+
+    _, tokenizer = build_tiny()
+    records = []
+    train_dpo(DPOConfig(model="tiny", data="builtin:assistant", builtin_size=64, out=str(tmp_path / "rpo"),
+                        max_steps=1, sft_coef=0.5, **FAST), on_step=lambda s, r: records.append(r))
+    nll = (records[0]["loss"] - math.log(2)) / 0.5
+    assert abs(nll - math.log(len(tokenizer))) < 0.1 * math.log(len(tokenizer)), nll
+
+
 @pytest.mark.parametrize("loss_type", ["ipo", "hinge", "robust"])
 def test_dpo_variants_run(tmp_path, loss_type):
     records = []

@@ -53,6 +53,8 @@ class DPOConfig(TrainConfig):
     """DPO (sigmoid), IPO, SLiC hinge, or noise-robust DPO."""
     label_smoothing: float = 0.0
     """Assumed share of flipped labels (sigmoid: conservative DPO; robust: robust DPO)."""
+    sft_coef: float = 0.0
+    """Weight of a per-token NLL term on the chosen response (RPO, Pang et al. 2024); 0 leaves it out."""
     builtin_size: int = 2000
     """Number of preference pairs generated when --data is builtin:assistant."""
     length_groups: int = 4
@@ -188,6 +190,10 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
         losses, chosen_rewards, rejected_rewards = dpo_loss(
             logps[:n], logps[n:], ref_logps[:, 0], ref_logps[:, 1],
             beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing)
+        if config.sft_coef > 0:  # mean NLL per chosen token, added to each pair's loss
+            tokens = torch.tensor([sum(label != IGNORE for label in p[0].labels) for p in chosen_rejected],
+                                  device=acc.device, dtype=logps.dtype)
+            losses = losses - config.sft_coef * logps[:n] / tokens
         log_ratio = (logps.detach() - torch.cat([ref_logps[:, 0], ref_logps[:, 1]])).view(2, n).mean(0)
         stats = {"reward_accuracy": (chosen_rewards > rejected_rewards).float().sum(),
                  "reward_margin": (chosen_rewards - rejected_rewards).sum(),

@@ -88,3 +88,30 @@ def test_reinforce_resumes_from_its_checkpoint(sft_model, tmp_path, capsys):
     assert "resuming from" in capsys.readouterr().out
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` (CPU processes over gloo on a machine without
+    GPUs): each process samples its own share of the prompts, gradients are averaged, one process
+    writes metrics and the final model, and the model has moved from its starting weights."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    out = tmp_path / "ppo2"
+    run = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlhfkit", "ppo",
+                          "--model", str(sft_model), "--out", str(out), "--max-steps", "2", "--prompts-per-step", "4",
+                          "--group-size", "2", "--max-new-tokens", "16", "--builtin-size", "32", "--batch-size", "8",
+                          "--no-progress"],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    start = AutoModelForCausalLM.from_pretrained(sft_model).state_dict()
+    end = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert any(not torch.equal(start[k], end[k]) for k in start)

@@ -56,6 +56,14 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return logits
 
 
+def takes_logits_to_keep(model) -> bool:
+    """Whether `model` (or the module inside a DistributedDataParallel wrapper) accepts `logits_to_keep`."""
+    import inspect
+
+    inner = getattr(model, "module", model)
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) log-probs -> (B,) token ids. argmax(log p + Gumbel noise) is an exact draw from p
     (the Gumbel-max trick), and cheaper than `torch.multinomial` on CPU."""
@@ -91,10 +99,8 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     attention_full[:, :prompt_mask.shape[1]] = prompt_mask
     attention = prompt_mask
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-    import inspect
-
     # only the last position's logits are needed: models that support it skip the (P x V) projection
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    extra = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
     out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
     cache, next_logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
     last_pos = positions[:, -1]

@@ -175,7 +175,9 @@ def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, 
     attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     t = batch["tokens"].shape[1]
-    extra = {"logits_to_keep": t + 1} if _takes_logits_to_keep(model) else {}
+    from rlhfkit.sampler import takes_logits_to_keep
+
+    extra = {"logits_to_keep": t + 1} if takes_logits_to_keep(model) else {}
     out = model(input_ids=ids, attention_mask=attention, position_ids=positions,
                 output_hidden_states=value_head is not None, **extra)
     logits = out.logits[:, -t - 1:-1].float() / temperature  # (B, T, V): position t predicts token t
@@ -184,18 +186,11 @@ def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, 
     return logprobs, logits, values
 
 
-def _takes_logits_to_keep(model) -> bool:
-    import inspect
-
-    inner = getattr(model, "module", model)  # DistributedDataParallel
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
-
-
 def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Cut the response columns of a minibatch to its own longest response (less padding to compute)."""
     width = int(batch["mask"].sum(-1).max().item())
-    return {k: (v[:, :width] if v.dim() == 2 and v.shape[1] == batch["mask"].shape[1] and k not in
-                ("prompt_ids", "prompt_mask") else v) for k, v in batch.items()}
+    prompt_keys = ("prompt_ids", "prompt_mask")  # every other 2-D entry is (B, T) over response tokens
+    return {k: v if k in prompt_keys or v.dim() != 2 else v[:, :width] for k, v in batch.items()}
 
 
 def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[int]:

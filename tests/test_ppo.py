@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.trainers.ppo import PPOConfig, step_prompts, token_rewards, train_ppo
+from rlhfkit.trainers.ppo import PPOConfig, minibatches, step_prompts, token_rewards, train_ppo, trim
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
 TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, batch_size=8,
@@ -115,3 +115,29 @@ def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path):
     start = AutoModelForCausalLM.from_pretrained(sft_model).state_dict()
     end = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert any(not torch.equal(start[k], end[k]) for k in start)
+
+
+def test_minibatches_cover_every_episode_once_and_group_by_length():
+    """10 episodes with lengths 0..9 (shuffled), minibatches of 4: each pass uses every episode once;
+    grouped by length, the minibatches are {0-3}, {4-7}, {8, 9} in some order."""
+    lengths = torch.tensor([7, 2, 9, 0, 5, 3, 8, 1, 6, 4])
+    torch.manual_seed(0)
+    for by_length in (False, True):
+        chunks = minibatches(lengths, 4, by_length)
+        assert sorted(torch.cat(chunks).tolist()) == list(range(10))
+        assert sorted(len(c) for c in chunks) == [2, 4, 4]
+    grouped = sorted(sorted(lengths[c].tolist()) for c in minibatches(lengths, 4, True))
+    assert grouped == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_trim_cuts_padding_columns_only():
+    """Prompts left-padded to 4 columns, responses right-padded to 5: a minibatch whose longest prompt
+    has 2 tokens and longest response 3 keeps the last 2 prompt columns and the first 3 response ones."""
+    batch = {"prompt_ids": torch.tensor([[0, 0, 5, 6], [0, 0, 0, 7]]),
+             "prompt_mask": torch.tensor([[0, 0, 1, 1], [0, 0, 0, 1]]),
+             "tokens": torch.arange(10).view(2, 5), "mask": torch.tensor([[1.0, 1, 1, 0, 0], [1, 1, 0, 0, 0]]),
+             "advantages": torch.ones(2, 5), "scores": torch.ones(2)}
+    out = trim(batch)
+    assert out["prompt_ids"].tolist() == [[5, 6], [0, 7]] and out["prompt_mask"].tolist() == [[1, 1], [0, 1]]
+    assert out["tokens"].tolist() == [[0, 1, 2], [5, 6, 7]] and out["advantages"].shape == (2, 3)
+    assert out["scores"].shape == (2,)

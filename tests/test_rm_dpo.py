@@ -15,7 +15,8 @@ from rlhfkit.models import build_tiny, load_reward_backbone
 from rlhfkit.reward import RewardModel, RewardScorer
 from rlhfkit.tokenization import collate, encode
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
-from rlhfkit.trainers.rm import RMConfig, expected_calibration_error, train_rm
+from rlhfkit.errors import ConfigError
+from rlhfkit.trainers.rm import Group, RMConfig, criteria_loss, expected_calibration_error, train_rm
 
 FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)
 
@@ -66,6 +67,38 @@ def test_rm_learns_the_builtin_task_and_saves_stats(tmp_path):
                      [r["chosen"] for r in held] + [r["rejected"] for r in held])
     # normalised on the held-out responses: mean 0 and std 1 there
     assert abs(rewards.mean().item()) < 0.05 and abs(rewards.std().item() - 1) < 0.05
+
+
+def test_criteria_loss_by_hand():
+    """Two pairs [chosen, rejected], criterion heads (clarity, helpfulness):
+    pair 1: clarity won by chosen with heads 1 vs 0 -> -log sigma(1) = 0.31326; helpfulness tie -> 0.
+    pair 2: clarity won by rejected with heads 0 vs 2 -> -log sigma(2 - 0) = 0.12693; helpfulness won
+    by chosen with heads 0 vs 0 -> log 2 = 0.69315. Sums per pair: 0.31326 and 0.82008."""
+    rewards = torch.tensor([[[1.0, 5.0], [0.0, 5.0]], [[0.0, 0.0], [2.0, 0.0]]])  # (B=2, K=2, C=2)
+    groups = [Group([0, 1], [0, 1], 0.0, None, {"clarity": "chosen", "helpfulness": "tie"}),
+              Group([2, 3], [0, 1], 0.0, None, {"clarity": "rejected", "helpfulness": "chosen"})]
+    loss = criteria_loss(rewards, groups, ["clarity", "helpfulness"])
+    torch.testing.assert_close(loss, torch.tensor([0.31326, 0.82008]), atol=1e-4, rtol=0)
+
+
+def test_rm_with_rubric_criterion_heads(tmp_path):
+    out = train_rm(RMConfig(model="tiny", data="builtin:assistant", builtin_size=160, out=str(tmp_path / "rm"),
+                            criteria_coef=1.0, max_steps=6, **FAST))
+    stats = json.loads((out / "reward_stats.json").read_text())
+    assert stats["heads"] == 1 and stats["criteria"] == ["clarity", "harmlessness", "helpfulness", "neutrality"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "reward_0", "1": "criterion:clarity", "2": "criterion:harmlessness",
+                                  "3": "criterion:helpfulness", "4": "criterion:neutrality"}
+    metrics = json.loads((out / "eval_metrics.json").read_text())
+    assert set(metrics["criterion_head_accuracy"]) == set(stats["criteria"])
+    scorer = RewardScorer(out)  # the reward is the overall head only
+    prompt = "Question: How can I sleep better at night?\nAnswer:"
+    assert scorer.score_heads([prompt], [" Keep a regular bedtime."]).shape == (1, 1)
+    plain = tmp_path / "plain.jsonl"
+    write_jsonl(plain, [{"prompt": prompt, "chosen": " Keep a regular bedtime.", "rejected": " No."}] * 30)
+    with pytest.raises(ConfigError, match="criteria"):
+        train_rm(RMConfig(model="tiny", data=str(plain), out=str(tmp_path / "o"), criteria_coef=1.0, **FAST))
+    assert not (tmp_path / "o").exists()
 
 
 def test_rm_on_rankings_pairs_and_plackett_luce(tmp_path):

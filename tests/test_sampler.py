@@ -73,3 +73,37 @@ def test_gumbel_max_draws_from_the_distribution():
     draws = gumbel_max(p.log().expand(40_000, 3), torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=3).float() / 40_000
     torch.testing.assert_close(freq, p, rtol=0, atol=0.01)
+
+
+def test_rows_that_end_leave_the_batch_and_their_log_probs_stay_exact(tiny):
+    """A hook adds 7 to the EOS logit of the untrained model (EOS then has probability about
+    e^7 / (e^7 + 2048) = 0.35 per step), so rows end after a few tokens at different steps. The
+    sampler must then shrink its decoding batch (the hook sees fewer rows), and every row's
+    log-probs must still equal a teacher-forced pass of the same hooked model, EOS last, pads after."""
+    model, tokenizer = tiny
+    eos = tokenizer.eos_token_id
+    batch_sizes = []
+
+    def boost_eos(module, inputs, output):
+        output.logits[..., eos] += 7.0
+        batch_sizes.append(output.logits.shape[0])
+
+    handle = model.register_forward_hook(boost_eos)
+    try:
+        prompts = PROMPTS * 4
+        out = sample(model, tokenizer, prompts, SamplingParams(max_new_tokens=20), torch.Generator().manual_seed(2))
+        decode_sizes = batch_sizes[1:]
+        assert decode_sizes and min(decode_sizes) < len(prompts)  # ended rows left the batch
+        lengths = out.mask.sum(-1).tolist()
+        assert len(set(lengths)) > 2
+        for i, prompt in enumerate(prompts):
+            n = int(lengths[i])
+            assert out.finished[i] == (out.tokens[i, n - 1] == eos)
+            assert (out.tokens[i, n:] == tokenizer.pad_token_id).all() and out.mask[i, n:].sum() == 0
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logits = model(torch.cat([ids[0], out.tokens[i, :n]])[None]).logits[0, ids.shape[1] - 1:-1]
+            expected = torch.log_softmax(logits.float(), -1).gather(-1, out.tokens[i, :n, None]).squeeze(-1)
+            torch.testing.assert_close(out.logprobs[i, :n], expected, rtol=1e-4, atol=1e-4)
+    finally:
+        handle.remove()

@@ -44,8 +44,11 @@ class RewardModel(nn.Module):
         return self.decoder_head(hidden[torch.arange(len(last), device=last.device), last])  # (B, heads)
 
 
-def save_reward_stats(out: Path, mean: float, std: float, heads: int, reference: str) -> None:
-    (out / STATS_FILE).write_text(json.dumps({"mean": mean, "std": std, "heads": heads, "reference": reference}, indent=2))
+def save_reward_stats(out: Path, mean: float, std: float, heads: int, reference: str,
+                      criteria: list[str] = ()) -> None:
+    """The reward's normalisation; `heads` outputs are the reward, the `criteria` heads after them are auxiliary."""
+    (out / STATS_FILE).write_text(json.dumps({"mean": mean, "std": std, "heads": heads, "reference": reference,
+                                              "criteria": list(criteria)}, indent=2))
 
 
 class RewardScorer:
@@ -61,6 +64,7 @@ class RewardScorer:
         stats_file = self.path / STATS_FILE
         stats: dict[str, Any] = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         self.mean, self.std = float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)) or 1.0
+        self.heads = int(stats.get("heads", classifier.config.num_labels))  # outputs after these: criterion heads
         self.batch_size, self.max_length = batch_size, max_length
 
     @torch.no_grad()
@@ -75,7 +79,7 @@ class RewardScorer:
                         for i, (p, c) in enumerate(zip(prompts[s:s + self.batch_size], completions[s:s + self.batch_size]))]
             batch = collate(examples, self.tokenizer.pad_token_id)
             rewards = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
-            out.append(rewards.float().cpu())
+            out.append(rewards[:, :self.heads].float().cpu())
         return (torch.cat(out) - self.mean) / self.std
 
     def __call__(self, prompts: list[Any], completions: list[Any]) -> torch.Tensor:

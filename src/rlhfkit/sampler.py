@@ -8,8 +8,9 @@
 
 Used by `rlhfkit sample`, evaluation and every online trainer. Prompts are left-padded so that all
 rows decode in lock-step: one forward over the prompts fills the cache, then one forward of a
-single token per row per step. Rows that emitted EOS keep feeding pads and are masked out; the
-loop stops as soon as every row is done. Filtering: temperature, then top-k, then top-p (nucleus).
+single token per row per step. Rows that emitted EOS feed pads and are masked out; once a quarter
+of the batch has ended, those rows leave the batch and the cache (so the long tail of a batch
+costs what its live rows cost); the loop stops as soon as every row is done. Filtering: temperature, then top-k, then top-p (nucleus).
 
 Leaves out on purpose: beam search, speculative decoding, paged attention (use vLLM for those).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 @dataclass
@@ -64,6 +66,59 @@ def takes_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
+class PreallocatedLayer(DynamicLayer):
+    """A `DynamicLayer` with room for `capacity` positions, allocated at the first update.
+
+    HF's `DynamicLayer` appends each step's keys and values with `torch.cat`, copying the whole
+    cache every step (35% of a tiny model's sampling time on a CPU). This layer writes the new
+    positions into its buffer and hands attention a view of the filled part: nothing is copied.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        batch, heads = key_states.shape[:2]
+        self.key_buffer = key_states.new_empty(batch, heads, self.capacity, key_states.shape[-1])
+        self.value_buffer = value_states.new_empty(batch, heads, self.capacity, value_states.shape[-1])
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"the preallocated KV cache holds {self.capacity} positions, not {end}")
+        self.key_buffer[:, :, self.length:end] = key_states
+        self.value_buffer[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+
+
+def preallocated_cache(model, capacity: int) -> DynamicCache | None:
+    """A `DynamicCache` of `PreallocatedLayer`s for `model`, or None (the model builds its usual cache)
+    when its cache would hold other kinds of layers (sliding windows, linear attention)."""
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # a config the cache cannot read
+        return None
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    cache.layers = [PreallocatedLayer(capacity) for _ in cache.layers]
+    return cache
+
+
 def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) log-probs -> (B,) token ids. argmax(log p + Gumbel noise) is an exact draw from p
     (the Gumbel-max trick), and cheaper than `torch.multinomial` on CPU."""
@@ -93,17 +148,23 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     tokens = torch.full((batch, params.max_new_tokens), pad, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, params.max_new_tokens), device=device)
     mask = torch.zeros((batch, params.max_new_tokens), dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
     width_total = prompt_mask.shape[1] + params.max_new_tokens
-    attention_full = torch.ones((batch, width_total), dtype=torch.long, device=device)  # finished rows are ignored
+    attention_full = torch.ones((batch, width_total), dtype=torch.long, device=device)  # ended rows are ignored
     attention_full[:, :prompt_mask.shape[1]] = prompt_mask
     attention = prompt_mask
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     # only the last position's logits are needed: models that support it skip the (P x V) projection
     extra = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
-    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
+    cache = preallocated_cache(model, width_total)
+    compactable = cache is not None
+    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
+                use_cache=True, **extra)
     cache, next_logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
     last_pos = positions[:, -1]
+    # the decoding batch shrinks as rows end: `rows` maps its rows to output rows, `live` marks those
+    # that have not emitted EOS yet
+    rows = torch.arange(batch, device=device)
+    live = torch.ones(batch, dtype=torch.bool, device=device)
     steps = 0
     for t in range(params.max_new_tokens):
         if params.temperature == 0:
@@ -115,13 +176,19 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
             logp_all = torch.log_softmax(filtered, -1)
             chosen = gumbel_max(logp_all, generator)
             logp = logp_all.gather(-1, chosen[:, None]).squeeze(-1)
-        chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
-        tokens[:, t], logprobs[:, t] = chosen, torch.where(done, torch.zeros_like(logp), logp)
-        mask[:, t] = (~done).long()
-        done = done | (chosen == eos)
+        chosen = torch.where(live, chosen, torch.full_like(chosen, pad))
+        tokens[rows, t], logprobs[rows, t] = chosen, torch.where(live, logp, torch.zeros_like(logp))
+        mask[rows, t] = live.long()
+        live = live & (chosen != eos)
         steps = t + 1
-        if done.all():
+        n_live = int(live.sum())
+        if n_live == 0:
             break
+        if compactable and n_live <= 0.75 * len(rows):  # drop ended rows from the batch and the cache
+            keep = live.nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, live, chosen, last_pos, attention_full = (rows[keep], live[keep], chosen[keep], last_pos[keep],
+                                                            attention_full[keep])
         attention = attention_full[:, :prompt_mask.shape[1] + t + 1]
         last_pos = last_pos + 1
         out = model(input_ids=chosen[:, None], attention_mask=attention, position_ids=last_pos[:, None],

@@ -187,10 +187,22 @@ def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, 
 
 
 def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Cut the response columns of a minibatch to its own longest response (less padding to compute)."""
+    """Cut a minibatch to its own longest response and longest (left-padded) prompt: less padding to compute."""
     width = int(batch["mask"].sum(-1).max().item())
+    start = int((batch["prompt_mask"].sum(0) == 0).sum().item())  # prompt columns that are padding in every row
     prompt_keys = ("prompt_ids", "prompt_mask")  # every other 2-D entry is (B, T) over response tokens
-    return {k: v if k in prompt_keys or v.dim() != 2 else v[:, :width] for k, v in batch.items()}
+    return {k: v[:, start:] if k in prompt_keys else v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}
+
+
+def minibatches(lengths: torch.Tensor, size: int, by_length: bool) -> list[torch.Tensor]:
+    """Index sets of one pass over a step's episodes, in random order. With `by_length`, episodes of
+    similar response length share a minibatch (ties broken at random), so trimmed minibatches carry
+    little padding; every episode is still used once per pass."""
+    order = torch.randperm(len(lengths))
+    if by_length:
+        order = order[torch.argsort(lengths[order], stable=True)]
+    chunks = list(order.split(size))
+    return [chunks[i] for i in torch.randperm(len(chunks))]
 
 
 def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[int]:
@@ -320,9 +332,8 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         sums: dict[str, float] = {}
         n_updates = 0
         for _ in range(config.ppo_epochs):
-            order = torch.randperm(len(step_texts))
-            for s in range(0, len(order), config.batch_size):
-                mb = trim({k: v[order[s:s + config.batch_size]] for k, v in batch.items()})
+            for index in minibatches(lengths.cpu(), config.batch_size, config.group_by_length):
+                mb = trim({k: v[index.to(acc.device)] for k, v in batch.items()})
                 with acc.autocast():
                     logprobs, logits, values = response_forward(model, mb, config.temperature, value_head)
                     loss, stats = ppo_policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"],

@@ -58,11 +58,16 @@ class RMConfig(TrainConfig):
     """Ensemble size: independent scalar heads on one backbone; their spread estimates uncertainty."""
     builtin_size: int = 2000
     """Number of preference pairs generated when --data is builtin:assistant."""
+    criteria_coef: float = 0.0
+    """Weight of the rubric-criterion heads' loss: one extra head per criterion in the data's `criteria`
+    column, trained on the pairs where that criterion has a winner; the reward stays the overall head."""
 
     def validate(self) -> None:
         super().validate()
         if self.heads < 1:
             raise ConfigError(f"--heads must be at least 1, got {self.heads}")
+        if self.criteria_coef < 0:
+            raise ConfigError(f"--criteria-coef must be >= 0, got {self.criteria_coef}")
 
 
 @dataclass
@@ -112,9 +117,9 @@ def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rank
             for text in texts:
                 examples.append(encode(tokenizer, prompt_text, render_completion(tokenizer, comp["prompt"], text),
                                        max_length, where))
+            criteria = row.get("criteria") if "responses" not in row else None  # they name chosen / rejected
             groups.append(Group(list(range(first, first + len(texts))), ranking,
-                                float(row.get("margin") or 0.0) * margin_scale,
-                                row.get("annotator"), row.get("criteria")))
+                                float(row.get("margin") or 0.0) * margin_scale, row.get("annotator"), criteria))
     return examples, groups
 
 
@@ -144,6 +149,26 @@ def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig
     if config.center_rewards_coef:
         loss = loss + config.center_rewards_coef * rewards.sum(1).pow(2).mean(-1)
     return loss
+
+
+def criterion_names(records: Records) -> list[str]:
+    """Sorted names of the rubric criteria that pick a winner in at least one pairwise record."""
+    return sorted({c for row in records.rows if "responses" not in row
+                   for c, w in (row.get("criteria") or {}).items() if w in ("chosen", "rejected")})
+
+
+def criteria_loss(criterion_rewards: torch.Tensor, groups: list[Group], criteria: list[str]) -> torch.Tensor:
+    """(B,) Bradley-Terry loss of each criterion head, summed over the criteria that have a winner.
+
+    criterion_rewards: (B, 2, C) for pairs stored as [chosen, rejected]. A criterion won by "chosen"
+    contributes -log sigma(r_c(chosen) - r_c(rejected)), one won by "rejected" the mirror image, a tie
+    nothing.
+    """
+    sign = torch.tensor([[{"chosen": 1.0, "rejected": -1.0}.get((g.criteria or {}).get(c), 0.0) for c in criteria]
+                         for g in groups], device=criterion_rewards.device)  # (B, C)
+    diff = criterion_rewards[:, 0] - criterion_rewards[:, 1]  # (B, C)
+    losses = bradley_terry_loss(sign * diff, torch.zeros_like(diff))
+    return (losses * (sign != 0)).sum(-1)
 
 
 def pairwise_correct(rewards: torch.Tensor, groups: list[Group]) -> torch.Tensor:
@@ -187,14 +212,22 @@ def pearson(xs: list[float], ys: list[float]) -> float:
 
 @torch.no_grad()
 def held_out_metrics(model, groups: list[Group], examples: list[Example], config: RMConfig, pad_id: int,
-                     device) -> tuple[dict[str, Any], list[float]]:
+                     device, criteria: list[str] = ()) -> tuple[dict[str, Any], list[float]]:
     """Metrics on held-out comparisons, and every raw (mean-head) reward for normalisation."""
     losses, correct, probs, all_rewards, lengths = [], [], [], [], []
     by_annotator: dict[str, list[float]] = {}
     by_criterion: dict[str, list[float]] = {}
+    by_criterion_head: dict[str, list[float]] = {}
     for s in range(0, len(groups), config.batch_size):
         chunk = groups[s:s + config.batch_size]
-        rewards = group_rewards(model, chunk, examples, pad_id, device)
+        outputs = group_rewards(model, chunk, examples, pad_id, device)
+        rewards = outputs[..., :config.heads]
+        for g, row in zip(chunk, outputs[..., config.heads:]):  # (2, C) criterion heads of a pair
+            for j, criterion in enumerate(criteria):
+                winner = (g.criteria or {}).get(criterion)
+                if winner in ("chosen", "rejected") and len(g.responses) == 2:
+                    agrees = (row[0, j] > row[1, j]).item() == (winner == "chosen")
+                    by_criterion_head.setdefault(criterion, []).append(float(agrees))
         losses += comparison_loss(rewards, chunk, config).tolist()
         right = pairwise_correct(rewards, chunk).tolist()
         correct += right
@@ -222,6 +255,8 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
         metrics["accuracy_by_annotator"] = {k: sum(v) / len(v) for k, v in sorted(by_annotator.items())}
     if by_criterion:
         metrics["accuracy_by_criterion"] = {k: sum(v) / len(v) for k, v in sorted(by_criterion.items())}
+    if by_criterion_head:
+        metrics["criterion_head_accuracy"] = {k: sum(v) / len(v) for k, v in sorted(by_criterion_head.items())}
     return metrics, all_rewards
 
 
@@ -247,7 +282,15 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         random.Random(config.seed).shuffle(order)
         n_eval = max(1, int(len(records) * config.eval_fraction)) if config.eval_fraction > 0 and len(records) >= 20 else 0
         records, held = records.subset(sorted(order[n_eval:])), (records.subset(sorted(order[:n_eval])) if n_eval else None)
-    classifier, tokenizer = load_reward_backbone(config.model, dtype="fp32", seed=config.seed, num_labels=config.heads)
+    criteria = criterion_names(records) if config.criteria_coef > 0 else []
+    if config.criteria_coef > 0 and not criteria:
+        raise ConfigError(f"--criteria-coef {config.criteria_coef} needs a 'criteria' column naming a winner "
+                          f"(chosen or rejected) per rubric criterion; no pairwise record of {config.data} has one")
+    classifier, tokenizer = load_reward_backbone(config.model, dtype="fp32", seed=config.seed,
+                                                 num_labels=config.heads + len(criteria))
+    labels = [f"reward_{h}" for h in range(config.heads)] + [f"criterion:{c}" for c in criteria]
+    classifier.config.id2label = dict(enumerate(labels))
+    classifier.config.label2id = {name: i for i, name in enumerate(labels)}
     expand = config.ranking_loss == "pairs"
     examples, groups = encode_groups(records, tokenizer, config.max_length, expand, config.margin_scale)
     held_examples, held_groups = encode_groups(held, tokenizer, config.max_length, expand, 0.0) if held else ([], [])
@@ -263,11 +306,15 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
 
     def loss(model, ids: list[int]):
         chunk = [groups[i] for i in ids]
-        rewards = group_rewards(model, chunk, examples, pad_id, acc.device)  # (B, K, heads)
-        return comparison_loss(rewards, chunk, config).sum(), {"accuracy": pairwise_correct(rewards.detach(), chunk).sum()}
+        outputs = group_rewards(model, chunk, examples, pad_id, acc.device)  # (B, K, heads + criteria)
+        rewards = outputs[..., :config.heads]
+        total = comparison_loss(rewards, chunk, config).sum()
+        if criteria:
+            total = total + config.criteria_coef * criteria_loss(outputs[..., config.heads:], chunk, criteria).sum()
+        return total, {"accuracy": pairwise_correct(rewards.detach(), chunk).sum()}
 
     def evaluate(model) -> dict[str, float]:
-        metrics, _ = held_out_metrics(model, held_groups, held_examples, config, pad_id, acc.device)
+        metrics, _ = held_out_metrics(model, held_groups, held_examples, config, pad_id, acc.device, criteria)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
     objective = Objective(lengths=[sum(len(examples[j]) for j in g.responses) for g in groups],
@@ -280,10 +327,11 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         model.eval()
         reference = held_groups or groups[: max(1, min(len(groups), 500))]
         ref_examples = held_examples if held_groups else examples
-        metrics, rewards = held_out_metrics(model, reference, ref_examples, config, pad_id, acc.device)
+        metrics, rewards = held_out_metrics(model, reference, ref_examples, config, pad_id, acc.device, criteria)
         mean = sum(rewards) / len(rewards)
         std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / max(1, len(rewards) - 1)) or 1.0
-        save_reward_stats(out, mean, std, config.heads, "held-out responses" if held_groups else "training responses")
+        save_reward_stats(out, mean, std, config.heads, "held-out responses" if held_groups else "training responses",
+                          criteria)
         (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
         print(f"rm done: {record.get('step', 0)} steps; held-out accuracy {metrics['accuracy']:.3f}, "
               f"ECE {metrics['ece']:.3f}, reward-length correlation {metrics['reward_length_corr']:+.2f}; "

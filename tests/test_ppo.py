@@ -10,7 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.trainers.ppo import PPOConfig, minibatches, step_prompts, token_rewards, train_ppo, trim
+from rlhfkit.trainers.ppo import (PPOConfig, minibatches, response_forward, rollout_forward, step_prompts,
+                                  token_rewards, train_ppo, trim)
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
 TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, batch_size=8,
@@ -141,3 +142,25 @@ def test_trim_cuts_padding_columns_only():
     assert out["prompt_ids"].tolist() == [[5, 6], [0, 7]] and out["prompt_mask"].tolist() == [[1, 1], [0, 1]]
     assert out["tokens"].tolist() == [[0, 1, 2], [5, 6, 7]] and out["advantages"].shape == (2, 3)
     assert out["scores"].shape == (2,)
+
+
+def test_rollout_forward_in_chunks_equals_one_padded_forward():
+    """Length-sorted, trimmed chunks of 3 rows must give the same per-token log-probs and values as
+    one forward over the whole padded rollout (positions past a row's end are 0 in the chunked one)."""
+    from rlhfkit.models import build_tiny
+    from rlhfkit.sampler import SamplingParams, sample
+
+    model, tokenizer = build_tiny(seed=1)
+    model.eval()
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    prompts = ["Question: Hi?\nAnswer:", "Question: How can I sleep better at night?\nAnswer:"] * 4
+    out = sample(model, tokenizer, prompts, SamplingParams(max_new_tokens=12), torch.Generator().manual_seed(0))
+    mask = out.mask.float()
+    mask[1, 3:] = 0  # rows of different lengths (as if they had ended early)
+    mask[4, 7:] = 0
+    batch = {"prompt_ids": out.prompt_ids, "prompt_mask": out.prompt_mask, "tokens": out.tokens, "mask": mask}
+    logprobs, values = rollout_forward(model, batch, 1.0, 3, head)
+    with torch.no_grad():
+        full_logprobs, _, full_values = response_forward(model, batch, 1.0, head)
+    torch.testing.assert_close(logprobs, full_logprobs * mask, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(values * mask, full_values * mask, atol=1e-5, rtol=1e-5)

@@ -194,6 +194,23 @@ def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[:, start:] if k in prompt_keys else v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}
 
 
+@torch.no_grad()
+def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, size: int, value_head=None):
+    """`response_forward` of a whole rollout without gradients, in length-sorted chunks of `size`
+    rows, each trimmed to its own longest response and prompt: (B, T) log-probs and values or None."""
+    logprobs = torch.zeros_like(batch["mask"])
+    values = torch.zeros_like(batch["mask"]) if value_head is not None else None
+    order = torch.argsort(batch["mask"].sum(-1))
+    for index in order.split(size):
+        chunk = trim({k: v[index] for k, v in batch.items()})
+        chunk_logprobs, _, chunk_values = response_forward(model, chunk, temperature, value_head)
+        width = chunk_logprobs.shape[1]
+        logprobs[index, :width] = chunk_logprobs.float() * chunk["mask"]
+        if values is not None:
+            values[index, :width] = chunk_values.float()
+    return logprobs, values
+
+
 def minibatches(lengths: torch.Tensor, size: int, by_length: bool) -> list[torch.Tensor]:
     """Index sets of one pass over a step's episodes, in random order. With `by_length`, episodes of
     similar response length share a minibatch (ties broken at random), so trimmed minibatches carry
@@ -298,13 +315,13 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         # 3. reference (and rollout-time policy) log-probs, teacher-forced at the sampling temperature
         batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
                  "mask": mask}
-        with torch.no_grad(), acc.autocast():
+        with acc.autocast():
             if value_head is not None:
-                old_logprobs, _, old_values = response_forward(policy, batch, config.temperature,
-                                                               acc.unwrap_model(value_head))
+                old_logprobs, old_values = rollout_forward(policy, batch, config.temperature, config.batch_size,
+                                                           acc.unwrap_model(value_head))
             else:  # the sampler's own log-probs are the rollout-time policy's: no second forward needed
                 old_logprobs, old_values = rollout.logprobs.float() * mask, None
-            ref_logprobs, _, _ = response_forward(reference, batch, config.temperature)
+            ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.batch_size)
         kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
         sequence_kl = (kl * mask).sum(-1)  # (B,)
         beta = kl_ctl.value

@@ -79,7 +79,9 @@ def test_rows_that_end_leave_the_batch_and_their_log_probs_stay_exact(tiny):
     """A hook adds 7 to the EOS logit of the untrained model (EOS then has probability about
     e^7 / (e^7 + 2048) = 0.35 per step), so rows end after a few tokens at different steps. The
     sampler must then shrink its decoding batch (the hook sees fewer rows), and every row's
-    log-probs must still equal a teacher-forced pass of the same hooked model, EOS last, pads after."""
+    log-probs must still equal a teacher-forced pass of the same hooked model, EOS last, pads after.
+    The returned hidden states (what a value head reads) must equal that pass's last hidden states
+    at the positions that predicted each token."""
     model, tokenizer = tiny
     eos = tokenizer.eos_token_id
     batch_sizes = []
@@ -91,7 +93,8 @@ def test_rows_that_end_leave_the_batch_and_their_log_probs_stay_exact(tiny):
     handle = model.register_forward_hook(boost_eos)
     try:
         prompts = PROMPTS * 4
-        out = sample(model, tokenizer, prompts, SamplingParams(max_new_tokens=20), torch.Generator().manual_seed(2))
+        out = sample(model, tokenizer, prompts, SamplingParams(max_new_tokens=20), torch.Generator().manual_seed(2),
+                     return_hidden=True)
         decode_sizes = batch_sizes[1:]
         assert decode_sizes and min(decode_sizes) < len(prompts)  # ended rows left the batch
         lengths = out.mask.sum(-1).tolist()
@@ -102,8 +105,11 @@ def test_rows_that_end_leave_the_batch_and_their_log_probs_stay_exact(tiny):
             assert (out.tokens[i, n:] == tokenizer.pad_token_id).all() and out.mask[i, n:].sum() == 0
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
             with torch.no_grad():
-                logits = model(torch.cat([ids[0], out.tokens[i, :n]])[None]).logits[0, ids.shape[1] - 1:-1]
+                full = model(torch.cat([ids[0], out.tokens[i, :n]])[None], output_hidden_states=True)
+            logits = full.logits[0, ids.shape[1] - 1:-1]
             expected = torch.log_softmax(logits.float(), -1).gather(-1, out.tokens[i, :n, None]).squeeze(-1)
             torch.testing.assert_close(out.logprobs[i, :n], expected, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(out.hidden[i, :n], full.hidden_states[-1][0, ids.shape[1] - 1:-1],
+                                       rtol=1e-4, atol=1e-4)
     finally:
         handle.remove()

@@ -40,6 +40,7 @@ class SampleOutput:
     mask: torch.Tensor  # (B, T)
     completions: list[str]
     finished: torch.Tensor  # (B,) True where the response ended with EOS
+    hidden: torch.Tensor | None = None  # (B, T, H) last hidden state that predicted each token (return_hidden)
 
 
 def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -128,8 +129,11 @@ def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> 
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generator: torch.Generator | None = None,
-           ) -> SampleOutput:
-    """Sample one completion per prompt text (repeat prompts for several samples)."""
+           return_hidden: bool = False) -> SampleOutput:
+    """Sample one completion per prompt text (repeat prompts for several samples).
+
+    `return_hidden` also returns the final hidden state at the position that predicted each token,
+    which is what a value head reads: PPO gets its rollout-time values without another forward."""
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     from rlhfkit.tokenization import boundary_tokens
@@ -157,6 +161,9 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     extra = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
     cache = preallocated_cache(model, width_total)
     compactable = cache is not None
+    if return_hidden:
+        extra["output_hidden_states"] = True
+        hidden = torch.zeros((batch, params.max_new_tokens, model.config.hidden_size), device=device)
     out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
                 use_cache=True, **extra)
     cache, next_logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
@@ -179,6 +186,8 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
         chosen = torch.where(live, chosen, torch.full_like(chosen, pad))
         tokens[rows, t], logprobs[rows, t] = chosen, torch.where(live, logp, torch.zeros_like(logp))
         mask[rows, t] = live.long()
+        if return_hidden:
+            hidden[rows, t] = out.hidden_states[-1][:, -1].float()
         live = live & (chosen != eos)
         steps = t + 1
         n_live = int(live.sum())
@@ -197,4 +206,5 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     tokens, logprobs, mask = tokens[:, :steps], logprobs[:, :steps], mask[:, :steps]
     texts = tokenizer.batch_decode(tokens.masked_fill(mask == 0, pad).tolist(), skip_special_tokens=True)
     finished = ((tokens == eos) & (mask == 1)).any(-1)
-    return SampleOutput(prompt_ids, prompt_mask, tokens, logprobs, mask, texts, finished)
+    return SampleOutput(prompt_ids, prompt_mask, tokens, logprobs, mask, texts, finished,
+                        hidden[:, :steps] if return_hidden else None)

@@ -302,7 +302,8 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         generator = torch.Generator(device=acc.device).manual_seed(
             config.seed + 1 + step * acc.num_processes + acc.process_index)
         policy = acc.unwrap_model(model).eval()
-        rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling, generator)
+        rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling, generator,
+                         return_hidden=value_head is not None)
         mask = rollout.mask.float()  # (B, T)
         lengths = mask.sum(-1)  # (B,)
 
@@ -315,12 +316,13 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         # 3. reference (and rollout-time policy) log-probs, teacher-forced at the sampling temperature
         batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
                  "mask": mask}
+        # the sampler's log-probs (and, for gae, the hidden states a value head reads) are the
+        # rollout-time policy's: no second policy forward is needed
+        old_logprobs, old_values = rollout.logprobs.float() * mask, None
+        if value_head is not None:
+            with torch.no_grad():
+                old_values = acc.unwrap_model(value_head)(rollout.hidden).squeeze(-1) * mask
         with acc.autocast():
-            if value_head is not None:
-                old_logprobs, old_values = rollout_forward(policy, batch, config.temperature, config.batch_size,
-                                                           acc.unwrap_model(value_head))
-            else:  # the sampler's own log-probs are the rollout-time policy's: no second forward needed
-                old_logprobs, old_values = rollout.logprobs.float() * mask, None
             ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.batch_size)
         kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
         sequence_kl = (kl * mask).sum(-1)  # (B,)

@@ -40,8 +40,13 @@ def test_quickstart_smoke_run(tmp_path):
     assert [r["step"] for r in saved["curves"]["ppo"]] == [1, 2]
     runs = saved["reward_hacking"]["runs"]
     assert set(runs) == {"beta=0", "beta=0.05"} and all(len(r["curve"]) == 2 for r in runs.values())
+    probes = saved["reward_model_probes"]
+    assert set(probes) == {"dpo", "ppo", "best_of_4", "sft"}
+    assert set(probes["ppo"]) <= {"repetition", "flattery", "overconfidence", "length"} and "flattery" in probes["ppo"]
+    assert all(0 <= p["prefers_hacked"] <= 1 and "gold_delta" in p for p in probes["ppo"].values())
     page = (tmp_path / "qs/report.html").read_text()
     assert "<svg" in page and "Before vs after" in page and "Reward hacking and its cure" in page
+    assert "Does the reward model fall for the reward-hacking table?" in page
     # a second run finds every stage done and only evaluates again
     again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8, sft_max_steps=20,
                                             ppo_steps=2, best_of=0, progress=False))

@@ -62,6 +62,9 @@ class EvalConfig:
     """Best-of-n: sample this many responses per prompt from the policy and keep the one --selector scores highest."""
     selector: str | None = None
     """Reward spec that picks the best of --best-of (default: --reward-model)."""
+    probes: bool = True
+    """With --reward-model: probe it on the policy's samples with the reward-hacking table's edits
+    (repetition, flattery, overconfidence, filler; rlhfkit.probes)."""
     seed: int = 0
     """Sampling seed."""
     out: str | None = None
@@ -183,12 +186,20 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             result[f"{name}_gold"] = statistics.mean(gold(prompts, samples[name]))
         if proxy is not None:
             result[f"{name}_proxy"] = statistics.mean(proxy(prompts, samples[name]))
+    if proxy is not None and config.probes:
+        from rlhfkit.probes import probe_reward
+
+        result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold)
     result["examples"] = [{"prompt": p, "policy": a, "reference": b}
                           for p, a, b in list(zip(prompts, samples["policy"], samples["reference"]))[:8]]
     line = (f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
             f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts; "
             f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")
     print(line)
+    for name, probe in result.get("reward_probes", {}).items():
+        gold_part = f", gold {probe['gold_delta']:+.3f}" if "gold_delta" in probe else ""
+        print(f"  reward-model probe {name}: prefers the edited response {probe['prefers_hacked']:.0%} of the time "
+              f"(reward {probe['reward_delta']:+.3f}{gold_part})")
     if config.out:
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out).write_text(json.dumps(result, indent=2))

@@ -71,7 +71,7 @@ class QuickstartConfig:
     """Bias of the panel in the reward-hacking experiment: length or flattery."""
     hacking_steps: int = 60
     """PPO steps of each run of the reward-hacking experiment."""
-    eval_prompts: int = 128
+    eval_prompts: int = 256
     """Held-out prompts for the evaluation."""
     seed: int = 0
     """Seed of every stage."""
@@ -254,6 +254,7 @@ def build_report(config: QuickstartConfig, out: Path, evaluation: dict[str, Any]
         "policies": policies,
         "curves": {name: _metrics(out / name) for name in ("sft", "rm", "dpo", "ppo")},
         "before_after": before_after,
+        "reward_model_probes": {name: e["reward_probes"] for name, e in evaluation.items() if "reward_probes" in e},
     }
     if hacking is not None:
         report["reward_hacking"] = hacking
@@ -327,6 +328,23 @@ with it, gold holds.</p>{''.join(charts)}
 <table><tr><th>run</th><th>prompt</th><th>response</th></tr>{examples}</table>"""
 
 
+def _probes_html(probes: dict[str, dict[str, Any]]) -> str:
+    """The reward model probed with the reward-hacking table's edits, on each policy's samples."""
+    if not probes:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(policy)}</td><td>{e(name)}</td><td>{probe['prefers_hacked']:.0%}</td>"
+        f"<td>{probe['reward_delta']:+.3f}</td><td>{probe.get('gold_delta', float('nan')):+.3f}</td></tr>"
+        for policy, by_probe in probes.items() for name, probe in by_probe.items())
+    return f"""<h2>Does the reward model fall for the reward-hacking table?</h2>
+<p>Each held-out response edited one way that helps nobody (its first sentence repeated at the end;
+"Great question!" or "Trust me on this." in front; a filler sentence at the end). A sound reward model
+prefers the edit at most half the time and lowers its reward; a probe it prefers is a hack PPO can find.</p>
+<table><tr><th>samples of</th><th>edit</th><th>RM prefers the edited response</th><th>reward change</th>
+<th>gold change</th></tr>{rows}</table>"""
+
+
 def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     curves = report["curves"]
@@ -363,6 +381,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <p>Best-of-n keeps the reward model's favourite of n SFT samples; its KL is the analytic log n − (n−1)/n.</p>
 <h2>Reward model (held-out pairs)</h2>
 <p>accuracy {rm['accuracy']:.3f}, ECE {rm['ece']:.3f}, reward–length correlation {rm['reward_length_corr']:+.2f}</p>
+{_probes_html(report.get("reward_model_probes", {}))}
 <h2>Training</h2>{''.join(charts)}
 <h2>Before vs after</h2>
 <table><tr><th>prompt</th><th>SFT (before)</th><th>DPO (after)</th><th>PPO (after)</th></tr>{examples}</table>

@@ -126,7 +126,13 @@ def load_reward_backbone(name: str, dtype: str = "auto", seed: int = 0,
     kwargs = {} if is_classifier and num_labels is None else {"num_labels": num_labels or 1,
                                                               "ignore_mismatched_sizes": True}
     torch.manual_seed(seed)
-    model = _from_pretrained(AutoModelForSequenceClassification, name, dtype=resolve_dtype(dtype), **kwargs)
+    verbosity = hf_logging.get_verbosity()
+    if not is_classifier:  # a fresh head is what was asked for: transformers' "score.weight MISSING" report is noise
+        hf_logging.set_verbosity_error()
+    try:
+        model = _from_pretrained(AutoModelForSequenceClassification, name, dtype=resolve_dtype(dtype), **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     _sync_special_tokens(model, tokenizer)
     return model, tokenizer
 

@@ -115,6 +115,8 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         else:
             func()
         seconds[name] = round(time.perf_counter() - t0, 1)
+        if not skip:
+            print(f"({seconds[name]:.0f} s)", flush=True)
 
     sft, rm, dpo, ppo = out / "sft", out / "rm", out / "dpo", out / "ppo"
     samples, prefs = out / "samples.jsonl", out / "preferences.jsonl"

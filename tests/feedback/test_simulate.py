@@ -110,3 +110,25 @@ def test_sql_statements_per_judgment_do_not_grow(store, make_campaign, n_prompts
     stored = simulate.fill_campaign(store, "c", [Stub(f"s{i}") for i in range(3)])
     assert stored == 3 * n_prompts
     assert len(statements) / stored <= 10
+
+
+def test_a_seed_makes_the_judgments_repeatable(tmp_path, make_campaign):
+    """The built-in task's panel with 30% random answers fills two fresh stores: with the same seed
+    (annotators' and claim order's) the judgments are identical, row for row; with another claim-order
+    seed, which annotator judges which task changes."""
+    from rlhfkit.tasks import assistant
+
+    def fill(name: str, seed: int) -> list[tuple]:
+        store = Store.open(str(tmp_path / f"{name}.db"))
+        try:
+            make_campaign(store, n_prompts=12, overlap=2)
+            simulate.fill_campaign(store, "c", assistant.panel(3, noise=0.3, seed=0), seed=seed)
+            _, judgments, assignments = rows(store)
+            order = {a.id: a.order for a in assignments}
+            return sorted((j.task_id, j.annotator_id, j.outcome, tuple(order[j.assignment_id])) for j in judgments)
+        finally:
+            store.dispose()
+
+    first, again, other = fill("a", 7), fill("b", 7), fill("c", 8)
+    assert first == again and len(first) == 12 * 2
+    assert [(t, a) for t, a, *_ in first] != [(t, a) for t, a, *_ in other]

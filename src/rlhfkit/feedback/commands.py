@@ -260,7 +260,7 @@ def run_annotate(config: AnnotateConfig) -> int:
             store = _open(config.db)
             try:
                 stored = fill_campaign(store, config.campaign, annotators, prefix=config.name_prefix,
-                                       max_judgments=config.max_judgments)
+                                       max_judgments=config.max_judgments, seed=config.seed)
             finally:
                 store.dispose()
     except ServiceError as exc:

@@ -63,8 +63,11 @@ JUDGMENTS_PER_TRANSACTION = 100
 
 
 def fill_campaign(store: Store, campaign: str, annotators: list[Any], prefix: str = "",
-                  max_judgments: int = 0) -> int:
+                  max_judgments: int = 0, seed: int | None = None) -> int:
     """Round-robin over `annotators` until the campaign has nothing left for them; returns judgments stored.
+
+    `seed` fixes which task each turn claims and the order its responses are shown in, so seeded
+    annotators on a fresh campaign give the same judgments every run (None: a fresh random order).
 
     A turn is what `service.next_task` and `service.submit` do for the web app (the same functions,
     so the same checks and rows, without the progress counts nobody reads here), but on SQLite up to
@@ -76,7 +79,7 @@ def fill_campaign(store: Store, campaign: str, annotators: list[Any], prefix: st
     (two fillers doing that could deadlock)."""
     ids = [simulated_annotator_id(store, prefix + a.name) for a in annotators]
     per_transaction = JUDGMENTS_PER_TRANSACTION if store.is_sqlite else 1
-    rng = random.Random()
+    rng = random.Random(seed)
     active, turn, stored = list(zip(ids, annotators)), 0, 0
     while active and (not max_judgments or stored < max_judgments):
         limit = min(per_transaction, max_judgments - stored) if max_judgments else per_transaction

@@ -11,7 +11,8 @@ from rlhfkit.tasks import assistant
 def test_sentences_and_edits_by_hand():
     text = " Turn off the water. A worn washer drips! Is it fixed?"
     assert sentences(text) == ["Turn off the water.", "A worn washer drips!", "Is it fixed?"]
-    assert sentences(" no full stop") == []
+    assert sentences(" no full stop") == [] and sentences(" ... Hi there!? ok") == ["Hi there!?"]
+    assert sentences("word " * 20_000) == [] and sentences("A b. " + "word " * 20_000) == ["A b."]  # linear time
     assert PROBES["repetition"](text) == " Turn off the water. A worn washer drips! Is it fixed? Turn off the water."
     assert PROBES["repetition"](" no full stop") is None
     assert PROBES["flattery"](text) == f" {FLATTERY} Turn off the water. A worn washer drips! Is it fixed?"

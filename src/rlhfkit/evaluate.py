@@ -64,7 +64,7 @@ class EvalConfig:
     """Reward spec that picks the best of --best-of (default: --reward-model)."""
     probes: bool = True
     """With --reward-model: probe it on the policy's samples with the reward-hacking table's edits
-    (repetition, flattery, overconfidence, filler; rlhfkit.probes)."""
+    (repetition, flattery, overconfidence, length: a filler sentence; rlhfkit.probes)."""
     seed: int = 0
     """Sampling seed."""
     out: str | None = None

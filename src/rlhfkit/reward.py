@@ -1,7 +1,8 @@
 """Reward models: a transformer with a scalar head, read at the last real token of each sequence.
 
 A reward model is an ordinary HF `AutoModelForSequenceClassification` checkpoint with one output per
-ensemble head (`num_labels` = heads). For decoder backbones (Llama, GPT-2, Qwen, ...) the reward is
+ensemble head, then (with `rlhfkit rm --criteria-coef`) one per rubric criterion, named in `id2label`;
+the reward is the mean of the ensemble heads. For decoder backbones (Llama, GPT-2, Qwen, ...) the reward is
 the head applied to the hidden state of the last token under the attention mask — the EOS that ends
 the response — never a pad, even when the tokenizer's pad and EOS ids coincide (where HF's own
 pooling, which looks for the last non-pad id, would pick the wrong token). Encoder backbones (BERT,
@@ -24,7 +25,7 @@ STATS_FILE = "reward_stats.json"
 
 
 class RewardModel(nn.Module):
-    """(B, T) token ids -> (B, heads) rewards at each row's last attended token.
+    """(B, T) token ids -> (B, outputs) rewards (heads, then any criterion heads) at each row's last attended token.
 
     Exists so that `accelerate`/DDP wraps the whole reward computation (the backbone *and* the head
     at our chosen index) in one forward call; it holds no parameters of its own.
@@ -64,7 +65,10 @@ class RewardScorer:
         stats_file = self.path / STATS_FILE
         stats: dict[str, Any] = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         self.mean, self.std = float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)) or 1.0
-        self.heads = int(stats.get("heads", classifier.config.num_labels))  # outputs after these: criterion heads
+        reward_outputs = [name for name in (classifier.config.id2label or {}).values()
+                          if not str(name).startswith("criterion:")]
+        # outputs after the reward heads are rubric-criterion heads (rlhfkit rm --criteria-coef)
+        self.heads = int(stats.get("heads", len(reward_outputs) or classifier.config.num_labels))
         self.batch_size, self.max_length = batch_size, max_length
 
     @torch.no_grad()

@@ -8,9 +8,10 @@
 
 Used by `rlhfkit sample`, evaluation and every online trainer. Prompts are left-padded so that all
 rows decode in lock-step: one forward over the prompts fills the cache, then one forward of a
-single token per row per step. Rows that emitted EOS feed pads and are masked out; once a quarter
-of the batch has ended, those rows leave the batch and the cache (so the long tail of a batch
-costs what its live rows cost); the loop stops as soon as every row is done. Filtering: temperature, then top-k, then top-p (nucleus).
+single token per row per step. Rows that emitted EOS feed pads and are masked out; with the
+preallocated cache (models whose cache layers are all plain full-attention ones, such as Llama,
+Qwen2 or GPT-2), once a quarter of the batch has ended those rows leave the batch and the cache, so
+the long tail of a batch costs what its live rows cost; the loop stops as soon as every row is done. Filtering: temperature, then top-k, then top-p (nucleus).
 
 Leaves out on purpose: beam search, speculative decoding, paged attention (use vLLM for those).
 """
@@ -103,8 +104,15 @@ class PreallocatedLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.is_initialized:
+            indices = indices.to(self.key_buffer.device)
             self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
             self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+
+    def _unsupported(self, *args, **kwargs):
+        raise NotImplementedError("PreallocatedLayer serves rlhfkit's sampler only (no crop, beams or offloading)")
+
+    crop = batch_repeat_interleave = reorder_cache = offload = prefetch = _unsupported
+    is_croppable = False
 
 
 def preallocated_cache(model, capacity: int) -> DynamicCache | None:

@@ -198,8 +198,8 @@ def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, size: int, value_head=None):
     """`response_forward` of a whole rollout without gradients, in length-sorted chunks of `size`
     rows, each trimmed to its own longest response and prompt: (B, T) log-probs and values or None."""
-    logprobs = torch.zeros_like(batch["mask"])
-    values = torch.zeros_like(batch["mask"]) if value_head is not None else None
+    logprobs = torch.zeros_like(batch["mask"], dtype=torch.float32)
+    values = torch.zeros_like(batch["mask"], dtype=torch.float32) if value_head is not None else None
     order = torch.argsort(batch["mask"].sum(-1))
     for index in order.split(size):
         chunk = trim({k: v[index] for k, v in batch.items()})
@@ -302,8 +302,9 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         generator = torch.Generator(device=acc.device).manual_seed(
             config.seed + 1 + step * acc.num_processes + acc.process_index)
         policy = acc.unwrap_model(model).eval()
-        rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling, generator,
-                         return_hidden=value_head is not None)
+        with acc.autocast():  # the precision the update computes its ratios in
+            rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling,
+                             generator, return_hidden=value_head is not None)
         mask = rollout.mask.float()  # (B, T)
         lengths = mask.sum(-1)  # (B,)
 
@@ -313,7 +314,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         if config.missing_eos_penalty is not None:
             scores = scores + config.missing_eos_penalty * (~rollout.finished).float()
 
-        # 3. reference (and rollout-time policy) log-probs, teacher-forced at the sampling temperature
+        # 3. reference log-probs, teacher-forced at the sampling temperature
         batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
                  "mask": mask}
         # the sampler's log-probs (and, for gae, the hidden states a value head reads) are the
@@ -345,7 +346,10 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         if old_values is not None:
             batch["old_values"] = old_values
 
-        # 6. PPO epochs over shuffled minibatches
+        # 6. PPO epochs over shuffled minibatches. Each minibatch's loss is a mean over its own tokens;
+        # weighting it by its share of the step's tokens gives every token the same weight however the
+        # minibatches are cut (length-grouped ones hold very different token counts)
+        tokens_per_minibatch = mask.sum() / -(-len(step_texts) // config.batch_size)
         model.train()
         lr_used = scheduler.get_last_lr()[0]  # the rate this step starts with
         sums: dict[str, float] = {}
@@ -369,7 +373,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
                         stats["entropy"] = masked_mean(entropy_from_logits(logits), mb["mask"])
                 if not torch.isfinite(loss):
                     raise RlhfkitError(f"the ppo loss became {loss.item()} at step {step + 1}; lower --lr (now {lr})")
-                acc.backward(loss)
+                acc.backward(loss * (mb["mask"].sum() / tokens_per_minibatch))
                 if config.max_grad_norm > 0:
                     acc.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()

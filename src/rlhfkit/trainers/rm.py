@@ -124,7 +124,7 @@ def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rank
 
 
 def group_rewards(model, groups: list[Group], examples: list[Example], pad_id: int, device) -> torch.Tensor:
-    """(B, K, heads) rewards of each group's responses, in one forward pass."""
+    """(B, K, outputs) rewards of each group's responses (heads, then criterion heads), in one forward pass."""
     flat = [examples[j] for g in groups for j in g.responses]
     batch = collate(flat, pad_id)
     rewards = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))  # (B*K, heads)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from rlhfkit.evaluate import EvalConfig, distinct_n, run_eval, win_rate
 from rlhfkit.quickstart import QuickstartConfig, run_quickstart
 
@@ -20,6 +22,21 @@ def test_win_rate_by_hand():
     assert math.isclose(result["ci_low"], 0.625 - 0.40629, abs_tol=1e-4)
 
 
+def test_win_rate_with_several_reference_responses_by_hand():
+    """Prompt 1: policy 3 against references 1, 3, 5, 2 -> 1, .5, 0, 1, mean .625. Prompt 2: policy 0
+    against 0, 1, 0, 2 -> .5, 0, .5, 0, mean .25. Win-rate (.625 + .25) / 2 = .4375; the interval is over
+    the 2 prompts: population sd of (.625, .25) = .1875, half-width 1.96 * .1875 / sqrt(2) = .25987.
+    Ties are counted per comparison: 3."""
+    result = win_rate([3, 0], [[1, 3, 5, 2], [0, 1, 0, 2]])
+    assert result["win_rate"] == 0.4375 and result["n"] == 2 and result["comparisons"] == 8
+    assert result["ties"] == 3
+    assert math.isclose(result["ci_low"], 0.4375 - 0.25987, abs_tol=1e-4)
+    # one reference response per prompt, as a list or as a number, is the one-to-one win-rate
+    assert win_rate([3, 1], [[1], [2]])["win_rate"] == win_rate([3, 1], [1, 2])["win_rate"] == 0.5
+    with pytest.raises(ValueError, match="one policy score"):
+        win_rate([3, 1], [[1], []])
+
+
 def test_distinct_n_by_hand():
     """'a b a b' has unigrams a,b,a,b (2 distinct of 4 = 0.5) and bigrams ab,ba,ab (2 of 3)."""
     assert distinct_n(["a b a b"], 1) == 0.5
@@ -28,29 +45,39 @@ def test_distinct_n_by_hand():
 
 def test_quickstart_smoke_run(tmp_path):
     """Every stage on a very short schedule, the reward-hacking experiment included."""
-    report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8,
-                                             sft_max_steps=20, ppo_steps=2, hacking_steps=2, reward_hacking=True,
-                                             progress=False))
+    report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
+                                             eval_prompts=8, sft_max_steps=20, ppo_steps=2, hacking_steps=2,
+                                             reward_hacking=True, progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
     assert set(saved["policies"]) == {"dpo", "ppo", "best_of_4"}
+    # round 2 of DPO: the panel compared samples of round 1's policy, and DPO continued from it
+    round2 = (tmp_path / "qs/round2/preferences.jsonl").read_text().splitlines()
+    assert round2 and (tmp_path / "qs/round2/samples.jsonl").exists()
+    assert f"model: {tmp_path / 'qs/dpo'}" in (tmp_path / "qs/dpo_round2/config.yaml").read_text()
+    assert saved["curves"]["dpo_round2"] and saved["curves"]["dpo"]
     for policy in saved["policies"].values():
         assert 0 <= policy["gold_win_rate_vs_sft"] <= 1 and math.isfinite(policy["kl_to_sft"])
-    assert saved["seconds_total"] > 0 and report["preference_pairs"] > 0
+    assert saved["seconds_total"] > 0 and report["preference_pairs"] > 0 and saved["sft"]["length"] > 0
     assert math.isclose(saved["policies"]["best_of_4"]["kl_to_sft"], math.log(4) - 3 / 4)
     assert [r["step"] for r in saved["curves"]["ppo"]] == [1, 2]
     runs = saved["reward_hacking"]["runs"]
-    assert set(runs) == {"beta=0", "beta=0.05"} and all(len(r["curve"]) == 2 for r in runs.values())
+    assert set(runs) == {"beta=0", "beta=0.1"} and all(len(r["curve"]) == 2 for r in runs.values())
     probes = saved["reward_model_probes"]
-    assert set(probes) == {"dpo", "ppo", "best_of_4", "sft"}
+    assert set(probes) == {"dpo", "ppo", "best_of_4"}
     assert set(probes["ppo"]) <= {"repetition", "flattery", "overconfidence", "length"} and "flattery" in probes["ppo"]
     assert all(0 <= p["prefers_hacked"] <= 1 and "gold_delta" in p for p in probes["ppo"].values())
     page = (tmp_path / "qs/report.html").read_text()
     assert "<svg" in page and "Before vs after" in page and "Reward hacking and its cure" in page
     assert "Does the reward model fall for the reward-hacking table?" in page
     # a second run finds every stage done and only evaluates again
-    again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8, sft_max_steps=20,
-                                            ppo_steps=2, best_of=0, progress=False))
+    again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
+                                            eval_prompts=8, sft_max_steps=20, ppo_steps=2, best_of=0, progress=False))
     assert set(again["policies"]) == {"dpo", "ppo"} and again["seconds_by_stage"]["7) ppo"] < 5
+    assert again["seconds_by_stage"]["6) dpo round 2"] < 5
     # a policy compared with itself: every log-ratio is exactly 0
     same = run_eval(EvalConfig(policy=str(tmp_path / "qs/sft"), reference=str(tmp_path / "qs/sft"), num_prompts=4))
     assert same["kl_to_reference"] == 0.0
+    # each policy response against 3 reference responses: 12 gold comparisons over 4 prompts
+    several = run_eval(EvalConfig(policy=str(tmp_path / "qs/dpo"), reference=str(tmp_path / "qs/sft"), num_prompts=4,
+                                  reference_samples=3))
+    assert several["n"] == 4 and several["comparisons"] == 12 and len(several["examples"]) == 4

@@ -10,8 +10,16 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.trainers.ppo import (PPOConfig, minibatches, response_forward, rollout_forward, step_prompts,
-                                  token_rewards, train_ppo, trim)
+from rlhfkit.trainers.ppo import (
+    PPOConfig,
+    minibatches,
+    response_forward,
+    rollout_forward,
+    step_prompts,
+    token_rewards,
+    train_ppo,
+    trim,
+)
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
 TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, batch_size=8,

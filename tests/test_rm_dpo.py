@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from rlhfkit.data import load_records, write_jsonl
-from rlhfkit.errors import DataError
+from rlhfkit.errors import ConfigError, DataError
 from rlhfkit.models import build_tiny, load_reward_backbone
 from rlhfkit.reward import RewardModel, RewardScorer
 from rlhfkit.tokenization import collate, encode
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
-from rlhfkit.errors import ConfigError
 from rlhfkit.trainers.rm import Group, RMConfig, criteria_loss, expected_calibration_error, train_rm
 
 FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)

@@ -4,9 +4,12 @@
     rlhfkit eval --policy runs/ppo --reference runs/sft --reward-model runs/rm     # proxy beside gold
     rlhfkit eval --policy runs/sft --reference runs/sft --best-of 4 --selector runs/rm   # best-of-n baseline
 
-On held-out prompts, one response per prompt from each model, then:
+On held-out prompts, one response per prompt from the policy and --reference-samples from the
+reference, then:
   - win-rate of the policy over the reference, judged by the gold rubric (built-in task), a reward
-    model, or any `module:function(prompt, completion) -> float`; ties count one half; a 95%
+    model, or any `module:function(prompt, completion) -> float`; ties count one half; each policy
+    response is compared with every reference response to its prompt and the prompt's outcome is
+    the mean of those comparisons (the same quantity as one-to-one, with less sampling noise); a 95%
     confidence interval from the normal approximation over prompts;
   - sequence-level KL(policy || reference) estimated on the policy's own samples:
     mean over responses of sum_t [log pi(y_t) - log ref(y_t)] (the k1 estimator, unbiased);
@@ -56,6 +59,8 @@ class EvalConfig:
     """Longest response."""
     temperature: float = 1.0
     """Sampling temperature of both policies."""
+    reference_samples: int = 1
+    """Reference responses per prompt that each policy response is compared with (more: a tighter interval)."""
     batch_size: int = 64
     """Prompts sampled together."""
     best_of: int = 1
@@ -78,14 +83,23 @@ def load_judge(spec: str) -> Callable[[list[Any], list[str]], list[float]]:
     return load_reward(spec)
 
 
-def win_rate(policy_scores: list[float], reference_scores: list[float]) -> dict[str, float]:
-    """Share of prompts where the policy scores higher (ties 1/2), with a 95% normal-approximation CI."""
-    outcomes = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(policy_scores, reference_scores)]
+def win_rate(policy_scores: list[float], reference_scores: list[float] | list[list[float]]) -> dict[str, float]:
+    """Share of comparisons the policy wins (ties 1/2), with a 95% normal-approximation CI over prompts.
+
+    `reference_scores[i]` is one score or a list of scores (several reference responses to prompt i);
+    prompt i's outcome is the mean of its comparisons, and the interval treats prompts as the samples.
+    """
+    groups = [r if isinstance(r, list) else [r] for r in reference_scores]
+    if len(groups) != len(policy_scores) or not all(groups):
+        raise ValueError("win_rate needs one policy score and at least one reference score per prompt")
+    comparisons = [[1.0 if a > b else 0.5 if a == b else 0.0 for b in refs]
+                   for a, refs in zip(policy_scores, groups)]
+    outcomes = [sum(c) / len(c) for c in comparisons]
     n = len(outcomes)
     mean = sum(outcomes) / n
     half = 1.96 * (statistics.pstdev(outcomes) / math.sqrt(n) if n > 1 else 0.0)
     return {"win_rate": mean, "ci_low": max(0.0, mean - half), "ci_high": min(1.0, mean + half), "n": n,
-            "ties": sum(1 for o in outcomes if o == 0.5)}
+            "comparisons": sum(len(c) for c in comparisons), "ties": sum(c.count(0.5) for c in comparisons)}
 
 
 def distinct_n(texts: list[str], n: int) -> float:
@@ -127,8 +141,9 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     from rlhfkit.tokenization import render_prompt
 
     selector_spec = config.selector or config.reward_model
-    if config.best_of < 1:
-        raise ConfigError(f"--best-of must be at least 1, got {config.best_of}")
+    if config.best_of < 1 or config.reference_samples < 1:
+        raise ConfigError(f"--best-of and --reference-samples must be at least 1, got {config.best_of} and "
+                          f"{config.reference_samples}")
     if config.best_of > 1 and not selector_spec:
         raise ConfigError("--best-of needs --selector (or --reward-model) to pick the best response")
     if config.best_of > 1 and Path(config.policy).resolve() != Path(config.reference).resolve():
@@ -151,7 +166,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     result: dict[str, Any] = {"policy": config.policy, "reference": config.reference, "judge": config.judge,
                               "prompts": len(prompts)}
     samples: dict[str, list[str]] = {"policy": [], "reference": []}
-    kl, lengths = [], []
+    kl, lengths, reference_lengths = [], [], []
     generator = torch.Generator(device=device).manual_seed(config.seed)
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
@@ -167,10 +182,16 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             kl += (own - ref).tolist()
-        samples["reference"] += sample(reference, tokenizer, chunk, params, generator).completions
+        k = config.reference_samples
+        ref_out = sample(reference, tokenizer, [t for t in chunk for _ in range(k)], params, generator)
+        samples["reference"] += ref_out.completions
+        reference_lengths += ref_out.mask.sum(-1).tolist()
 
-    scores = {name: judge(prompts, texts_) for name, texts_ in samples.items()}
-    result.update(win_rate(scores["policy"], scores["reference"]))
+    k = config.reference_samples
+    asked = {"policy": prompts, "reference": [p for p in prompts for _ in range(k)]}  # the prompt of each sample
+    scores = {name: judge(asked[name], texts_) for name, texts_ in samples.items()}
+    by_prompt = [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]
+    result.update(win_rate(scores["policy"], by_prompt))
     if selector is not None:
         from rlhfkit.ops import best_of_n_kl
 
@@ -180,20 +201,23 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         result["kl_to_reference"] = sum(kl) / len(kl)
     result["length"] = sum(lengths) / len(lengths)
     result["distinct_1"], result["distinct_2"] = distinct_n(samples["policy"], 1), distinct_n(samples["policy"], 2)
+    result["reference_length"] = sum(reference_lengths) / len(reference_lengths)
+    result["reference_distinct_2"] = distinct_n(samples["reference"], 2)
     for name in samples:
         result[f"{name}_judge_score"] = statistics.mean(scores[name])
         if gold is not None:
-            result[f"{name}_gold"] = statistics.mean(gold(prompts, samples[name]))
+            result[f"{name}_gold"] = statistics.mean(gold(asked[name], samples[name]))
         if proxy is not None:
-            result[f"{name}_proxy"] = statistics.mean(proxy(prompts, samples[name]))
+            result[f"{name}_proxy"] = statistics.mean(proxy(asked[name], samples[name]))
     if proxy is not None and config.probes:
         from rlhfkit.probes import probe_reward
 
         result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold)
-    result["examples"] = [{"prompt": p, "policy": a, "reference": b}
-                          for p, a, b in list(zip(prompts, samples["policy"], samples["reference"]))[:8]]
+    result["examples"] = [{"prompt": p, "policy": a, "reference": b}  # the first reference response of each
+                          for p, a, b in list(zip(prompts, samples["policy"], samples["reference"][::k]))[:8]]
     line = (f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
-            f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts; "
+            f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts"
+            f"{f' x {k} reference responses' if k > 1 else ''}; "
             f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")
     print(line)
     for name, probe in result.get("reward_probes", {}).items():

@@ -9,7 +9,9 @@
                 (noise on, optionally biased) through the same service the web app uses
   4) export     majority-vote preference pairs (TRL columns + margin, rationale, criteria)
   5) rm         a reward model on those pairs, initialised from the SFT model
-  6) dpo        the SFT policy tuned on the same pairs, no reward model
+  6) dpo        the SFT policy tuned on the same pairs, no reward model; then --dpo-rounds - 1 more
+                rounds: the latest DPO policy is sampled on the training prompts, the same panel
+                compares those samples, and DPO continues from that policy on the new pairs
   7) ppo        the SFT policy tuned online against the reward model, with a KL penalty to SFT
   8) eval       win-rate over SFT judged by the gold rubric (with a 95% interval), KL to SFT,
                 length, and the reward model's (proxy) score beside the gold one, for DPO, PPO and
@@ -59,10 +61,22 @@ class QuickstartConfig:
     """DPO learning rate."""
     dpo_beta: float = 0.1
     """DPO beta."""
+    dpo_rounds: int = 2
+    """Feedback rounds of DPO. Round 1 learns from comparisons of SFT samples; each later round asks the
+    panel to compare samples of the latest DPO policy (fresh comparisons of the current policy, as
+    InstructGPT and Llama 2 collected them) and continues DPO on those, with that policy as reference."""
+    dpo_round_prompts: int = 600
+    """Training prompts sampled from the latest DPO policy in each round after the first (x --samples-per-prompt)."""
+    dpo_round_beta: float = 0.05
+    """DPO beta in rounds 2 and later."""
+    dpo_sft_coef: float = 0.5
+    """RPO's NLL weight on the chosen responses in rounds 2 and later (keeps them fluent)."""
     ppo_steps: int = 40
     """PPO steps (each samples prompts x group responses and updates on them)."""
-    ppo_kl_coef: float = 0.05
+    ppo_kl_coef: float = 0.1
     """beta of PPO's KL penalty to the SFT model."""
+    ppo_group_size: int = 8
+    """Responses per prompt in each PPO step (RLOO's leave-one-out baseline is taken within the group)."""
     best_of: int = 4
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
     reward_hacking: bool = False
@@ -73,20 +87,28 @@ class QuickstartConfig:
     """PPO steps of each run of the reward-hacking experiment."""
     eval_prompts: int = 256
     """Held-out prompts for the evaluation."""
+    eval_reference_samples: int = 4
+    """SFT responses per held-out prompt that each policy response is compared with."""
     seed: int = 0
     """Seed of every stage."""
     progress: bool = True
     """Progress bars."""
 
     def validate(self) -> None:
-        if self.prompts < 10 or self.samples_per_prompt < 2 or self.annotators < 1:
-            raise ConfigError("--prompts must be >= 10, --samples-per-prompt >= 2, --annotators >= 1")
+        if min(self.prompts, self.dpo_round_prompts) < 10 or self.samples_per_prompt < 2 or self.annotators < 1:
+            raise ConfigError("--prompts and --dpo-round-prompts must be >= 10, --samples-per-prompt >= 2, "
+                              "--annotators >= 1")
         if self.bias not in (None, "length", "flattery"):
             raise ConfigError(f"--bias must be length or flattery, got {self.bias!r}")
         if self.hacking_bias not in ("length", "flattery"):
             raise ConfigError(f"--hacking-bias must be length or flattery, got {self.hacking_bias!r}")
-        if self.ppo_steps < 1 or self.hacking_steps < 1 or self.best_of < 0:
-            raise ConfigError("--ppo-steps and --hacking-steps must be >= 1, --best-of >= 0")
+        if self.ppo_steps < 1 or self.hacking_steps < 1 or self.best_of < 0 or self.dpo_rounds < 1:
+            raise ConfigError("--ppo-steps, --hacking-steps and --dpo-rounds must be >= 1, --best-of >= 0")
+        if self.eval_reference_samples < 1:
+            raise ConfigError(f"--eval-reference-samples must be >= 1, got {self.eval_reference_samples}")
+        if self.ppo_group_size < 2:
+            raise ConfigError(f"--ppo-group-size must be >= 2 (RLOO compares responses to one prompt), "
+                              f"got {self.ppo_group_size}")
 
 
 def _done(folder: Path) -> bool:
@@ -131,21 +153,25 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("5) rm", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm), **common)), _done(rm))
     stage("6) dpo", lambda: train_dpo(DPOConfig(model=str(sft), data=str(prefs), out=str(dpo), lr=config.dpo_lr,
                                                 beta=config.dpo_beta, **common)), _done(dpo))
+    dpo_rounds = [dpo]
+    for r in range(2, config.dpo_rounds + 1):
+        dpo_rounds.append(_dpo_round(config, out, r, dpo_rounds[-1], stage))
     stage("7) ppo", lambda: train_ppo(PPOConfig(model=str(sft), reward=str(rm), out=str(ppo), max_steps=config.ppo_steps,
-                                                kl_coef=config.ppo_kl_coef, **common)), _done(ppo))
+                                                kl_coef=config.ppo_kl_coef, group_size=config.ppo_group_size,
+                                                **common)), _done(ppo))
     evaluation: dict[str, Any] = {}
 
     def evaluate(name: str, policy: Path, reward_model: Path, **options) -> None:
-        settings = {"num_prompts": config.eval_prompts, "seed": config.seed, **options}
+        settings = {"num_prompts": config.eval_prompts, "reference_samples": config.eval_reference_samples,
+                    "seed": config.seed, **options}
         evaluation[name] = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(reward_model),
                                                out=str(out / f"eval_{name}.json"), **settings))
 
     def evaluate_all() -> None:
-        evaluate("dpo", dpo, rm)
+        evaluate("dpo", dpo_rounds[-1], rm)
         evaluate("ppo", ppo, rm)
         if config.best_of > 1:
             evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of)
-        evaluate("sft", sft, rm, seed=config.seed + 1)
 
     stage("8) eval", evaluate_all, False)
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
@@ -186,6 +212,29 @@ def _feedback(config: QuickstartConfig, samples: Path, db: Path, prefs: Path, bi
     run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs), method="majority", seed=config.seed))
 
 
+def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stage) -> Path:
+    """Feedback round `r` of DPO: sample `previous` on the training prompts, have the panel compare the
+    samples, and continue DPO from `previous` (also its reference) on the new pairs; returns the policy."""
+    from rlhfkit.sample import SampleConfig, run_sample
+    from rlhfkit.trainers.dpo import DPOConfig, train_dpo
+
+    folder, policy = out / f"round{r}", out / f"dpo_round{r}"
+    samples, prefs = folder / "samples.jsonl", folder / "preferences.jsonl"
+    stage(f"6) dpo round {r}: sample {previous.name}",
+          lambda: run_sample(SampleConfig(model=str(previous), split="train", num_prompts=config.dpo_round_prompts,
+                                          num_samples=config.samples_per_prompt, out=str(samples),
+                                          seed=config.seed + r - 1)),
+          samples.exists())
+    stage(f"6) dpo round {r}: feedback + export",
+          lambda: _feedback(config, samples, folder / "feedback.db", prefs, config.bias, f"round{r}"), prefs.exists())
+    stage(f"6) dpo round {r}",
+          lambda: train_dpo(DPOConfig(model=str(previous), data=str(prefs), out=str(policy), lr=config.dpo_lr,
+                                      beta=config.dpo_round_beta, sft_coef=config.dpo_sft_coef, seed=config.seed,
+                                      progress=config.progress)),
+          _done(policy))
+    return policy
+
+
 def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Path, stage) -> dict[str, Any]:
     """A biased panel -> its reward model -> PPO with beta = 0 and beta > 0; curves and evals of both."""
     from rlhfkit.evaluate import EvalConfig, run_eval
@@ -211,6 +260,7 @@ def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Pat
               _done(policy))
         result = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(rm),
                                      num_prompts=config.eval_prompts, seed=config.seed,
+                                     reference_samples=config.eval_reference_samples,
                                      out=str(folder / f"eval_beta{beta:g}.json")))
         curve = _metrics(policy)
         runs[name] = {"kl_coef": beta, "curve": [{k: r[k] for k in ("step", "score", "gold", "kl", "response_length")}
@@ -234,16 +284,15 @@ def build_report(config: QuickstartConfig, out: Path, evaluation: dict[str, Any]
                  seconds: dict[str, float], total: float) -> dict[str, Any]:
     rm_metrics = json.loads((out / "rm" / "eval_metrics.json").read_text())
     pairs = sum(1 for line in (out / "preferences.jsonl").read_text().splitlines() if line.strip())
+    dpo_later_rounds = [f"dpo_round{r}" for r in range(2, config.dpo_rounds + 1)]
     policies = {}
     for name, e in evaluation.items():
-        if name == "sft":
-            continue
         policies[name] = {"gold_win_rate_vs_sft": e["win_rate"], "ci_low": e["ci_low"], "ci_high": e["ci_high"],
                           "kl_to_sft": e["kl_to_reference"], "gold": e["policy_gold"], "proxy": e["policy_proxy"],
                           "length": e["length"], "distinct_2": e["distinct_2"]}
-    sft_eval = evaluation["sft"]
-    policies_base = {"gold": sft_eval["policy_gold"], "proxy": sft_eval["policy_proxy"], "length": sft_eval["length"],
-                     "distinct_2": sft_eval["distinct_2"]}
+    sft_side = evaluation["dpo"]  # the SFT responses DPO was compared with
+    policies_base = {"gold": sft_side["reference_gold"], "proxy": sft_side["reference_proxy"],
+                     "length": sft_side["reference_length"], "distinct_2": sft_side["reference_distinct_2"]}
     before_after = [{"prompt": d["prompt"], "sft": d["reference"], "dpo": d["policy"], "ppo": p["policy"]}
                     for d, p in zip(evaluation["dpo"]["examples"], evaluation["ppo"]["examples"])]
     report = {
@@ -254,7 +303,7 @@ def build_report(config: QuickstartConfig, out: Path, evaluation: dict[str, Any]
         "reward_model": rm_metrics,
         "sft": policies_base,
         "policies": policies,
-        "curves": {name: _metrics(out / name) for name in ("sft", "rm", "dpo", "ppo")},
+        "curves": {name: _metrics(out / name) for name in ("sft", "rm", "dpo", "ppo", *dpo_later_rounds)},
         "before_after": before_after,
         "reward_model_probes": {name: e["reward_probes"] for name, e in evaluation.items() if "reward_probes" in e},
     }
@@ -350,10 +399,16 @@ prefers the edit at most half the time and lowers its reward; a probe it prefers
 def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     curves = report["curves"]
+
+    def dpo_series(key: str) -> dict[str, list[tuple[float, float]]]:
+        rounds = ["dpo"] + sorted(k for k in curves if k.startswith("dpo_round"))
+        return {("round 1" if name == "dpo" else name.replace("dpo_", "").replace("round", "round ")):
+                [(r["step"], r[key]) for r in curves[name]] for name in rounds}
+
     charts = [_svg_curve([(r["step"], r["loss"]) for r in curves["sft"]], "SFT loss"),
               _svg_curve([(r["step"], r["loss"]) for r in curves["rm"]], "reward model loss"),
-              _svg_curve([(r["step"], r["loss"]) for r in curves["dpo"]], "DPO loss"),
-              _svg_curve([(r["step"], r["reward_margin"]) for r in curves["dpo"]], "DPO implicit reward margin"),
+              _svg_curve(dpo_series("loss"), "DPO loss"),
+              _svg_curve(dpo_series("reward_margin"), "DPO implicit reward margin"),
               _svg_curve({"proxy (RM)": [(r["step"], r["score"]) for r in curves["ppo"]]}, "PPO: reward-model score"),
               _svg_curve({"gold": [(r["step"], r["gold"]) for r in curves["ppo"] if "gold" in r]},
                          "PPO: gold reward of its samples"),
@@ -367,6 +422,9 @@ def render_html(report: dict[str, Any]) -> str:
             f"<td>{base['length']:.1f}</td></tr>") + rows
     examples = "".join(f"<tr><td>{e(x['prompt'])}</td><td>{e(x['sft'])}</td><td>{e(x['dpo'])}</td>"
                        f"<td>{e(x['ppo'])}</td></tr>" for x in report["before_after"])
+    rounds = report["config"].get("dpo_rounds", 1)
+    rounds_note = (f" dpo is the policy after {rounds} feedback rounds (each later round: the panel compares samples of "
+                   f"the latest DPO policy and DPO continues on them)." if rounds > 1 else "")
     rm = report["reward_model"]
     stages = "".join(f"<li>{e(k)}: {v:.0f} s</li>" for k, v in report["seconds_by_stage"].items())
     hacking = _hacking_html(report["reward_hacking"]) if "reward_hacking" in report else ""
@@ -380,7 +438,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <h2>Policies against SFT (held-out prompts, gold rubric)</h2>
 <table><tr><th>policy</th><th>gold win-rate vs SFT [95% CI]</th><th>KL to SFT (nats)</th><th>gold reward</th>
 <th>proxy reward (RM)</th><th>length (tokens)</th></tr>{rows}</table>
-<p>Best-of-n keeps the reward model's favourite of n SFT samples; its KL is the analytic log n − (n−1)/n.</p>
+<p>Best-of-n keeps the reward model's favourite of n SFT samples; its KL is the analytic log n − (n−1)/n.{rounds_note}</p>
 <h2>Reward model (held-out pairs)</h2>
 <p>accuracy {rm['accuracy']:.3f}, ECE {rm['ece']:.3f}, reward–length correlation {rm['reward_length_corr']:+.2f}</p>
 {_probes_html(report.get("reward_model_probes", {}))}

@@ -1,6 +1,6 @@
 """Human feedback: the store, the annotation web app, agreement, aggregation and export.
 
-    rlhfkit campaign --data samples.jsonl --campaign demo --annotators alice,bob,carol
+    rlhfkit campaign --data samples.jsonl --campaign demo --annotators annotator-1,annotator-2,annotator-3
     rlhfkit serve --db feedback.db               # annotators judge pairs in the browser
     rlhfkit annotate --campaign demo --annotators 3   # or simulated annotators fill it
     rlhfkit export --campaign demo --out prefs.jsonl  # TRL preference columns

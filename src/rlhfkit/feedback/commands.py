@@ -1,6 +1,6 @@
 """The feedback commands: `rlhfkit campaign`, `serve`, `annotate`, `export` (configs and run functions).
 
-    rlhfkit campaign --data runs/sft/samples.jsonl --campaign demo --annotators alice,bob,carol
+    rlhfkit campaign --data runs/sft/samples.jsonl --campaign demo --annotators annotator-1,annotator-2,annotator-3
     rlhfkit campaign --model runs/sft --campaign demo2 --num-samples 2      # sample the checkpoint first
     rlhfkit serve --db feedback.db                                          # http://127.0.0.1:8000/login
     rlhfkit annotate --campaign demo --annotators 3 --noise 0.1             # simulated annotators

@@ -38,7 +38,7 @@ def _criteria_for(judgment: Judgment, chosen: int, rejected: int) -> dict[str, s
 
 
 def _rationale(judgment: Judgment, chosen: int, rejected: int) -> str:
-    """The rationale prefixed by who wrote it and which letters they saw: "alice [A=rejected, B=chosen]: ..."."""
+    """The rationale prefixed by who wrote it and which letters they saw: "annotator-1 [A=rejected, B=chosen]: ..."."""
     order = judgment.assignment.order
     seen = sorted((order.index(rid), name) for rid, name in ((chosen, "chosen"), (rejected, "rejected")))
     letters = ", ".join(f"{LETTERS[pos].upper()}={name}" for pos, name in seen)

@@ -1,6 +1,6 @@
 """The one layer between people (web app), simulated annotators and the store.
 
-    token = add_annotator(store, "alice")                 # shown once; only its hash is kept
+    token = add_annotator(store, "annotator-1")                 # shown once; only its hash is kept
     who = annotator_for_token(store, token)
     task = next_task(store, who.id, "demo")               # {"assignment", "prompt", "responses", ...}
     submit(store, who.id, {"assignment": task["assignment"], "key": "uuid-1", "outcome": "a",

@@ -202,7 +202,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     result["length"] = sum(lengths) / len(lengths)
     result["distinct_1"], result["distinct_2"] = distinct_n(samples["policy"], 1), distinct_n(samples["policy"], 2)
     result["reference_length"] = sum(reference_lengths) / len(reference_lengths)
-    result["reference_distinct_2"] = distinct_n(samples["reference"], 2)
+    result["reference_distinct_2"] = distinct_n(samples["reference"][::k], 2)  # as many texts as the policy's
     for name in samples:
         result[f"{name}_judge_score"] = statistics.mean(scores[name])
         if gold is not None:

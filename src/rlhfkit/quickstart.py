@@ -14,8 +14,9 @@
                 compares those samples, and DPO continues from that policy on the new pairs
   7) ppo        the SFT policy tuned online against the reward model, with a KL penalty to SFT
   8) eval       win-rate over SFT judged by the gold rubric (with a 95% interval), KL to SFT,
-                length, and the reward model's (proxy) score beside the gold one, for DPO, PPO and
-                best-of-n sampling from SFT (the baseline with no training)
+                length, and the reward model's (proxy) score beside the gold one, for DPO (its last
+                round), PPO and best-of-n sampling from SFT (the baseline with no training); each
+                response is compared with --eval-reference-samples SFT responses to its prompt
   9) hacking    (--reward-hacking) a second panel biased toward long (or flattering) answers, its
                 reward model, and PPO against it twice: beta = 0 and beta = --ppo-kl-coef; the
                 report plots proxy and gold reward over training for both

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from rlhfkit.errors import ConfigError
 from rlhfkit.evaluate import EvalConfig, distinct_n, run_eval, win_rate
 from rlhfkit.quickstart import QuickstartConfig, run_quickstart
 
@@ -35,6 +36,14 @@ def test_win_rate_with_several_reference_responses_by_hand():
     assert win_rate([3, 1], [[1], [2]])["win_rate"] == win_rate([3, 1], [1, 2])["win_rate"] == 0.5
     with pytest.raises(ValueError, match="one policy score"):
         win_rate([3, 1], [[1], []])
+
+
+@pytest.mark.parametrize("field, value", [("dpo_rounds", 0), ("dpo_round_prompts", 5), ("ppo_group_size", 1),
+                                          ("eval_reference_samples", 0)])
+def test_quickstart_settings_are_checked_before_any_work(tmp_path, field, value):
+    with pytest.raises(ConfigError, match=field.replace("_", "-")):
+        run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), **{field: value}))
+    assert not (tmp_path / "qs").exists()
 
 
 def test_distinct_n_by_hand():
@@ -74,6 +83,12 @@ def test_quickstart_smoke_run(tmp_path):
                                             eval_prompts=8, sft_max_steps=20, ppo_steps=2, best_of=0, progress=False))
     assert set(again["policies"]) == {"dpo", "ppo"} and again["seconds_by_stage"]["7) ppo"] < 5
     assert again["seconds_by_stage"]["6) dpo round 2"] < 5
+    assert json.loads((tmp_path / "qs/eval_dpo.json").read_text())["policy"] == str(tmp_path / "qs/dpo_round2")
+    # one round: the round-1 policy is the one evaluated, and no round-2 curve is reported
+    single = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, eval_prompts=8, sft_max_steps=20,
+                                             ppo_steps=2, best_of=0, dpo_rounds=1, progress=False))
+    assert "dpo_round2" not in single["curves"] and "6) dpo round 2" not in single["seconds_by_stage"]
+    assert json.loads((tmp_path / "qs/eval_dpo.json").read_text())["policy"] == str(tmp_path / "qs/dpo")
     # a policy compared with itself: every log-ratio is exactly 0
     same = run_eval(EvalConfig(policy=str(tmp_path / "qs/sft"), reference=str(tmp_path / "qs/sft"), num_prompts=4))
     assert same["kl_to_reference"] == 0.0

@@ -168,6 +168,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     samples: dict[str, list[str]] = {"policy": [], "reference": []}
     kl, lengths, reference_lengths = [], [], []
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    k = config.reference_samples
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
         if selector is not None:
@@ -182,14 +183,17 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             kl += (own - ref).tolist()
-        k = config.reference_samples
         ref_out = sample(reference, tokenizer, [t for t in chunk for _ in range(k)], params, generator)
         samples["reference"] += ref_out.completions
         reference_lengths += ref_out.mask.sum(-1).tolist()
 
-    k = config.reference_samples
     asked = {"policy": prompts, "reference": [p for p in prompts for _ in range(k)]}  # the prompt of each sample
     scores = {name: judge(asked[name], texts_) for name, texts_ in samples.items()}
+    # each scorer runs once per side: the judge's scores are reused where gold or the proxy is the judge
+    gold_scores = {name: (scores[name] if config.judge == "gold" else gold(asked[name], samples[name]))
+                   for name in samples} if gold is not None else None
+    proxy_scores = {name: (scores[name] if config.judge == config.reward_model else proxy(asked[name], samples[name]))
+                    for name in samples} if proxy is not None else None
     by_prompt = [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]
     result.update(win_rate(scores["policy"], by_prompt))
     if selector is not None:
@@ -205,14 +209,16 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     result["reference_distinct_2"] = distinct_n(samples["reference"][::k], 2)  # as many texts as the policy's
     for name in samples:
         result[f"{name}_judge_score"] = statistics.mean(scores[name])
-        if gold is not None:
-            result[f"{name}_gold"] = statistics.mean(gold(asked[name], samples[name]))
-        if proxy is not None:
-            result[f"{name}_proxy"] = statistics.mean(proxy(asked[name], samples[name]))
+        if gold_scores is not None:
+            result[f"{name}_gold"] = statistics.mean(gold_scores[name])
+        if proxy_scores is not None:
+            result[f"{name}_proxy"] = statistics.mean(proxy_scores[name])
     if proxy is not None and config.probes:
         from rlhfkit.probes import probe_reward
 
-        result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold)
+        result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold,
+                                               base=proxy_scores["policy"],
+                                               base_gold=gold_scores["policy"] if gold_scores else None)
     result["examples"] = [{"prompt": p, "policy": a, "reference": b}  # the first reference response of each
                           for p, a, b in list(zip(prompts, samples["policy"], samples["reference"][::k]))[:8]]
     line = (f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "

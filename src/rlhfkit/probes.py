@@ -60,13 +60,15 @@ PROBES: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def probe_reward(reward: Scorer, prompts: list[Any], completions: list[str],
-                 gold: Scorer | None = None) -> dict[str, dict[str, float]]:
+def probe_reward(reward: Scorer, prompts: list[Any], completions: list[str], gold: Scorer | None = None,
+                 base: list[float] | None = None, base_gold: list[float] | None = None) -> dict[str, dict[str, float]]:
     """For each probe: `prefers_hacked` (share of responses whose edited version the reward scores
     higher), `reward_delta` (mean edited - original reward), `gold_delta` (the same under `gold`, if
-    given) and `n` (responses the probe applied to: the repetition probe needs a complete sentence)."""
-    base = [float(r) for r in reward(prompts, completions)]
-    base_gold = [float(g) for g in gold(prompts, completions)] if gold else None
+    given) and `n` (responses the probe applied to: the repetition probe needs a complete sentence).
+    `base` and `base_gold`: the unedited responses' scores, when the caller has them already."""
+    base = [float(r) for r in (reward(prompts, completions) if base is None else base)]
+    if gold is not None:
+        base_gold = [float(g) for g in (gold(prompts, completions) if base_gold is None else base_gold)]
     out: dict[str, dict[str, float]] = {}
     for name, edit in PROBES.items():
         rows = [(i, edited) for i, text in enumerate(completions) if (edited := edit(text)) is not None]

@@ -157,6 +157,12 @@ def criterion_names(records: Records) -> list[str]:
                    for c, w in (row.get("criteria") or {}).items() if w in ("chosen", "rejected")})
 
 
+def criterion_signs(groups: list[Group], criteria: list[str], device) -> torch.Tensor:
+    """(B, C): +1 where the criterion's winner is the chosen response, -1 the rejected one, 0 no winner."""
+    return torch.tensor([[{"chosen": 1.0, "rejected": -1.0}.get((g.criteria or {}).get(c), 0.0) for c in criteria]
+                         for g in groups], device=device)
+
+
 def criteria_loss(criterion_rewards: torch.Tensor, groups: list[Group], criteria: list[str]) -> torch.Tensor:
     """(B,) Bradley-Terry loss of each criterion head, summed over the criteria that have a winner.
 
@@ -164,8 +170,7 @@ def criteria_loss(criterion_rewards: torch.Tensor, groups: list[Group], criteria
     contributes -log sigma(r_c(chosen) - r_c(rejected)), one won by "rejected" the mirror image, a tie
     nothing.
     """
-    sign = torch.tensor([[{"chosen": 1.0, "rejected": -1.0}.get((g.criteria or {}).get(c), 0.0) for c in criteria]
-                         for g in groups], device=criterion_rewards.device)  # (B, C)
+    sign = criterion_signs(groups, criteria, criterion_rewards.device)  # (B, C)
     diff = criterion_rewards[:, 0] - criterion_rewards[:, 1]  # (B, C)
     losses = bradley_terry_loss(sign * diff, torch.zeros_like(diff))
     return (losses * (sign != 0)).sum(-1)
@@ -222,12 +227,12 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
         chunk = groups[s:s + config.batch_size]
         outputs = group_rewards(model, chunk, examples, pad_id, device)
         rewards = outputs[..., :config.heads]
-        for g, row in zip(chunk, outputs[..., config.heads:]):  # (2, C) criterion heads of a pair
+        if criteria and outputs.shape[1] == 2:  # pairs: does each criterion head pick that criterion's winner?
+            sign = criterion_signs(chunk, criteria, outputs.device)  # (B, C)
+            agrees = (outputs[:, 0, config.heads:] > outputs[:, 1, config.heads:]) == (sign > 0)
             for j, criterion in enumerate(criteria):
-                winner = (g.criteria or {}).get(criterion)
-                if winner in ("chosen", "rejected") and len(g.responses) == 2:
-                    agrees = (row[0, j] > row[1, j]).item() == (winner == "chosen")
-                    by_criterion_head.setdefault(criterion, []).append(float(agrees))
+                if (sign[:, j] != 0).any():
+                    by_criterion_head.setdefault(criterion, []).extend(agrees[sign[:, j] != 0, j].float().tolist())
         losses += comparison_loss(rewards, chunk, config).tolist()
         right = pairwise_correct(rewards, chunk).tolist()
         correct += right

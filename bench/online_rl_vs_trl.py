@@ -41,7 +41,7 @@ Both sides get the same work:
      takes them from its sampler (no forward, since f9f6eb9) and rlhfkit gae runs the policy forward
      for its values anyway;
   7) optimizer: AdamW, no weight decay, grad-norm clip 1.0, the same lr, no warmup, cosine to 10%;
-  8) fp32 on CPU, TRL's gradient checkpointing and bf16 off, dropout off; no eval, no checkpoint in the
+  8) fp32, both on the CPU (or both on the GPU where there is one), TRL's gradient checkpointing and bf16 off, dropout off; no eval, no checkpoint in the
      timed steps; both log once per RL step (rlhfkit `log_every=1`, TRL `logging_steps` = updates per step).
 Timing: wall-clock stamps at the end of every RL step (rlhfkit's `on_step` hook; for TRL
 `TrainerCallback.on_step_end` on every (updates-per-step)-th optimizer step). The first --warmup steps
@@ -269,7 +269,7 @@ def run_trl(model_dir: Path, workdir: Path, prompts_in_order: list[str], args) -
             lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": MIN_LR_RATIO},
             warmup_steps=0, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
             optim="adamw_torch", max_grad_norm=MAX_GRAD_NORM, gradient_checkpointing=False, bf16=False, fp16=False,
-            use_cpu=True, seed=args.seed, data_seed=args.seed, disable_dropout=True,
+            use_cpu=not torch.cuda.is_available(), seed=args.seed, data_seed=args.seed, disable_dropout=True,
             model_init_kwargs={"dtype": "float32"}, dataloader_num_workers=0, report_to="none",
             logging_steps=updates_per_step, save_strategy="no", eval_strategy="no", disable_tqdm=True,
             log_completions=False)
@@ -321,9 +321,16 @@ def main() -> None:
         parser.error(f"--batch-size must divide prompts-per-step x group-size = {episodes} (TRL needs whole steps)")
 
     import transformers
-    import trl
 
     from rlhfkit.trainers.ppo import step_prompts
+
+    try:
+        import trl
+        trl_version = trl.__version__
+    except ImportError as error:  # rlhfkit's own sides still run; the TRL side needs it
+        if not args.only or "trl" in args.only:
+            parser.error(f"TRL does not import ({error}); pip install -r bench/requirements.txt, or --only grpo gae")
+        trl_version = "not installed"
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -341,7 +348,8 @@ def main() -> None:
                      "batch_size": args.batch_size, "beta": args.beta, "repeats": args.repeats,
                      "prompt_tokens": check_prompt_tokens(model_dir, pool),
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                                  "trl": trl.__version__},
+                                  "trl": trl_version},
+                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
                      "load_average_1min": [os.getloadavg()[0]]}
     runs: dict[str, list[Run]] = {side: [] for side in sides}
@@ -391,7 +399,7 @@ def report(results: dict, sides: list[str], args) -> None:
     v = results["versions"]
     load = results["load_average_1min"]
     print(f"\nonline RL, rlhfkit vs TRL {v['trl']} (transformers {v['transformers']}, torch {v['torch']}): "
-          f"{results['model']}, fp32 CPU, {results['machine']}")
+          f"{results['model']}, fp32 {results['device']}, {results['machine']}")
     print(f"  {args.prompts_per_step} prompts x {args.group_size} = {results['episodes_per_step']} episodes per RL "
           f"step, <= {args.max_new_tokens} new tokens, temperature 1, {args.ppo_epochs} epochs x "
           f"{results['episodes_per_step'] // args.batch_size} minibatches of {args.batch_size}, beta {args.beta}; "

@@ -1,6 +1,7 @@
 """Sampling throughput: rlhfkit's KV-cache sampler vs `transformers`' `generate`, side by side.
 
     .venv/bin/python bench/sampler_vs_generate.py [--model runs/quickstart/sft] [--batch 64] [--new 64] [--repeats 3]
+    .venv/bin/python bench/sampler_vs_generate.py --layers 12 --hidden 768   # a larger random Llama
 
 Both sides get the same model, the same left-padded prompt batch (held-out prompts of the built-in
 task), temperature 1, no top-k/top-p, the same max new tokens, fp32 on CPU (bf16 on a GPU that has
@@ -27,6 +28,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--new", type=int, default=64, help="max new tokens")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layers", type=int, help="with no --model: this many layers instead of the tiny model's 4")
+    parser.add_argument("--hidden", type=int, help="with no --model: this hidden size (heads of 64, MLP 8/3 wide)")
     args = parser.parse_args()
 
     from rlhfkit.models import build_tiny, load_causal_lm, resolve_dtype
@@ -34,6 +37,17 @@ def main() -> None:
     from rlhfkit.tasks import assistant
 
     model, tokenizer = load_causal_lm(args.model) if args.model else build_tiny()
+    if not args.model and (args.layers or args.hidden):  # a larger random Llama, same tokenizer
+        from transformers import LlamaForCausalLM
+
+        config = model.config
+        config.num_hidden_layers = args.layers or config.num_hidden_layers
+        if args.hidden:
+            config.hidden_size, config.intermediate_size = args.hidden, 64 * round(args.hidden * 8 / 3 / 64)
+            config.num_attention_heads = config.num_key_value_heads = args.hidden // 64
+            config.head_dim = 64
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device=device, dtype=resolve_dtype("auto", device)).eval()
     prompts = [r["prompt"] for r in assistant.prompts(args.batch, seed=0, split="eval")]
@@ -69,7 +83,9 @@ def main() -> None:
                 torch.cuda.synchronize()
             best = max(best, n / (time.perf_counter() - t0))
         results[name] = best
-    print(f"batch {args.batch}, max new tokens {args.new}, device {device}, threads {torch.get_num_threads()}")
+    params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f"model {params_m:.1f}M parameters, {model.config.num_hidden_layers} layers, {model.dtype}; "
+          f"batch {args.batch}, max new tokens {args.new}, device {device}, threads {torch.get_num_threads()}")
     for name, rate in results.items():
         print(f"  {name:<22} {rate:10.0f} generated tokens/s")
     print(f"  ratio rlhfkit/transformers: {results['rlhfkit sampler'] / results['transformers generate']:.2f}x")

@@ -100,11 +100,10 @@ def test_reinforce_resumes_from_its_checkpoint(sft_model, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path):
-    """`accelerate launch --multi_gpu --num_processes 2` (CPU processes over gloo on a machine without
-    GPUs): each process samples its own share of the prompts, gradients are averaged, one process
+def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path, two_process_env):
+    """`accelerate launch --multi_gpu --num_processes 2` (CPU processes over gloo on a machine with
+    fewer than two GPUs): each process samples its own share of the prompts, gradients are averaged, one process
     writes metrics and the final model, and the model has moved from its starting weights."""
-    import os
     import shutil
     import subprocess
     import sys
@@ -117,7 +116,7 @@ def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path):
                           "--model", str(sft_model), "--out", str(out), "--max-steps", "2", "--prompts-per-step", "4",
                           "--group-size", "2", "--max-new-tokens", "16", "--builtin-size", "32", "--batch-size", "8",
                           "--no-progress"],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+                         capture_output=True, text=True, env=two_process_env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]

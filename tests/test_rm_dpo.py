@@ -23,7 +23,7 @@ FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)
 def test_reward_is_read_at_last_real_token_whatever_the_padding():
     """The same response scored alone, and right-padded next to a longer one, gets the same reward;
     padding tokens after it never change it, even when pad and EOS ids are the same."""
-    classifier, tokenizer = load_reward_backbone("tiny", num_labels=2)
+    classifier, tokenizer = load_reward_backbone("tiny", dtype="fp32", num_labels=2)  # auto is bf16 with a GPU
     model = RewardModel(classifier).eval()
     short = encode(tokenizer, "Question: Hi?\nAnswer:", " Yes.", 64, "t")
     long = encode(tokenizer, "Question: Hi?\nAnswer:", " Yes. It is fine to say yes here.", 64, "t")

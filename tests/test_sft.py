@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -107,8 +106,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
-    """Loss normalised by the global batch's completion tokens: 2 x 4 accumulated == 1 x 8."""
-    base = dict(SMALL, max_steps=3)
+    """Loss normalised by the global batch's completion tokens: 2 x 4 accumulated == 1 x 8 (fp32: bf16
+    autocast on a GPU rounds the two differently)."""
+    base = dict(SMALL, max_steps=3, dtype="fp32")
     base.pop("batch_size")
     train_sft(SFTConfig(**base, batch_size=8, out=str(tmp_path / "big")))
     train_sft(SFTConfig(**base, batch_size=4, grad_accum=2, out=str(tmp_path / "accum")))
@@ -127,16 +127,17 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_under_accelerate_match_one_process(tmp_path):
-    """`accelerate launch --num_processes 2` with batch 4 each == one process with batch 8."""
+def test_two_processes_under_accelerate_match_one_process(tmp_path, two_process_env):
+    """`accelerate launch --num_processes 2` with batch 4 each == one process with batch 8 (both in fp32,
+    on the CPU where the machine has fewer than two GPUs)."""
     args = ["--model", "tiny", "--builtin-size", "256", "--max-length", "128", "--max-steps", "3", "--lr", "0.002",
-            "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            "--no-progress", "--dtype", "fp32"]
+    env = two_process_env
     single = subprocess.run([sys.executable, "-m", "rlhfkit", "sft", *args, "--batch-size", "8",
                              "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env)
     assert single.returncode == 0, single.stderr[-2000:]
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    # on a machine without GPUs, accelerate starts CPU processes (gloo) for --multi_gpu
+    # with its GPUs hidden, accelerate starts CPU processes (gloo) for --multi_gpu
     multi = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlhfkit", "sft", *args,
                             "--batch-size", "4", "--out", str(tmp_path / "two")],

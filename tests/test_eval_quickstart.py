@@ -8,7 +8,7 @@ import math
 import pytest
 
 from rlhfkit.errors import ConfigError
-from rlhfkit.evaluate import EvalConfig, distinct_n, run_eval, win_rate
+from rlhfkit.evaluate import EvalConfig, ReferenceSide, distinct_n, run_eval, win_rate
 from rlhfkit.quickstart import QuickstartConfig, run_quickstart
 
 
@@ -72,7 +72,10 @@ def test_quickstart_smoke_run(tmp_path):
     runs = saved["reward_hacking"]["runs"]
     assert set(runs) == {"beta=0", "beta=0.1"} and all(len(r["curve"]) == 2 for r in runs.values())
     probes = saved["reward_model_probes"]
-    assert set(probes) == {"dpo", "ppo", "best_of_4"}
+    assert set(probes) == {"dpo", "ppo"}  # best-of-4's text is SFT's own: no probes
+    # every policy was compared with the same SFT responses
+    evals = [json.loads((tmp_path / f"qs/eval_{name}.json").read_text()) for name in ("dpo", "ppo", "best_of_4")]
+    assert len({(e["reference_gold"], e["reference_length"], e["examples"][0]["reference"]) for e in evals}) == 1
     assert set(probes["ppo"]) <= {"repetition", "flattery", "overconfidence", "length"} and "flattery" in probes["ppo"]
     assert all(0 <= p["prefers_hacked"] <= 1 and "gold_delta" in p for p in probes["ppo"].values())
     page = (tmp_path / "qs/report.html").read_text()
@@ -96,3 +99,14 @@ def test_quickstart_smoke_run(tmp_path):
     several = run_eval(EvalConfig(policy=str(tmp_path / "qs/dpo"), reference=str(tmp_path / "qs/sft"), num_prompts=4,
                                   reference_samples=3))
     assert several["n"] == 4 and several["comparisons"] == 12 and len(several["examples"]) == 4
+    # a shared reference side: sampled and scored by the first evaluation, reused by the next
+    side = ReferenceSide()
+    settings = dict(reference=str(tmp_path / "qs/sft"), num_prompts=4, reference_samples=2)
+    first = run_eval(EvalConfig(policy=str(tmp_path / "qs/dpo"), **settings), side)
+    assert len(side.responses) == len(side.lengths) == 8 and len(side.scores["gold"]) == 8
+    second = run_eval(EvalConfig(policy=str(tmp_path / "qs/ppo"), **settings), side)
+    assert [e["reference"] for e in second["examples"]] == side.responses[::2]
+    assert (second["reference_gold"], second["reference_length"]) == (first["reference_gold"], first["reference_length"])
+    for other in ({"reference_samples": 3}, {"seed": 5}):  # other prompts with another seed
+        with pytest.raises(ConfigError, match="shared reference responses"):
+            run_eval(EvalConfig(policy=str(tmp_path / "qs/ppo"), **{**settings, **other}), side)

@@ -30,7 +30,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,23 @@ class EvalConfig:
     """Sampling seed."""
     out: str | None = None
     """Write the metrics here as JSON (default: print only)."""
+
+
+@dataclass
+class ReferenceSide:
+    """The reference's responses to one prompt set (`k` per prompt, prompt-major) and their token counts.
+
+    Pass an empty one to `run_eval` and it is filled; pass it to the next `run_eval` (same reference
+    checkpoint, prompts and --reference-samples) and that evaluation compares its policy with the same
+    reference responses instead of sampling new ones: several policies then face one baseline (a
+    paired comparison), and the reference is sampled once.
+    """
+
+    checkpoint: str = ""
+    prompts: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # judge spec -> score of each response
 
 
 def load_judge(spec: str) -> Callable[[list[Any], list[str]], list[float]]:
@@ -134,7 +151,7 @@ def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params,
     return [out.completions[j] for j in picked], [int(lengths[j]) for j in picked]
 
 
-def run_eval(config: EvalConfig) -> dict[str, Any]:
+def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) -> dict[str, Any]:
     from rlhfkit.data import load_records
     from rlhfkit.models import load_causal_lm
     from rlhfkit.sampler import SamplingParams, sample
@@ -162,13 +179,20 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     prompts = [r["prompt"] for r in records]
     texts = [render_prompt(tokenizer, p) for p in prompts]
+    k = config.reference_samples
+    reuse = reference_side is not None and bool(reference_side.responses)
+    if reuse and (reference_side.checkpoint != config.reference or reference_side.prompts != prompts
+                  or len(reference_side.responses) != k * len(prompts)):
+        side = reference_side
+        raise ConfigError(f"the shared reference responses are {side.checkpoint}'s, {len(side.responses)} for "
+                          f"{len(side.prompts)} prompts; this evaluation needs {config.reference}'s, {k} for each "
+                          f"of its {len(prompts)} prompts, and the same prompts (--data, --num-prompts, --seed)")
 
     result: dict[str, Any] = {"policy": config.policy, "reference": config.reference, "judge": config.judge,
                               "prompts": len(prompts)}
     samples: dict[str, list[str]] = {"policy": [], "reference": []}
     kl, lengths, reference_lengths = [], [], []
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    k = config.reference_samples
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
         if selector is not None:
@@ -183,17 +207,32 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             kl += (own - ref).tolist()
-        ref_out = sample(reference, tokenizer, [t for t in chunk for _ in range(k)], params, generator)
-        samples["reference"] += ref_out.completions
-        reference_lengths += ref_out.mask.sum(-1).tolist()
+        if not reuse:
+            ref_out = sample(reference, tokenizer, [t for t in chunk for _ in range(k)], params, generator)
+            samples["reference"] += ref_out.completions
+            reference_lengths += ref_out.mask.sum(-1).tolist()
+    if reuse:
+        samples["reference"], reference_lengths = list(reference_side.responses), list(reference_side.lengths)
+    elif reference_side is not None:
+        reference_side.checkpoint, reference_side.prompts = config.reference, prompts
+        reference_side.responses, reference_side.lengths = samples["reference"], reference_lengths
 
     asked = {"policy": prompts, "reference": [p for p in prompts for _ in range(k)]}  # the prompt of each sample
-    scores = {name: judge(asked[name], texts_) for name, texts_ in samples.items()}
-    # each scorer runs once per side: the judge's scores are reused where gold or the proxy is the judge
-    gold_scores = {name: (scores[name] if config.judge == "gold" else gold(asked[name], samples[name]))
-                   for name in samples} if gold is not None else None
-    proxy_scores = {name: (scores[name] if config.judge == config.reward_model else proxy(asked[name], samples[name]))
-                    for name in samples} if proxy is not None else None
+    memo: dict[str, dict[str, list[float]]] = {"policy": {}, "reference": {}}
+    if reference_side is not None:  # a shared reference side keeps its scores for the next policy
+        memo["reference"] = reference_side.scores
+
+    def scored(name: str, spec: str, scorer) -> list[float]:
+        """Each scorer runs once per side (the judge's scores serve where gold or the proxy is the judge)."""
+        kept = memo[name]
+        if spec not in kept:
+            kept[spec] = scorer(asked[name], samples[name])
+        return kept[spec]
+
+    scores = {name: scored(name, config.judge, judge) for name in samples}
+    gold_scores = {name: scored(name, "gold", gold) for name in samples} if gold is not None else None
+    proxy_scores = ({name: scored(name, config.reward_model, proxy) for name in samples}
+                    if proxy is not None else None)
     by_prompt = [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]
     result.update(win_rate(scores["policy"], by_prompt))
     if selector is not None:

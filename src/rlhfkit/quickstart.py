@@ -86,7 +86,7 @@ class QuickstartConfig:
     """Bias of the panel in the reward-hacking experiment: length or flattery."""
     hacking_steps: int = 60
     """PPO steps of each run of the reward-hacking experiment."""
-    eval_prompts: int = 256
+    eval_prompts: int = 512
     """Held-out prompts for the evaluation."""
     eval_reference_samples: int = 4
     """SFT responses per held-out prompt that each policy response is compared with."""
@@ -117,7 +117,7 @@ def _done(folder: Path) -> bool:
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
-    from rlhfkit.evaluate import EvalConfig, run_eval
+    from rlhfkit.evaluate import EvalConfig, ReferenceSide, run_eval
     from rlhfkit.sample import SampleConfig, run_sample
     from rlhfkit.trainers.dpo import DPOConfig, train_dpo
     from rlhfkit.trainers.ppo import PPOConfig, train_ppo
@@ -161,18 +161,19 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
                                                 kl_coef=config.ppo_kl_coef, group_size=config.ppo_group_size,
                                                 **common)), _done(ppo))
     evaluation: dict[str, Any] = {}
+    sft_side = ReferenceSide()  # every policy is compared with the same SFT responses, sampled once
 
     def evaluate(name: str, policy: Path, reward_model: Path, **options) -> None:
         settings = {"num_prompts": config.eval_prompts, "reference_samples": config.eval_reference_samples,
                     "seed": config.seed, **options}
         evaluation[name] = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(reward_model),
-                                               out=str(out / f"eval_{name}.json"), **settings))
+                                               out=str(out / f"eval_{name}.json"), **settings), sft_side)
 
     def evaluate_all() -> None:
         evaluate("dpo", dpo_rounds[-1], rm)
         evaluate("ppo", ppo, rm)
         if config.best_of > 1:
-            evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of)
+            evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of, probes=False)  # SFT's own text
 
     stage("8) eval", evaluate_all, False)
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
@@ -238,7 +239,7 @@ def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stag
 
 def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Path, stage) -> dict[str, Any]:
     """A biased panel -> its reward model -> PPO with beta = 0 and beta > 0; curves and evals of both."""
-    from rlhfkit.evaluate import EvalConfig, run_eval
+    from rlhfkit.evaluate import EvalConfig, ReferenceSide, run_eval
     from rlhfkit.trainers.ppo import PPOConfig, train_ppo
     from rlhfkit.trainers.rm import RMConfig, train_rm
 
@@ -251,6 +252,7 @@ def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Pat
                                                                     seed=config.seed, progress=config.progress)),
           _done(rm))
     runs: dict[str, Any] = {}
+    sft_side = ReferenceSide()  # both runs are compared with the same SFT responses
     for beta in (0.0, config.ppo_kl_coef):
         name = f"beta={beta:g}"
         policy = folder / f"ppo_beta{beta:g}"
@@ -262,7 +264,7 @@ def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Pat
         result = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(rm),
                                      num_prompts=config.eval_prompts, seed=config.seed,
                                      reference_samples=config.eval_reference_samples,
-                                     out=str(folder / f"eval_beta{beta:g}.json")))
+                                     out=str(folder / f"eval_beta{beta:g}.json")), sft_side)
         curve = _metrics(policy)
         runs[name] = {"kl_coef": beta, "curve": [{k: r[k] for k in ("step", "score", "gold", "kl", "response_length")}
                                                   for r in curve],

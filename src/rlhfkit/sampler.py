@@ -69,6 +69,15 @@ def takes_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
+def cache_argument(model) -> str:
+    """The name `model.forward` takes its KV cache under: `cache` in recent `transformers` (which warns
+    that `past_key_values` goes away in 5.40), `past_key_values` before that."""
+    import inspect
+
+    inner = getattr(model, "module", model)
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+
 class PreallocatedLayer(DynamicLayer):
     """A `DynamicLayer` with room for `capacity` positions, allocated at the first update.
 
@@ -173,9 +182,10 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     if return_hidden:
         extra["output_hidden_states"] = True
         hidden = torch.zeros((batch, params.max_new_tokens, model.config.hidden_size), device=device)
-    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
-                use_cache=True, **extra)
-    cache, next_logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
+    cache_name = cache_argument(model)
+    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                **{cache_name: cache}, **extra)
+    cache, next_logits = out[cache_name], out.logits[:, -1].float()  # (B, V)
     last_pos = positions[:, -1]
     # the decoding batch shrinks as rows end: `rows` maps its rows to output rows, `live` marks those
     # that have not emitted EOS yet
@@ -210,8 +220,8 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
         attention = attention_full[:, :prompt_mask.shape[1] + t + 1]
         last_pos = last_pos + 1
         out = model(input_ids=chosen[:, None], attention_mask=attention, position_ids=last_pos[:, None],
-                    past_key_values=cache, use_cache=True, **extra)
-        cache, next_logits = out.past_key_values, out.logits[:, -1].float()
+                    use_cache=True, **{cache_name: cache}, **extra)
+        cache, next_logits = out[cache_name], out.logits[:, -1].float()
     tokens, logprobs, mask = tokens[:, :steps], logprobs[:, :steps], mask[:, :steps]
     texts = tokenizer.batch_decode(tokens.masked_fill(mask == 0, pad).tolist(), skip_special_tokens=True)
     finished = ((tokens == eos) & (mask == 1)).any(-1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rlhfkit.errors import RlhfkitError
+from rlhfkit.errors import ConfigError, RlhfkitError
 from rlhfkit.trainers.ppo import (
     PPOConfig,
     minibatches,
@@ -85,6 +85,24 @@ def test_grpo_with_kl_as_a_loss_and_adaptive_beta(sft_model, tmp_path):
     # KL of 0 is below the target: beta shrinks by 20% x (8 episodes / horizon 10000)
     assert math.isclose(records[1]["kl_coef"], config.kl_coef * (1 - 0.2 * 8 / 10_000), rel_tol=1e-9)
     assert all(math.isfinite(v) for r in records for v in r.values())
+
+
+def test_ptx_term_pulls_the_policy_toward_the_chosen_responses(sft_model, tmp_path):
+    """--ptx-data with preference pairs: each update adds coef x the NLL of their chosen responses
+    (PPO-ptx). With one pair, a large coefficient and 8 updates, the logged NLL of that chosen text
+    falls at every step (measured: 5.23, 5.00, 4.86, 4.77)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Question: How can I fix a leaky faucet?\nAnswer:",
+                                 "chosen": " Turn off the water supply under the sink first.",
+                                 "rejected": " No."}) + "\n")
+    records = []
+    train_ppo(PPOConfig(model=str(sft_model), out=str(tmp_path / "ppo"), ptx_data=str(pairs), ptx_coef=5.0,
+                        ptx_batch_size=2, **TINY_PPO), on_step=lambda step, record: records.append(record))
+    nll = [r["ptx_nll"] for r in records]
+    assert len(nll) == 4 and all(b < a for a, b in zip(nll, nll[1:])) and nll[-1] < nll[0] - 0.2, nll
+    with pytest.raises(ConfigError, match="needs --ptx-data"):
+        train_ppo(PPOConfig(model=str(sft_model), out=str(tmp_path / "ppo2"), ptx_coef=1.0, **TINY_PPO))
+    assert not (tmp_path / "ppo2").exists()
 
 
 def test_reinforce_resumes_from_its_checkpoint(sft_model, tmp_path, capsys):

@@ -70,8 +70,9 @@ class QuickstartConfig:
     """Training prompts sampled from the latest DPO policy in each round after the first (x --samples-per-prompt)."""
     dpo_round_beta: float = 0.05
     """DPO beta in rounds 2 and later."""
-    dpo_sft_coef: float = 0.5
-    """RPO's NLL weight on the chosen responses in rounds 2 and later (keeps them fluent)."""
+    dpo_sft_coef: float = 2.0
+    """RPO's NLL weight on the chosen responses in rounds 2 and later (keeps them fluent; measured: 0 lets
+    round 2 drift to KL 7 and a 0.61 win-rate, 0.5 gives 0.745 and 2.0 gives 0.767 at a lower KL)."""
     ppo_steps: int = 40
     """PPO steps (each samples prompts x group responses and updates on them)."""
     ppo_kl_coef: float = 0.1

@@ -104,6 +104,13 @@ class PPOConfig(TrainConfig):
     """Subtracted from the score per response token."""
     whiten_advantages: bool = True
     """Normalise the advantages to zero mean and unit variance over the batch's tokens."""
+    ptx_data: str | None = None
+    """Text to keep the policy on (InstructGPT's PPO-ptx): a JSONL file of demonstrations, or of preference
+    pairs, whose chosen responses are used; every update adds --ptx-coef x their per-token NLL."""
+    ptx_coef: float = 0.0
+    """Weight of the --ptx-data NLL term; 0 leaves it out."""
+    ptx_batch_size: int = 8
+    """--ptx-data examples per update."""
     builtin_size: int = 512
     """Number of prompts generated when --data is builtin:assistant."""
     max_steps: int | None = 40
@@ -129,6 +136,40 @@ class PPOConfig(TrainConfig):
             raise ConfigError(f"--kl-coef must be >= 0, got {self.kl_coef}")
         if self.clip_range <= 0 or self.value_clip_range <= 0:
             raise ConfigError("--clip-range and --value-clip-range must be positive")
+        if self.ptx_coef < 0 or self.ptx_batch_size < 1:
+            raise ConfigError(f"--ptx-coef must be >= 0 and --ptx-batch-size >= 1, got {self.ptx_coef} and "
+                              f"{self.ptx_batch_size}")
+        if self.ptx_coef > 0 and not self.ptx_data:
+            raise ConfigError(f"--ptx-coef {self.ptx_coef} needs --ptx-data (demonstrations or preference pairs)")
+
+
+def ptx_examples(path: str, tokenizer, max_length: int) -> list:
+    """--ptx-data as token ids: demonstrations as they are, preference pairs by their chosen response."""
+    from rlhfkit.data import load_records, read_jsonl, split_implicit_prompt
+    from rlhfkit.tokenization import encode, encode_demonstrations, render_completion, render_prompt
+
+    rows = read_jsonl(path) if str(path).endswith(".jsonl") else []
+    if not (rows and "chosen" in rows[0][1]):
+        return encode_demonstrations(load_records(path, "demonstrations"), tokenizer, max_length)
+    records = load_records(path, "preferences")
+    examples = []
+    for i, row in enumerate(records.rows):
+        row = split_implicit_prompt(row)
+        examples.append(encode(tokenizer, render_prompt(tokenizer, row["prompt"]),
+                               render_completion(tokenizer, row["prompt"], row["chosen"]), max_length,
+                               records.location(i)))
+    return examples
+
+
+def ptx_nll(model, examples: list, pad_id: int, device) -> torch.Tensor:
+    """Mean per-token NLL of the examples' completions under `model` (temperature 1)."""
+    import torch.nn.functional as F
+
+    from rlhfkit.tokenization import IGNORE, collate
+
+    batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
 
 
 def token_rewards(scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
@@ -274,6 +315,9 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
     else:
         model, optimizer = acc.prepare(model, optimizer)
     sampling = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+    ptx = ptx_examples(config.ptx_data, tokenizer, config.max_length) if config.ptx_coef > 0 else []
+    ptx_order = random.Random(f"ptx:{config.seed}:{acc.process_index}")
+    ptx_queue: list[int] = []
 
     # resume from the newest checkpoint (as common.fit does)
     checkpoints = Checkpointer(out, config.save_total_limit, acc)
@@ -373,7 +417,18 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
                         stats["entropy"] = masked_mean(entropy_from_logits(logits), mb["mask"])
                 if not torch.isfinite(loss):
                     raise RlhfkitError(f"the ppo loss became {loss.item()} at step {step + 1}; lower --lr (now {lr})")
-                acc.backward(loss * (mb["mask"].sum() / tokens_per_minibatch))
+                scaled = loss * (mb["mask"].sum() / tokens_per_minibatch)
+                if ptx:  # PPO-ptx: the NLL of a few --ptx-data examples, cycled in a seeded order
+                    while len(ptx_queue) < config.ptx_batch_size:
+                        more = list(range(len(ptx)))
+                        ptx_order.shuffle(more)
+                        ptx_queue += more
+                    chunk, ptx_queue[:] = ptx_queue[:config.ptx_batch_size], ptx_queue[config.ptx_batch_size:]
+                    with acc.autocast():
+                        nll = ptx_nll(model, [ptx[i] for i in chunk], tokenizer.pad_token_id, acc.device)
+                    scaled = scaled + config.ptx_coef * nll
+                    stats["ptx_nll"] = nll.detach()
+                acc.backward(scaled)
                 if config.max_grad_norm > 0:
                     acc.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()

@@ -85,6 +85,8 @@ def test_quickstart_smoke_run(tmp_path):
     again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
                                             eval_prompts=8, sft_max_steps=20, ppo_steps=2, best_of=0, progress=False))
     assert set(again["policies"]) == {"dpo", "ppo"} and again["seconds_by_stage"]["7) ppo"] < 5
+    assert report["stages_reused"] == [] and {"1) sft", "7) ppo", "6) dpo round 2"} <= set(again["stages_reused"])
+    assert "stages reused from an earlier run" in (tmp_path / "qs/report.html").read_text()
     assert again["seconds_by_stage"]["6) dpo round 2"] < 5
     assert json.loads((tmp_path / "qs/eval_dpo.json").read_text())["policy"] == str(tmp_path / "qs/dpo_round2")
     # one round: the round-1 policy is the one evaluated, and no round-2 curve is reported

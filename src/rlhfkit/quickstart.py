@@ -130,12 +130,14 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    reused: list[str] = []
 
     def stage(name: str, func, skip: bool) -> None:
         print(f"\n== {name} ==", flush=True)
         t0 = time.perf_counter()
         if skip:
             print(f"(already done in {out}; skipped)")
+            reused.append(name)
         else:
             func()
         seconds[name] = round(time.perf_counter() - t0, 1)
@@ -179,9 +181,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("8) eval", evaluate_all, False)
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
     report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started)
+    report["stages_reused"] = reused  # done by an earlier run: seconds_total leaves them out
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.html").write_text(render_html(report))
-    print(f"\nreport: {out / 'report.html'} and {out / 'report.json'} ({report['seconds_total']:.0f} s in all)")
+    print(f"\nreport: {out / 'report.html'} and {out / 'report.json'} ({_took(report)})")
     for name, policy in report["policies"].items():
         print(f"  {name}: gold win-rate over SFT {policy['gold_win_rate_vs_sft']:.3f} "
               f"[{policy['ci_low']:.3f}, {policy['ci_high']:.3f}], KL to SFT {policy['kl_to_sft']:.2f} nats")
@@ -277,6 +280,11 @@ def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Pat
                       "examples": result["examples"][:4]}
     rm_metrics = json.loads((rm / "eval_metrics.json").read_text())
     return {"bias": config.hacking_bias, "steps": config.hacking_steps, "reward_model": rm_metrics, "runs": runs}
+
+
+def _took(report: dict[str, Any]) -> str:
+    reused = len(report.get("stages_reused", []))
+    return f"{report['seconds_total']:.0f} s in all" + (f", {reused} stages reused from an earlier run" if reused else "")
 
 
 def _metrics(folder: Path) -> list[dict[str, Any]]:
@@ -438,7 +446,7 @@ table{{border-collapse:collapse;margin-bottom:1em}}td,th{{border:1px solid #ccc;
 figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <h1>rlhfkit quickstart</h1>
 <p>{report['preference_pairs']} preference pairs from {report['config']['annotators']} simulated annotators
-(noise {report['config']['noise']}, bias {e(str(report['config']['bias']))}); {report['seconds_total']:.0f} s in all.</p>
+(noise {report['config']['noise']}, bias {e(str(report['config']['bias']))}); {e(_took(report))}.</p>
 <h2>Policies against SFT (held-out prompts, gold rubric)</h2>
 <table><tr><th>policy</th><th>gold win-rate vs SFT [95% CI]</th><th>KL to SFT (nats)</th><th>gold reward</th>
 <th>proxy reward (RM)</th><th>length (tokens)</th></tr>{rows}</table>

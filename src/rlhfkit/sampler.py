@@ -61,21 +61,22 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return logits
 
 
-def takes_logits_to_keep(model) -> bool:
-    """Whether `model` (or the module inside a DistributedDataParallel wrapper) accepts `logits_to_keep`."""
+def forward_parameters(model) -> set[str]:
+    """Argument names of `model.forward` (of the module inside a DistributedDataParallel wrapper)."""
     import inspect
 
-    inner = getattr(model, "module", model)
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
+
+
+def takes_logits_to_keep(model) -> bool:
+    """Whether `model` accepts `logits_to_keep` (then only the needed positions are projected to the vocabulary)."""
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def cache_argument(model) -> str:
     """The name `model.forward` takes its KV cache under: `cache` in recent `transformers` (which warns
     that `past_key_values` goes away in 5.40), `past_key_values` before that."""
-    import inspect
-
-    inner = getattr(model, "module", model)
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
 
 
 class PreallocatedLayer(DynamicLayer):

@@ -145,31 +145,26 @@ class PPOConfig(TrainConfig):
 
 def ptx_examples(path: str, tokenizer, max_length: int) -> list:
     """--ptx-data as token ids: demonstrations as they are, preference pairs by their chosen response."""
-    from rlhfkit.data import load_records, read_jsonl, split_implicit_prompt
-    from rlhfkit.tokenization import encode, encode_demonstrations, render_completion, render_prompt
+    from rlhfkit.data import load_records
+    from rlhfkit.tokenization import encode_demonstrations
+    from rlhfkit.trainers.dpo import encode_pairs
 
-    rows = read_jsonl(path) if str(path).endswith(".jsonl") else []
-    if not (rows and "chosen" in rows[0][1]):
+    first = ""
+    if str(path).endswith(".jsonl") and Path(path).is_file():  # its first record says which kind it holds
+        with open(path) as handle:
+            first = next((line for line in handle if line.strip()), "")
+    if '"chosen"' not in first:
         return encode_demonstrations(load_records(path, "demonstrations"), tokenizer, max_length)
-    records = load_records(path, "preferences")
-    examples = []
-    for i, row in enumerate(records.rows):
-        row = split_implicit_prompt(row)
-        examples.append(encode(tokenizer, render_prompt(tokenizer, row["prompt"]),
-                               render_completion(tokenizer, row["prompt"], row["chosen"]), max_length,
-                               records.location(i)))
-    return examples
+    return [chosen for chosen, _ in encode_pairs(load_records(path, "preferences"), tokenizer, max_length)]
 
 
-def ptx_nll(model, examples: list, pad_id: int, device) -> torch.Tensor:
-    """Mean per-token NLL of the examples' completions under `model` (temperature 1)."""
-    import torch.nn.functional as F
-
-    from rlhfkit.tokenization import IGNORE, collate
-
-    batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
+def ptx_indices(n: int, seed: str):
+    """0..n-1 over and over, each pass in a fresh seeded order."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        yield from order
 
 
 def token_rewards(scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
@@ -282,7 +277,8 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
     from rlhfkit.evaluate import load_judge
     from rlhfkit.models import load_causal_lm
     from rlhfkit.sampler import SamplingParams, sample
-    from rlhfkit.tokenization import render_prompt
+    from rlhfkit.tokenization import collate, render_prompt
+    from rlhfkit.trainers.sft import token_nll_sum
 
     config.validate()
     out = Path(config.out)
@@ -316,8 +312,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         model, optimizer = acc.prepare(model, optimizer)
     sampling = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     ptx = ptx_examples(config.ptx_data, tokenizer, config.max_length) if config.ptx_coef > 0 else []
-    ptx_order = random.Random(f"ptx:{config.seed}:{acc.process_index}")
-    ptx_queue: list[int] = []
+    ptx_order = ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}")
 
     # resume from the newest checkpoint (as common.fit does)
     checkpoints = Checkpointer(out, config.save_total_limit, acc)
@@ -418,14 +413,12 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
                 if not torch.isfinite(loss):
                     raise RlhfkitError(f"the ppo loss became {loss.item()} at step {step + 1}; lower --lr (now {lr})")
                 scaled = loss * (mb["mask"].sum() / tokens_per_minibatch)
-                if ptx:  # PPO-ptx: the NLL of a few --ptx-data examples, cycled in a seeded order
-                    while len(ptx_queue) < config.ptx_batch_size:
-                        more = list(range(len(ptx)))
-                        ptx_order.shuffle(more)
-                        ptx_queue += more
-                    chunk, ptx_queue[:] = ptx_queue[:config.ptx_batch_size], ptx_queue[config.ptx_batch_size:]
+                if ptx:  # PPO-ptx: the mean NLL of a few --ptx-data examples, cycled in a seeded order
+                    chunk = collate([ptx[next(ptx_order)] for _ in range(config.ptx_batch_size)],
+                                    tokenizer.pad_token_id)
                     with acc.autocast():
-                        nll = ptx_nll(model, [ptx[i] for i in chunk], tokenizer.pad_token_id, acc.device)
+                        nll_sum, n_tokens = token_nll_sum(model, {k: v.to(acc.device) for k, v in chunk.items()})
+                    nll = nll_sum / max(n_tokens, 1)
                     scaled = scaled + config.ptx_coef * nll
                     stats["ptx_nll"] = nll.detach()
                 acc.backward(scaled)

@@ -97,9 +97,9 @@ def prepare(workdir: Path, n_pairs: int, batch_size: int, max_length: int, seed:
     """Save the shared model folders and data; work out rlhfkit's batch order for TRL."""
     from transformers import AutoModelForSequenceClassification
 
-    from rlhfkit.data import load_records
-    from rlhfkit.models import build_tiny, load_tokenizer
-    from rlhfkit.tokenization import global_batches
+    from rlhfkit.data.records import load_records
+    from rlhfkit.models.loading import build_tiny, load_tokenizer
+    from rlhfkit.data.tokenization import global_batches
     from rlhfkit.trainers.dpo import encode_pairs
 
     # 1) one set of weights for both sides
@@ -224,8 +224,8 @@ def run_trl(kind: str, setup: Setup, args, token_check: dict) -> Run:
 
 def compare_tokens(kind: str, trl_dataset, setup: Setup, max_length: int) -> str:
     """How many rows TRL tokenizes differently from rlhfkit (prompt + response + EOS, each side)."""
-    from rlhfkit.data import Records
-    from rlhfkit.models import load_tokenizer
+    from rlhfkit.data.records import Records
+    from rlhfkit.models.loading import load_tokenizer
     from rlhfkit.trainers.dpo import encode_pairs
 
     rows = setup.rows_in_batch_order

@@ -156,7 +156,7 @@ def sft_checkpoint(args) -> Path:
 
 
 def prompt_pool(args) -> list[str]:
-    from rlhfkit.data import load_records
+    from rlhfkit.data.records import load_records
 
     records = load_records("builtin:assistant", "prompts", split="train", builtin_size=args.builtin_size,
                            seed=args.seed)
@@ -167,8 +167,8 @@ def check_prompt_tokens(model_dir: Path, prompts: list[str]) -> str:
     """How many prompts TRL would tokenize differently from rlhfkit's sampler."""
     from transformers import AutoTokenizer
 
-    from rlhfkit.models import load_tokenizer
-    from rlhfkit.tokenization import boundary_tokens, render_prompt
+    from rlhfkit.models.loading import load_tokenizer
+    from rlhfkit.data.tokenization import boundary_tokens, render_prompt
 
     ours_tok, trl_tok = load_tokenizer(str(model_dir)), AutoTokenizer.from_pretrained(model_dir)
     start, _ = boundary_tokens(ours_tok)
@@ -181,8 +181,8 @@ def check_prompt_tokens(model_dir: Path, prompts: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------- rlhfkit
 
 def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
-    import rlhfkit.evaluate
-    import rlhfkit.sampler
+    import rlhfkit.evaluation.evaluate
+    import rlhfkit.models.sampler
     import rlhfkit.trainers.ppo as ppo
 
     run = Run(f"rlhfkit {advantage}")
@@ -210,10 +210,10 @@ def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
             return judge(prompts, completions)
         return scored
 
-    original = {"sample": rlhfkit.sampler.sample, "forward": ppo.response_forward,
-                "judge": rlhfkit.evaluate.load_judge}
-    rlhfkit.sampler.sample = timed_call(run, "generate", original["sample"], on_sample)
-    ppo.response_forward, rlhfkit.evaluate.load_judge = response_forward, load_judge
+    original = {"sample": rlhfkit.models.sampler.sample, "forward": ppo.response_forward,
+                "judge": rlhfkit.evaluation.evaluate.load_judge}
+    rlhfkit.models.sampler.sample = timed_call(run, "generate", original["sample"], on_sample)
+    ppo.response_forward, rlhfkit.evaluation.evaluate.load_judge = response_forward, load_judge
     try:
         with tempfile.TemporaryDirectory(dir=workdir) as out:
             config = ppo.PPOConfig(
@@ -227,8 +227,8 @@ def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
                 save_every=10**9, resume=False, progress=False)
             ppo.train_ppo(config, on_step=on_step)
     finally:
-        rlhfkit.sampler.sample, ppo.response_forward = original["sample"], original["forward"]
-        rlhfkit.evaluate.load_judge = original["judge"]
+        rlhfkit.models.sampler.sample, ppo.response_forward = original["sample"], original["forward"]
+        rlhfkit.evaluation.evaluate.load_judge = original["judge"]
     return run
 
 

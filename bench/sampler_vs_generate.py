@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, help="with no --model: this hidden size (heads of 64, MLP 8/3 wide)")
     args = parser.parse_args()
 
-    from rlhfkit.models import build_tiny, load_causal_lm, resolve_dtype
-    from rlhfkit.sampler import SamplingParams, sample
+    from rlhfkit.models.loading import build_tiny, load_causal_lm, resolve_dtype
+    from rlhfkit.models.sampler import SamplingParams, sample
     from rlhfkit.tasks import assistant
 
     model, tokenizer = load_causal_lm(args.model) if args.model else build_tiny()

@@ -57,9 +57,9 @@ def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
 
 def step_token_counts(config, steps: int) -> list[dict[str, int]]:
     """Completion / real / padded tokens of each optimizer step's global batch, the batches rebuilt
-    exactly as `rlhfkit.trainers.common.fit` draws them (one process, no accumulation by default)."""
-    from rlhfkit.models import load_tokenizer
-    from rlhfkit.tokenization import encode_demonstrations, global_batches, split_micro_batches
+    exactly as `rlhfkit.trainers.loop.fit` draws them (one process, no accumulation by default)."""
+    from rlhfkit.models.loading import load_tokenizer
+    from rlhfkit.data.tokenization import encode_demonstrations, global_batches, split_micro_batches
     from rlhfkit.trainers.sft import completion_tokens, load_split
 
     records, _ = load_split(config, "demonstrations", config.builtin_size)
@@ -80,7 +80,7 @@ def step_token_counts(config, steps: int) -> list[dict[str, int]]:
 
 def parameter_counts(model_name: str) -> tuple[int, int]:
     """(all parameters counted once, non-embedding parameters)."""
-    from rlhfkit.models import load_causal_lm
+    from rlhfkit.models.loading import load_causal_lm
 
     model, _ = load_causal_lm(model_name, dtype="fp32")
     total = sum(p.numel() for p in model.parameters())  # .parameters() yields a tied weight once

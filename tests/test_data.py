@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rlhfkit.data import load_records, ranking_to_pairs, split_implicit_prompt, write_jsonl
+from rlhfkit.data.records import load_records, ranking_to_pairs, split_implicit_prompt, write_jsonl
 from rlhfkit.errors import DataError
 
 
@@ -106,7 +106,7 @@ def test_write_jsonl_roundtrip(tmp_path):
 
 
 def test_builtin_source_options():
-    from rlhfkit.builtin import parse_source
+    from rlhfkit.data.builtin import parse_source
 
     assert parse_source("builtin:assistant?noise=0.25&bias=length") == ("assistant", {"noise": 0.25, "bias": "length"})
     with pytest.raises(DataError, match="unknown option 'nosie'"):
@@ -116,8 +116,8 @@ def test_builtin_source_options():
 
 
 def test_prompt_too_long_for_max_length_names_line(tmp_path):
-    from rlhfkit.models import train_tiny_tokenizer
-    from rlhfkit.tokenization import encode_demonstrations
+    from rlhfkit.models.loading import train_tiny_tokenizer
+    from rlhfkit.data.tokenization import encode_demonstrations
 
     tokenizer = train_tiny_tokenizer(["hello world question answer"] * 10, vocab_size=300)
     long_prompt = {"prompt": "hello world " * 40, "completion": " answer"}
@@ -140,5 +140,5 @@ def test_cli_reports_data_error_without_traceback(tmp_path):
 
 
 def test_import_rlhfkit_does_not_import_torch():
-    code = "import sys, rlhfkit, rlhfkit.data, rlhfkit.config, rlhfkit.cli; print('torch' in sys.modules)"
+    code = "import sys, rlhfkit, rlhfkit.data.records, rlhfkit.config, rlhfkit.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

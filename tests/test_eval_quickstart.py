@@ -8,8 +8,8 @@ import math
 import pytest
 
 from rlhfkit.errors import ConfigError
-from rlhfkit.evaluate import EvalConfig, ReferenceSide, distinct_n, run_eval, win_rate
-from rlhfkit.quickstart import QuickstartConfig, run_quickstart
+from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, distinct_n, run_eval, win_rate
+from rlhfkit.pipelines.quickstart import QuickstartConfig, run_quickstart
 
 
 def test_win_rate_by_hand():

@@ -1,4 +1,4 @@
-"""Tests for rlhfkit.losses: every expected value is derived by hand in the test's docstring."""
+"""Tests for rlhfkit.math.losses: every expected value is derived by hand in the test's docstring."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rlhfkit.losses import (
+from rlhfkit.math.losses import (
     DPO_LOSS_TYPES,
     bradley_terry_loss,
     dpo_loss,

@@ -1,4 +1,4 @@
-"""Tests for rlhfkit.ops: every expected value is derived by hand in the test's docstring."""
+"""Tests for rlhfkit.math.ops: every expected value is derived by hand in the test's docstring."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rlhfkit.ops import (
+from rlhfkit.math.ops import (
     AdaptiveKLController,
     FixedKLController,
     best_of_n_kl,

@@ -172,8 +172,8 @@ def test_trim_cuts_padding_columns_only():
 def test_rollout_forward_in_chunks_equals_one_padded_forward():
     """Length-sorted, trimmed chunks of 3 rows must give the same per-token log-probs and values as
     one forward over the whole padded rollout (positions past a row's end are 0 in the chunked one)."""
-    from rlhfkit.models import build_tiny
-    from rlhfkit.sampler import SamplingParams, sample
+    from rlhfkit.models.loading import build_tiny
+    from rlhfkit.models.sampler import SamplingParams, sample
 
     model, tokenizer = build_tiny(seed=1)
     model.eval()

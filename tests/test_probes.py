@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlhfkit.probes import FILLER, FLATTERY, OVERCONFIDENCE, PROBES, probe_reward, sentences
+from rlhfkit.evaluation.probes import FILLER, FLATTERY, OVERCONFIDENCE, PROBES, probe_reward, sentences
 from rlhfkit.tasks import assistant
 
 

@@ -7,15 +7,15 @@ import math
 import pytest
 
 from rlhfkit.errors import ConfigError
-from rlhfkit.rewards import load_reward, parse_reward_spec, word_count
+from rlhfkit.judges.reward_spec import load_reward, parse_reward_spec, word_count
 from rlhfkit.tasks.assistant import gold_reward
 
 
 def test_parse_reward_spec():
     assert parse_reward_spec("gold") == [(1.0, "gold")]
     assert parse_reward_spec(" 0.8*runs/rm + gold ") == [(0.8, "runs/rm"), (1.0, "gold")]
-    assert parse_reward_spec("gold + -0.01 * rlhfkit.rewards:word_count") == [
-        (1.0, "gold"), (-0.01, "rlhfkit.rewards:word_count")]
+    assert parse_reward_spec("gold + -0.01 * rlhfkit.judges.reward_spec:word_count") == [
+        (1.0, "gold"), (-0.01, "rlhfkit.judges.reward_spec:word_count")]
     assert parse_reward_spec("2e-3*gold") == [(0.002, "gold")]
 
 
@@ -25,7 +25,7 @@ def test_parse_reward_spec():
     ("gold ++ gold", "empty term"),
     ("half*gold", "not a number"),
     ("nosuchmodule_xyz:f", "cannot import"),
-    ("rlhfkit.rewards:nothing_here", "cannot import"),
+    ("rlhfkit.judges.reward_spec:nothing_here", "cannot import"),
     ("runs/does-not-exist", "not gold, an existing reward-model folder"),
 ])
 def test_bad_reward_specs(spec, message):
@@ -35,12 +35,12 @@ def test_bad_reward_specs(spec, message):
 
 def test_weighted_sum_by_hand():
     """Prompt/answer pair from the built-in task: with g = gold_reward(p, c) and w = 5 words,
-    '0.5*gold + -0.1*rlhfkit.rewards:word_count' must give 0.5 g - 0.5."""
+    '0.5*gold + -0.1*rlhfkit.judges.reward_spec:word_count' must give 0.5 g - 0.5."""
     prompt = "How do I keep houseplants alive?"
     completion = "Water them when dry. Sunlight."
     g = gold_reward(prompt, completion)
     assert word_count(prompt, completion) == 5.0
-    scorer = load_reward("0.5*gold + -0.1*rlhfkit.rewards:word_count")
+    scorer = load_reward("0.5*gold + -0.1*rlhfkit.judges.reward_spec:word_count")
     [value] = scorer([prompt], [completion])
     assert math.isclose(value, 0.5 * g - 0.5, abs_tol=1e-12)
     assert load_reward("gold")([prompt], [completion]) == [g]

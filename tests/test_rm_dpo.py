@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlhfkit.data import load_records, write_jsonl
+from rlhfkit.data.records import load_records, write_jsonl
 from rlhfkit.errors import ConfigError, DataError
-from rlhfkit.models import build_tiny, load_reward_backbone
-from rlhfkit.reward import RewardModel, RewardScorer
-from rlhfkit.tokenization import collate, encode
+from rlhfkit.models.loading import build_tiny, load_reward_backbone
+from rlhfkit.models.reward_model import RewardModel, RewardScorer
+from rlhfkit.data.tokenization import collate, encode
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
 from rlhfkit.trainers.rm import Group, RMConfig, criteria_loss, expected_calibration_error, train_rm
 
@@ -126,7 +126,7 @@ def test_dpo_sft_coef_adds_the_chosen_nll_per_token(tmp_path):
     """At step 1 the DPO part is log 2 (policy = reference); an untrained model's next-token
     distribution is close to uniform over its V tokens, so the per-token NLL of the chosen response
     is close to ln V: the step-1 loss with sft_coef 0.5 is log 2 + 0.5 ln V (within 10% of ln V)."""
-    from rlhfkit.models import build_tiny
+    from rlhfkit.models.loading import build_tiny
 
     _, tokenizer = build_tiny()
     records = []
@@ -226,8 +226,8 @@ def test_tiny_model_is_a_few_million_parameters():
 def test_dpo_length_groups_give_the_log_probs_of_one_full_forward():
     """sequence_logps cuts the responses into length groups and projects only completion positions;
     the sums must equal a plain full-logits forward with a log-softmax, for 1, 3 and 4 groups."""
-    from rlhfkit.ops import token_logprobs
-    from rlhfkit.tokenization import IGNORE
+    from rlhfkit.math.ops import token_logprobs
+    from rlhfkit.data.tokenization import IGNORE
     from rlhfkit.trainers.dpo import sequence_logps
 
     model, tokenizer = build_tiny(seed=0)

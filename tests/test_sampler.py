@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhfkit.models import build_tiny
-from rlhfkit.sampler import SamplingParams, filter_logits, gumbel_max, sample
+from rlhfkit.models.loading import build_tiny
+from rlhfkit.models.sampler import SamplingParams, filter_logits, gumbel_max, sample
 
 PROMPTS = ["Question: How can I sleep better at night?\nAnswer:", "Question: Hi?\nAnswer:",
            "Question: What should I do if I find a snake in my rural yard?\nAnswer:"]

@@ -15,15 +15,15 @@ import sys
 
 # name: (module, config class, run function, one-line summary)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "quickstart": ("rlhfkit.quickstart", "QuickstartConfig", "run_quickstart",
+    "quickstart": ("rlhfkit.pipelines.quickstart", "QuickstartConfig", "run_quickstart",
                    "the whole loop on the built-in task, with a report"),
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
     "rm": ("rlhfkit.trainers.rm", "RMConfig", "train_rm", "train a reward model on preferences or rankings"),
     "dpo": ("rlhfkit.trainers.dpo", "DPOConfig", "train_dpo", "direct preference optimization (no reward model)"),
-    "eval": ("rlhfkit.evaluate", "EvalConfig", "run_eval", "win-rate, KL, length and gold vs proxy reward of a policy"),
+    "eval": ("rlhfkit.evaluation.evaluate", "EvalConfig", "run_eval", "win-rate, KL, length and gold vs proxy reward of a policy"),
     "ppo": ("rlhfkit.trainers.ppo", "PPOConfig", "train_ppo",
             "online RL against a judge: PPO (gae) or critic-free RLOO/GRPO/REINFORCE, KL to the start"),
-    "sample": ("rlhfkit.sample", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
+    "sample": ("rlhfkit.evaluation.responses", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
     "campaign": ("rlhfkit.feedback.commands", "CampaignConfig", "run_campaign",
                  "create a comparison campaign in the feedback store"),
     "serve": ("rlhfkit.feedback.commands", "ServeConfig", "run_serve", "serve the annotation web app"),

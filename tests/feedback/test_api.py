@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from feedback_helpers import ADMIN
 from sqlalchemy import func, select
 
-from rlhfkit.data import load_records
+from rlhfkit.data.records import load_records
 from rlhfkit.feedback import service
 from rlhfkit.feedback.app import COOKIE, create_app
 from rlhfkit.feedback.store import Judgment

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from rlhfkit.cli import main
-from rlhfkit.data import load_records
+from rlhfkit.data.records import load_records
 
 assistant = pytest.importorskip("rlhfkit.tasks.assistant")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from rlhfkit.data import read_jsonl
+from rlhfkit.data.records import read_jsonl
 from rlhfkit.errors import ConfigError, DataError
 from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem
 

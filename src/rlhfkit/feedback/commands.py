@@ -7,7 +7,7 @@
     rlhfkit export --campaign demo --method dawid-skene --out prefs.jsonl   # then: rlhfkit rm --data prefs.jsonl
 
 Every command takes `--db` (a SQLite path, default feedback.db, or a postgresql:// URL).
-Only `campaign --model` imports torch (through `rlhfkit.sample`), and only when used.
+Only `campaign --model` imports torch (through `rlhfkit.evaluation.responses`), and only when used.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _rubric(spec: str | None) -> list[dict[str, str]]:
 
 
 def _sample(config: CampaignConfig, out: Path) -> Path:
-    from rlhfkit.sample import SampleConfig, run_sample  # imports torch
+    from rlhfkit.evaluation.responses import SampleConfig, run_sample  # imports torch
 
     return run_sample(SampleConfig(model=config.model or "", data=config.prompts, out=str(out),
                                    num_prompts=config.num_prompts, num_samples=config.num_samples, seed=config.seed))
@@ -294,7 +294,7 @@ class ExportConfig:
 
 
 def run_export(config: ExportConfig) -> int:
-    from rlhfkit.data import write_jsonl
+    from rlhfkit.data.records import write_jsonl
     from rlhfkit.feedback.export import preference_rows, ranking_rows
     from rlhfkit.feedback.service import campaign_stats
 

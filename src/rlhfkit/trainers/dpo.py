@@ -1,7 +1,7 @@
 """Direct preference optimization: learn from preference pairs without a reward model.
 
     L_DPO = -log sigma( beta * [ (log pi(y_w|x) - log ref(y_w|x)) - (log pi(y_l|x) - log ref(y_l|x)) ] )
-    (Rafailov et al. 2023); --loss-type ipo | hinge | robust select the variants in rlhfkit.losses.dpo_loss.
+    (Rafailov et al. 2023); --loss-type ipo | hinge | robust select the variants in rlhfkit.math.losses.dpo_loss.
 
 Run it:
     rlhfkit dpo --model runs/sft --data preferences.jsonl --out runs/dpo
@@ -29,12 +29,12 @@ from typing import Literal
 
 import torch
 
-from rlhfkit.data import split_implicit_prompt
+from rlhfkit.data.records import split_implicit_prompt
 from rlhfkit.errors import ConfigError
-from rlhfkit.losses import dpo_loss
-from rlhfkit.ops import token_logprobs
-from rlhfkit.tokenization import IGNORE, Example, collate, encode, render_completion, render_prompt
-from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.math.losses import dpo_loss
+from rlhfkit.math.ops import token_logprobs
+from rlhfkit.data.tokenization import IGNORE, Example, collate, encode, render_completion, render_prompt
+from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
 
 TINY_LR, PRETRAINED_LR = 1e-4, 5e-7
 
@@ -153,7 +153,7 @@ def encode_pairs(records, tokenizer, max_length: int) -> list[tuple[Example, Exa
 
 def train_dpo(config: DPOConfig, on_step=None) -> Path:
     """Run DPO; return the output folder (a HF causal-LM checkpoint)."""
-    from rlhfkit.models import load_causal_lm
+    from rlhfkit.models.loading import load_causal_lm
     from rlhfkit.trainers.sft import load_split
 
     out = Path(config.out)
@@ -216,7 +216,7 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
     objective = Objective(lengths=[len(c) + len(r) for c, r in pairs], weight=len, loss=loss,
                           evaluate=evaluate if held else None, unit="pairs")
 
-    # 3) the loop (rlhfkit.trainers.common.fit)
+    # 3) the loop (rlhfkit.trainers.loop.fit)
     record = fit(config, acc, model, tokenizer, optimizer, objective, "dpo", lr, on_step)
     if acc.is_main_process:
         summary = (f"dpo done: {record.get('step', 0)} steps, loss {record.get('loss', float('nan')):.3f}, "

@@ -13,7 +13,7 @@ Run it:
 
 Advantages (--advantage): rloo and grpo compare the `group_size` responses to one prompt;
 reinforce subtracts the batch mean; gae learns a value head (one Linear on the last hidden state).
-All the math is in rlhfkit.ops and rlhfkit.losses; this file only wires it together.
+All the math is in rlhfkit.math.ops and rlhfkit.math.losses; this file only wires it together.
 
 Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM, LoRA
 adapters as the reference (the reference is a second frozen copy of --model).
@@ -30,8 +30,8 @@ from typing import Any, Literal
 import torch
 
 from rlhfkit.errors import ConfigError, RlhfkitError
-from rlhfkit.losses import ppo_policy_loss, ppo_value_loss
-from rlhfkit.ops import (
+from rlhfkit.math.losses import ppo_policy_loss, ppo_value_loss
+from rlhfkit.math.ops import (
     AdaptiveKLController,
     FixedKLController,
     entropy_from_logits,
@@ -43,7 +43,7 @@ from rlhfkit.ops import (
     token_logprobs,
     whiten,
 )
-from rlhfkit.trainers.common import (
+from rlhfkit.trainers.loop import (
     Checkpointer,
     MetricsLog,
     TrainConfig,
@@ -145,8 +145,8 @@ class PPOConfig(TrainConfig):
 
 def ptx_examples(path: str, tokenizer, max_length: int) -> list:
     """--ptx-data as token ids: demonstrations as they are, preference pairs by their chosen response."""
-    from rlhfkit.data import load_records
-    from rlhfkit.tokenization import encode_demonstrations
+    from rlhfkit.data.records import load_records
+    from rlhfkit.data.tokenization import encode_demonstrations
     from rlhfkit.trainers.dpo import encode_pairs
 
     first = ""
@@ -211,7 +211,7 @@ def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, 
     attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     t = batch["tokens"].shape[1]
-    from rlhfkit.sampler import takes_logits_to_keep
+    from rlhfkit.models.sampler import takes_logits_to_keep
 
     extra = {"logits_to_keep": t + 1} if takes_logits_to_keep(model) else {}
     out = model(input_ids=ids, attention_mask=attention, position_ids=positions,
@@ -273,11 +273,11 @@ def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[in
 def train_ppo(config: PPOConfig, on_step=None) -> Path:
     """Run PPO; return the output folder (a HF causal-LM checkpoint)."""
 
-    from rlhfkit.data import load_records
-    from rlhfkit.evaluate import load_judge
-    from rlhfkit.models import load_causal_lm
-    from rlhfkit.sampler import SamplingParams, sample
-    from rlhfkit.tokenization import collate, render_prompt
+    from rlhfkit.data.records import load_records
+    from rlhfkit.evaluation.evaluate import load_judge
+    from rlhfkit.models.loading import load_causal_lm
+    from rlhfkit.models.sampler import SamplingParams, sample
+    from rlhfkit.data.tokenization import collate, render_prompt
     from rlhfkit.trainers.sft import token_nll_sum
 
     config.validate()

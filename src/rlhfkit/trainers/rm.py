@@ -11,7 +11,7 @@ Run it:
 
 The backbone is any `AutoModelForSequenceClassification` (a causal-LM checkpoint gets a fresh
 scalar head); `--heads N` trains an ensemble of N heads on one backbone, whose spread is an
-uncertainty estimate. The reward is read at the last real token (rlhfkit.reward.RewardModel).
+uncertainty estimate. The reward is read at the last real token (rlhfkit.models.reward_model.RewardModel).
 After training the rewards are normalised on a reference sample (mean 0, std 1) and the statistics
 saved as reward_stats.json; held-out metrics go to eval_metrics.json: pairwise accuracy, loss,
 calibration (ECE of sigma(r_c - r_r)), accuracy per annotator and per rubric criterion, and the
@@ -29,11 +29,11 @@ from typing import Any, Literal
 
 import torch
 
-from rlhfkit.data import Records, load_records, ranking_to_pairs, split_implicit_prompt
+from rlhfkit.data.records import Records, load_records, ranking_to_pairs, split_implicit_prompt
 from rlhfkit.errors import ConfigError
-from rlhfkit.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
-from rlhfkit.tokenization import Example, collate, encode, render_completion, render_prompt
-from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.math.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
+from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
+from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
 
 TINY_LR, PRETRAINED_LR = 5e-4, 1e-5
 
@@ -267,8 +267,8 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
 
 def train_rm(config: RMConfig, on_step=None) -> Path:
     """Train a reward model; return the output folder (a HF sequence-classification checkpoint)."""
-    from rlhfkit.models import load_reward_backbone
-    from rlhfkit.reward import RewardModel, save_reward_stats
+    from rlhfkit.models.loading import load_reward_backbone
+    from rlhfkit.models.reward_model import RewardModel, save_reward_stats
 
     out = Path(config.out)
     acc = make_accelerator(config)

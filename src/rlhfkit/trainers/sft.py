@@ -30,9 +30,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rlhfkit.data import Records, load_records
-from rlhfkit.tokenization import IGNORE, Example, collate, encode_demonstrations
-from rlhfkit.trainers.common import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.data.records import Records, load_records
+from rlhfkit.data.tokenization import IGNORE, Example, collate, encode_demonstrations
+from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
 
 TINY_LR, PRETRAINED_LR = 2e-3, 2e-5
 
@@ -96,7 +96,7 @@ def evaluate(model, examples: list[Example], batch_size: int, pad_id: int, accel
 
 def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
     """Run SFT and return the output folder, which then holds a plain HF checkpoint."""
-    from rlhfkit.models import load_causal_lm
+    from rlhfkit.models.loading import load_causal_lm
 
     out = Path(config.out)
     acc = make_accelerator(config)
@@ -130,7 +130,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
         evaluate=(lambda model: {"loss": evaluate(model, held_out, config.batch_size, pad_id, acc)}) if held_out else None,
     )
 
-    # 3) the loop (rlhfkit.trainers.common.fit): resume, accumulate, clip, step, log, checkpoint, save
+    # 3) the loop (rlhfkit.trainers.loop.fit): resume, accumulate, clip, step, log, checkpoint, save
     record = fit(config, acc, model, tokenizer, optimizer, objective, "sft", lr, on_step)
     if acc.is_main_process:
         summary = f"sft done: {record.get('step', 0)} steps, final loss {record.get('loss', float('nan')):.3f}"

@@ -12,7 +12,7 @@ Sources: a `.jsonl` / `.json` file, a folder written by `datasets.Dataset.save_t
 
 Every record is checked before any training starts; the first problem is raised as a `DataError`
 naming the file and line (or the dataset row), never as a traceback from inside torch.
-Token-length checks (a prompt leaving no room for a response) happen in `rlhfkit.tokenization`,
+Token-length checks (a prompt leaving no room for a response) happen in `rlhfkit.data.tokenization`,
 which needs the tokenizer, with the same file:line locations.
 """
 
@@ -90,7 +90,7 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 def _raw_rows(source: Any, kind: Kind, split: str, builtin_size: int | None, seed: int) -> tuple[list, list[str], str]:
     if isinstance(source, (str, Path)) and str(source).startswith(BUILTIN_PREFIX):
-        from rlhfkit.builtin import builtin_records
+        from rlhfkit.data.builtin import builtin_records
 
         rows = builtin_records(str(source), kind, split=split, n=builtin_size, seed=seed)
         return rows, [f"{source}[{split}] row {i + 1}" for i in range(len(rows))], str(source)

@@ -56,7 +56,7 @@ class RewardScorer:
     """Scores (prompt, completion) pairs with a trained reward model, normalised by its saved stats."""
 
     def __init__(self, path: str | Path, device: str | None = None, batch_size: int = 32, max_length: int = 512):
-        from rlhfkit.models import load_reward_backbone
+        from rlhfkit.models.loading import load_reward_backbone
 
         self.path = Path(path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,7 +74,7 @@ class RewardScorer:
     @torch.no_grad()
     def score_heads(self, prompts: list[Any], completions: list[Any]) -> torch.Tensor:
         """(N, heads) normalised rewards."""
-        from rlhfkit.tokenization import collate, encode, render_completion, render_prompt
+        from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt
 
         out = []
         for s in range(0, len(prompts), self.batch_size):

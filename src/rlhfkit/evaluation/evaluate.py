@@ -19,9 +19,9 @@ reference, then:
 
 Best-of-n (--best-of N): the simplest baseline — no training, N samples per prompt from the
 reference, the one the --selector (a reward spec, usually the reward model) likes best is kept. Its
-KL to the reference is analytic, log N - (N-1)/N (an upper bound; rlhfkit.ops.best_of_n_kl).
+KL to the reference is analytic, log N - (N-1)/N (an upper bound; rlhfkit.math.ops.best_of_n_kl).
 Judges and selectors are reward specs: gold, a reward-model folder, module:function, or a weighted
-sum of them (rlhfkit.rewards).
+sum of them (rlhfkit.judges.reward_spec).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class EvalConfig:
     """Reward spec that picks the best of --best-of (default: --reward-model)."""
     probes: bool = True
     """With --reward-model: probe it on the policy's samples with the reward-hacking table's edits
-    (repetition, flattery, overconfidence, length: a filler sentence; rlhfkit.probes)."""
+    (repetition, flattery, overconfidence, length: a filler sentence; rlhfkit.evaluation.probes)."""
     seed: int = 0
     """Sampling seed."""
     out: str | None = None
@@ -94,8 +94,8 @@ class ReferenceSide:
 
 
 def load_judge(spec: str) -> Callable[[list[Any], list[str]], list[float]]:
-    """A batch scorer `(prompts, completions) -> scores`; `spec` as in rlhfkit.rewards (sums allowed)."""
-    from rlhfkit.rewards import load_reward
+    """A batch scorer `(prompts, completions) -> scores`; `spec` as in rlhfkit.judges.reward_spec (sums allowed)."""
+    from rlhfkit.judges.reward_spec import load_reward
 
     return load_reward(spec)
 
@@ -128,7 +128,7 @@ def distinct_n(texts: list[str], n: int) -> float:
 def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens: torch.Tensor,
                       mask: torch.Tensor) -> torch.Tensor:
     """(B,) summed log-prob of the generated tokens under `model` (temperature 1), teacher-forced."""
-    from rlhfkit.ops import token_logprobs
+    from rlhfkit.math.ops import token_logprobs
 
     ids = torch.cat([prompt_ids, tokens], 1)
     attention = torch.cat([prompt_mask, mask], 1)
@@ -142,7 +142,7 @@ def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
 def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params, generator, n: int,
               selector) -> tuple[list[str], list[int]]:
     """For each prompt, the highest-scoring of `n` samples by `selector` (first on ties), and its token length."""
-    from rlhfkit.sampler import sample
+    from rlhfkit.models.sampler import sample
 
     out = sample(model, tokenizer, [t for t in rendered for _ in range(n)], params, generator)
     scores = selector([p for p in prompts for _ in range(n)], out.completions)
@@ -152,10 +152,10 @@ def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params,
 
 
 def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) -> dict[str, Any]:
-    from rlhfkit.data import load_records
-    from rlhfkit.models import load_causal_lm
-    from rlhfkit.sampler import SamplingParams, sample
-    from rlhfkit.tokenization import render_prompt
+    from rlhfkit.data.records import load_records
+    from rlhfkit.models.loading import load_causal_lm
+    from rlhfkit.models.sampler import SamplingParams, sample
+    from rlhfkit.data.tokenization import render_prompt
 
     selector_spec = config.selector or config.reward_model
     if config.best_of < 1 or config.reference_samples < 1:
@@ -236,7 +236,7 @@ def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) ->
     by_prompt = [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]
     result.update(win_rate(scores["policy"], by_prompt))
     if selector is not None:
-        from rlhfkit.ops import best_of_n_kl
+        from rlhfkit.math.ops import best_of_n_kl
 
         result["best_of"], result["selector"] = config.best_of, selector_spec
         result["kl_to_reference"] = best_of_n_kl(config.best_of)  # analytic (an upper bound)
@@ -253,7 +253,7 @@ def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) ->
         if proxy_scores is not None:
             result[f"{name}_proxy"] = statistics.mean(proxy_scores[name])
     if proxy is not None and config.probes:
-        from rlhfkit.probes import probe_reward
+        from rlhfkit.evaluation.probes import probe_reward
 
         result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold,
                                                base=proxy_scores["policy"],

@@ -6,7 +6,7 @@ A spec is one source or a weighted sum of sources joined by `+`:
     runs/rm                       a reward-model folder (normalised with its reward_stats.json)
     mypackage.rewards:brevity     any importable `function(prompt, completion) -> float`
     0.8*runs/rm + 0.2*gold        a weighted sum (weights are plain decimals; a term without one weighs 1)
-    runs/rm + -0.01*rlhfkit.rewards:word_count     a reward model with a length penalty
+    runs/rm + -0.01*rlhfkit.judges.reward_spec:word_count     a reward model with a length penalty
 
 A scorer takes `(prompts, completions)` lists and returns one float per pair.
 """
@@ -59,7 +59,7 @@ def _load_source(source: str) -> Scorer:
 
         return lambda prompts, completions: [assistant.gold_reward(p, c) for p, c in zip(prompts, completions)]
     if Path(source).is_dir():
-        from rlhfkit.reward import RewardScorer
+        from rlhfkit.models.reward_model import RewardScorer
 
         scorer = RewardScorer(source)
         return lambda prompts, completions: scorer(prompts, completions).tolist()

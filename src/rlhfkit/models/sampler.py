@@ -155,7 +155,7 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     which is what a value head reads: PPO gets its rollout-time values without another forward."""
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    from rlhfkit.tokenization import boundary_tokens
+    from rlhfkit.data.tokenization import boundary_tokens
 
     start, _ = boundary_tokens(tokenizer)
     encoded = [start + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]

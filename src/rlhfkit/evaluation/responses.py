@@ -61,8 +61,8 @@ class SampleConfig:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list[str]:
-    """Completions from the KV-cache sampler (rlhfkit.sampler), `batch_size` prompts at a time."""
-    from rlhfkit.sampler import SamplingParams, sample
+    """Completions from the KV-cache sampler (rlhfkit.models.sampler), `batch_size` prompts at a time."""
+    from rlhfkit.models.sampler import SamplingParams, sample
 
     params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
     device = next(model.parameters()).device
@@ -74,9 +74,9 @@ def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list
 
 
 def run_sample(config: SampleConfig) -> Path:
-    from rlhfkit.data import load_records, write_jsonl
-    from rlhfkit.models import load_causal_lm, resolve_dtype
-    from rlhfkit.tokenization import render_prompt
+    from rlhfkit.data.records import load_records, write_jsonl
+    from rlhfkit.models.loading import load_causal_lm, resolve_dtype
+    from rlhfkit.data.tokenization import render_prompt
 
     records = load_records(config.data, "prompts", split=config.split, builtin_size=config.num_prompts, seed=config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -85,7 +85,7 @@ def run_sample(config: SampleConfig) -> Path:
     prompts = [render_prompt(tokenizer, r["prompt"]) for r in records]
     for i, text in enumerate(prompts):
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= config.max_length:
-            from rlhfkit.tokenization import _located
+            from rlhfkit.data.tokenization import _located
 
             raise _located(records.location(i), f"the prompt is longer than --max-length {config.max_length} tokens")
     rows = []

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from rlhfkit.data import Records
+from rlhfkit.data.records import Records
 from rlhfkit.errors import DataError
 
 IGNORE = -100

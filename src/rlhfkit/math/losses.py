@@ -7,7 +7,7 @@ This module holds the objectives of the RLHF trainers as plain functions of tens
 * on-policy RL: the PPO clipped policy loss and clipped value loss.
 
 Everything here is pure math: tensors in, tensors out. There is no model code, no I/O and no
-configuration object in this file. Masks follow the conventions of :mod:`rlhfkit.ops` (float or bool,
+configuration object in this file. Masks follow the conventions of :mod:`rlhfkit.math.ops` (float or bool,
 same shape as the data, 1 = real token; masked means never divide by zero).
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from rlhfkit.ops import _check_same_shape, masked_mean
+from rlhfkit.math.ops import _check_same_shape, masked_mean
 
 __all__ = [
     "DPO_LOSS_TYPES",
@@ -313,7 +313,7 @@ def ppo_value_loss(
     Args:
         values: ``(B, T)`` current value predictions.
         old_values: ``(B, T)`` value predictions at rollout time.
-        returns: ``(B, T)`` return targets (e.g. from :func:`rlhfkit.ops.gae`).
+        returns: ``(B, T)`` return targets (e.g. from :func:`rlhfkit.math.ops.gae`).
         mask: ``(B, T)`` float or bool, 1 for real tokens.
         clip_range: ``eps > 0``.
 

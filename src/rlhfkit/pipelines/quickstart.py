@@ -118,8 +118,8 @@ def _done(folder: Path) -> bool:
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
-    from rlhfkit.evaluate import EvalConfig, ReferenceSide, run_eval
-    from rlhfkit.sample import SampleConfig, run_sample
+    from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
+    from rlhfkit.evaluation.responses import SampleConfig, run_sample
     from rlhfkit.trainers.dpo import DPOConfig, train_dpo
     from rlhfkit.trainers.ppo import PPOConfig, train_ppo
     from rlhfkit.trainers.rm import RMConfig, train_rm
@@ -221,7 +221,7 @@ def _feedback(config: QuickstartConfig, samples: Path, db: Path, prefs: Path, bi
 def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stage) -> Path:
     """Feedback round `r` of DPO: sample `previous` on the training prompts, have the panel compare the
     samples, and continue DPO from `previous` (also its reference) on the new pairs; returns the policy."""
-    from rlhfkit.sample import SampleConfig, run_sample
+    from rlhfkit.evaluation.responses import SampleConfig, run_sample
     from rlhfkit.trainers.dpo import DPOConfig, train_dpo
 
     folder, policy = out / f"round{r}", out / f"dpo_round{r}"
@@ -243,7 +243,7 @@ def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stag
 
 def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Path, stage) -> dict[str, Any]:
     """A biased panel -> its reward model -> PPO with beta = 0 and beta > 0; curves and evals of both."""
-    from rlhfkit.evaluate import EvalConfig, ReferenceSide, run_eval
+    from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
     from rlhfkit.trainers.ppo import PPOConfig, train_ppo
     from rlhfkit.trainers.rm import RMConfig, train_rm
 

@@ -99,7 +99,7 @@ def make_accelerator(config: TrainConfig):
     """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware."""
     from accelerate import Accelerator
 
-    from rlhfkit.models import resolve_dtype
+    from rlhfkit.models.loading import resolve_dtype
 
     use_cpu = not torch.cuda.is_available()
     dtype = resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
@@ -178,7 +178,7 @@ class Checkpointer:
         return found[-1] if found else None
 
     def save(self, step: int, model, tokenizer, state: dict[str, Any], inner=None) -> None:
-        from rlhfkit.models import save_pretrained_atomic
+        from rlhfkit.models.loading import save_pretrained_atomic
 
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
@@ -229,7 +229,7 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def save_final(model, tokenizer, out: Path, accelerator, inner=None) -> None:
     """Write the final HF checkpoint into `out` itself, file by file through a temporary folder."""
-    from rlhfkit.models import save_pretrained_atomic
+    from rlhfkit.models.loading import save_pretrained_atomic
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -288,7 +288,7 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
     from contextlib import nullcontext
 
     from rlhfkit.errors import ConfigError, RlhfkitError
-    from rlhfkit.tokenization import global_batches, split_micro_batches
+    from rlhfkit.data.tokenization import global_batches, split_micro_batches
 
     out = Path(config.out)
     world, accum = acc.num_processes, config.grad_accum

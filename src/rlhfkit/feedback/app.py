@@ -16,6 +16,8 @@ contain no model text; the scripts put text into the page with `textContent` onl
 Content-Security-Policy (scripts from this origin only, no inline script) backs that up. Requests
 that change state must be JSON (a cross-site form cannot send that) and, when authenticated by the
 cookie, carry the page's CSRF token in `X-CSRF-Token`. Bodies over `max_body` bytes get 413.
+Malformed input is a 4xx with {"error"} before any query sees it: ids outside 1..2**31-1 (PostgreSQL's
+INTEGER), text with NUL or unpaired surrogates (`service.check_text`), bodies that do not parse.
 Annotators can only reach their own assignments; every admin route checks the admin token.
 Left out: TLS (put a reverse proxy in front for anything beyond loopback), rate limiting, accounts
 with passwords.
@@ -34,10 +36,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from rlhfkit.feedback import service
 from rlhfkit.feedback.service import ServiceError, Who
-from rlhfkit.feedback.store import Store
+from rlhfkit.feedback.store import MAX_ID, Store
 
 HERE = Path(__file__).parent
 COOKIE = "rlhfkit_session"
@@ -58,7 +61,7 @@ class LoginIn(BaseModel):
 
 class JudgmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    assignment: int
+    assignment: int = Field(ge=1, le=MAX_ID, strict=True)
     key: str = Field(min_length=8, max_length=100)
     outcome: str | None = Field(default=None, max_length=10)
     ranking: list[str] | None = Field(default=None, max_length=26)
@@ -139,6 +142,11 @@ def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        # the framework's own 4xx (a body that does not parse, an unknown route) in the API's shape
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
@@ -173,8 +181,9 @@ def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
             return
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise ServiceError(415, "send JSON (Content-Type: application/json)")
-        if caller.via_cookie and not hmac.compare_digest(request.headers.get("x-csrf-token", ""),
-                                                         csrf_token(caller.token)):
+        # bytes: compare_digest refuses str with non-ASCII characters, which a header may carry
+        sent = request.headers.get("x-csrf-token", "").encode("latin-1", "replace")
+        if caller.via_cookie and not hmac.compare_digest(sent, csrf_token(caller.token).encode()):
             raise ServiceError(403, "missing or wrong CSRF token; reload the page")
 
     def annotator(request: Request) -> Caller:

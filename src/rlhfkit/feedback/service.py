@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from rlhfkit.feedback.agreement import disagreement, krippendorff_alpha_nominal, loo_majority_agreement
 from rlhfkit.feedback.store import (
+    MAX_ID,
     Annotator,
     Assignment,
     Campaign,
@@ -49,6 +50,7 @@ from rlhfkit.feedback.store import (
     TaskItem,
     hash_token,
     new_token,
+    storable,
     utcnow,
 )
 
@@ -66,6 +68,13 @@ class ServiceError(Exception):
         self.status, self.message = status, message
 
 
+def check_text(value: str, where: str) -> str:
+    """`value`, if the store can hold it (no NUL, no unpaired surrogate); else a 422 naming `where`."""
+    if not storable(value):
+        raise ServiceError(422, f"{where} contains a NUL or an unpaired surrogate character; remove it")
+    return value
+
+
 @dataclass(frozen=True)
 class Who:
     id: int
@@ -79,7 +88,7 @@ class Who:
 def add_annotator(store: Store, name: str, simulated: bool = False) -> str:
     """Create an annotator and return their access token (shown once). Asking again for an existing
     *simulated* annotator gives it a new token (the old one stops working after a server restart)."""
-    name = name.strip()
+    name = check_text(name.strip(), "the annotator name")
     if not name or len(name) > 200:
         raise ServiceError(422, "an annotator name must have 1 to 200 characters")
     token = new_token()
@@ -106,6 +115,7 @@ def annotator_for_token(store: Store, token: str) -> Who | None:
 
 
 def get_campaign(session: Session, name: str) -> Campaign:
+    check_text(name, "the campaign name")
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is None:
         raise ServiceError(404, f"no campaign named {name!r}")
@@ -245,6 +255,7 @@ def parse_judgment(body: dict[str, Any], order: list[int], rubric: list[dict], p
     rationale = body.get("rationale") or ""
     if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE:
         raise ServiceError(422, f"rationale must be text of at most {MAX_RATIONALE} characters")
+    check_text(rationale, "rationale")
     if not isinstance(criteria_in, dict):
         raise ServiceError(422, "criteria must be an object {criterion: letter or 'tie'}")
     ranking: list[int] | None = None
@@ -292,8 +303,9 @@ def store_judgment(session: Session, annotator_id: int, body: dict[str, Any]) ->
     key = body.get("key")
     if not isinstance(key, str) or not 8 <= len(key) <= 100:
         raise ServiceError(422, "key (an idempotency key of 8 to 100 characters, new per task) is required")
+    check_text(key, "key")
     assignment_id = body.get("assignment")
-    if isinstance(assignment_id, bool) or not isinstance(assignment_id, int):
+    if isinstance(assignment_id, bool) or not isinstance(assignment_id, int) or not 1 <= assignment_id <= MAX_ID:
         raise ServiceError(422, "assignment must be the integer id given with the task")
     # 1) the same key again: the earlier result, nothing new stored
     earlier = session.execute(_JUDGMENT_BY_KEY, {"annotator_id": annotator_id, "key": key}).first()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -61,6 +62,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# Text PostgreSQL refuses (NUL) or that has no UTF-8 form (lone surrogates, which JSON's "\ud800"
+# escapes can carry); the service and campaign readers refuse it before it reaches a table.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Ids are PostgreSQL INTEGERs (SQLite's are wider): anything outside 1..MAX_ID names no row.
+MAX_ID = 2**31 - 1
+
+
+def storable(text: str) -> bool:
+    """Whether both backends can store `text` as it is."""
+    return UNSTORABLE.search(text) is None
 
 
 def hash_token(token: str) -> str:

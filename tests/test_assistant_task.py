@@ -1,4 +1,5 @@
-"""Tests for ``builtin:assistant`` (rlhfkit.tasks.assistant): topics, prompts, styles, gold judge, annotators.
+"""Tests for ``builtin:assistant`` (the package rlhfkit.tasks.assistant): topics, prompts, styles, gold judge,
+simulated annotators.
 
 Fast (a few seconds) and standard-library only. Not covered here: how well a trained model learns the
 domain; that belongs to the end-to-end tests of the trainers.
@@ -10,12 +11,15 @@ import doctest
 import math
 import random
 import statistics
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
 from rlhfkit.tasks import assistant as A
 from rlhfkit.tasks import load_task
+from rlhfkit.tasks.assistant import annotators, content, responses, rubric
 
 N_PROMPTS = 200
 
@@ -38,8 +42,24 @@ def styled() -> list[dict[str, str]]:
 
 def test_load_task():
     assert load_task("builtin:assistant") is A
-    with pytest.raises(KeyError):
+    assert load_task("assistant") is A
+    with pytest.raises(KeyError, match="builtin:assistant"):
         load_task("builtin:nope")
+
+
+def test_package_reexports_and_layering():
+    """Every public name is reachable as ``assistant.NAME``; the task layer needs no other rlhfkit module."""
+    for name in A.__all__:
+        assert getattr(A, name) is not None, name
+    assert A.score is rubric.score and A.panel is annotators.panel and A.response is responses.response
+    assert A.TOPICS is content.TOPICS
+    code = (
+        "import sys, rlhfkit.tasks.assistant\n"
+        "bad = [m for m in sys.modules if m == 'torch' or (m.startswith('rlhfkit.')"
+        " and not m.startswith(('rlhfkit.tasks', 'rlhfkit.errors')))]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_topics_cover_seeds_and_are_complete():
@@ -128,8 +148,11 @@ def test_response_lengths(styled):
 # ---------------------------------------------------------------------------------------------- judge
 
 
-def test_docstring_hand_example():
-    assert doctest.testmod(A).failed == 0
+def test_docstring_examples():
+    """The usage example of the package docstring and the rubric's hand example run as written."""
+    for module in (A, content, responses, rubric, annotators):
+        assert doctest.testmod(module).failed == 0, module.__name__
+    assert doctest.testmod(A).attempted > 0 and doctest.testmod(rubric).attempted > 0
     p = A.format_prompt("How can I fix a leaky faucet?")
     plain = " Turn off the water supply under the sink first. A worn washer is the usual cause of drips."
     s0, s1 = A.score(p, plain), A.score(p, " Great question!" + plain)
@@ -217,7 +240,7 @@ def _pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
     return out
 
 
-def _agreement(ann: A.Annotator, pairs) -> float:
+def _agreement(ann: A.SimulatedAnnotator, pairs) -> float:
     agree = total = 0
     for prompt, a, b in pairs:
         ga, gb = A.gold_reward(prompt, a), A.gold_reward(prompt, b)
@@ -229,18 +252,18 @@ def _agreement(ann: A.Annotator, pairs) -> float:
 
 
 def test_noiseless_annotator_agrees_with_gold():
-    assert _agreement(A.Annotator(), _pairs(300)) == 1.0
+    assert _agreement(A.SimulatedAnnotator(), _pairs(300)) == 1.0
 
 
 def test_noisy_annotator_agreement():
     # A random answer is right half the time: agreement = (1 - 0.25) + 0.25 / 2 = 0.875.
-    assert _agreement(A.Annotator(noise=0.25, seed=11), _pairs(2000, seed=1)) == pytest.approx(
+    assert _agreement(A.SimulatedAnnotator(noise=0.25, seed=11), _pairs(2000, seed=1)) == pytest.approx(
         0.875, abs=0.05
     )
 
 
 def test_length_and_flattery_bias(styled):
-    length, flat = A.Annotator(bias="length"), A.Annotator(bias="flattery")
+    length, flat = A.SimulatedAnnotator(bias="length"), A.SimulatedAnnotator(bias="flattery")
     padded_wins = flat_wins = 0
     for r in styled:
         p = r["prompt"]
@@ -253,7 +276,8 @@ def test_length_and_flattery_bias(styled):
 
 def test_judgment_fields():
     prompt, a, b = _pairs(1, seed=5)[0]
-    j = A.Annotator().compare(prompt, a, b)
+    j = A.SimulatedAnnotator().compare(prompt, a, b)
+    assert isinstance(j, A.SimulatedJudgment)
     assert j.outcome in ("a", "b") and j.choice in (0, 1)
     assert j.ranking == (j.choice, 1 - j.choice)
     assert set(j.criteria) == set(A.CRITERIA) and set(j.criteria.values()) <= {"a", "b", "tie"}
@@ -263,11 +287,11 @@ def test_judgment_fields():
     p = A.prompts(1)[0]["prompt"]
     rng = random.Random(0)
     helpful, rant, unsafe = (A.response(p, s, rng) for s in ("helpful", "rant", "unsafe"))
-    j = A.Annotator().compare(p, rant, helpful)
+    j = A.SimulatedAnnotator().compare(p, rant, helpful)
     assert j.choice == 1 and j.criteria["neutrality"] == "b"
     assert "I selected B" in j.rationale and "Balance & Neutrality" in j.rationale
     assert "inflammatory" in j.rationale
-    j = A.Annotator().compare(p, helpful, unsafe)
+    j = A.SimulatedAnnotator().compare(p, helpful, unsafe)
     assert j.choice == 0 and "Harmlessness" in j.rationale and "unsafe" in j.rationale
 
 
@@ -275,10 +299,10 @@ def test_tie_and_both_bad():
     p = A.prompts(1)[0]["prompt"]
     rng = random.Random(0)
     h1, h2 = A.response(p, "helpful", rng), A.response(p, "helpful", rng)
-    j = A.Annotator(tie_margin=0.5).compare(p, h1, h2)
+    j = A.SimulatedAnnotator(tie_margin=0.5).compare(p, h1, h2)
     assert j.outcome == "tie" and j.choice is None
     u1, u2 = A.response(p, "unsafe", rng), A.response(p, "unsafe", rng)
-    j = A.Annotator(both_bad_below=0.5).compare(p, u1, u2)
+    j = A.SimulatedAnnotator(both_bad_below=0.5).compare(p, u1, u2)
     assert j.outcome == "both_bad" and j.choice is None
 
 
@@ -286,11 +310,11 @@ def test_rank():
     p = A.prompts(1, seed=9)[0]["prompt"]
     rng = random.Random(3)
     resp = [A.response(p, s, rng) for s in A.STYLES]
-    j = A.Annotator().rank(p, resp)
+    j = A.SimulatedAnnotator().rank(p, resp)
     assert sorted(j.ranking) == list(range(len(resp)))
     assert j.ranking[0] == 0 and j.ranking[-1] == A.STYLES.index("unsafe")
     assert j.outcome == "ranking" and j.choice == 0
-    noisy = A.Annotator(noise=1.0, seed=2)
+    noisy = A.SimulatedAnnotator(noise=1.0, seed=2)
     for _ in range(5):
         assert sorted(noisy.rank(p, resp).ranking) == list(range(len(resp)))
 
@@ -298,14 +322,14 @@ def test_rank():
 def test_annotator_determinism_and_panel():
     pairs = _pairs(50, seed=2)
 
-    def run(ann: A.Annotator) -> list:
+    def run(ann: A.SimulatedAnnotator) -> list:
         return [(j.choice, j.seconds) for j in (ann.compare(*x) for x in pairs)]
 
-    assert run(A.Annotator(noise=0.5, seed=4)) == run(A.Annotator(noise=0.5, seed=4))
-    assert run(A.Annotator(noise=0.5, seed=4)) != run(A.Annotator(noise=0.5, seed=5))
+    assert run(A.SimulatedAnnotator(noise=0.5, seed=4)) == run(A.SimulatedAnnotator(noise=0.5, seed=4))
+    assert run(A.SimulatedAnnotator(noise=0.5, seed=4)) != run(A.SimulatedAnnotator(noise=0.5, seed=5))
     team = A.panel(3, noise=0.1, bias="length", seed=10, tie_margin=0.01)
     assert [a.name for a in team] == ["sim-0", "sim-1", "sim-2"]
     assert len({a.seed for a in team}) == 3
     assert all(a.bias == "length" and a.noise == 0.1 and a.tie_margin == 0.01 for a in team)
     with pytest.raises(ValueError):
-        A.Annotator(bias="vibes")
+        A.SimulatedAnnotator(bias="vibes")

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from rlhfkit.errors import DataError
+from rlhfkit.tasks import BUILTIN_TASKS, load_task
 
 DEFAULT_SIZES = {"demonstrations": 3000, "prompts": 200, "preferences": 2000, "rankings": 500}
 OPTIONS = {"n": int, "noise": float, "bias": str, "k": int, "seed": int}
@@ -36,25 +37,27 @@ def parse_source(source: str) -> tuple[str, dict[str, Any]]:
 
 def builtin_records(source: str, kind: str, split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
     name, options = parse_source(source)
-    if name != "assistant":
-        raise DataError(f"unknown built-in task {name!r} in {source!r}; available: builtin:assistant")
-    from rlhfkit.tasks import assistant
+    if f"builtin:{name}" not in BUILTIN_TASKS:
+        available = ", ".join(sorted(BUILTIN_TASKS))
+        raise DataError(f"unknown built-in task {name!r} in {source!r}; available: {available}")
+    task = load_task(f"builtin:{name}")
 
     n = options.get("n", n or DEFAULT_SIZES[kind])
     seed = options.get("seed", seed) + (0 if split == "train" else 7919)
     if kind == "demonstrations":
         return [{"prompt": r["prompt"], "completion": r["completion"]}
-                for r in assistant.demonstrations(n, seed=seed, split=split)]
+                for r in task.demonstrations(n, seed=seed, split=split)]
     if kind == "prompts":
-        return [{"prompt": r["prompt"]} for r in assistant.prompts(n, seed=seed, split=split)]
+        return [{"prompt": r["prompt"]} for r in task.prompts(n, seed=seed, split=split)]
     rng = random.Random(seed)
-    annotator = assistant.Annotator(name="sim-0", noise=options.get("noise", 0.0), bias=options.get("bias"), seed=seed)
-    prompts = [r["prompt"] for r in assistant.prompts(n, seed=seed, split=split)]
+    annotator = task.SimulatedAnnotator(
+        name="sim-0", noise=options.get("noise", 0.0), bias=options.get("bias"), seed=seed)
+    prompts = [r["prompt"] for r in task.prompts(n, seed=seed, split=split)]
     rows = []
     for prompt in prompts:
         if kind == "preferences":
-            styles = rng.sample(assistant.STYLES, 2)
-            a, b = (assistant.response(prompt, s, rng) for s in styles)
+            styles = rng.sample(task.STYLES, 2)
+            a, b = (task.response(prompt, s, rng) for s in styles)
             judgment = annotator.compare(prompt, a, b)
             if judgment.choice is None:  # a tie teaches nothing
                 continue
@@ -66,7 +69,7 @@ def builtin_records(source: str, kind: str, split: str = "train", n: int | None 
                          "criteria": {c: side.get(w, w) for c, w in judgment.criteria.items()}})
         elif kind == "rankings":
             k = options.get("k", 4)
-            responses = [assistant.response(prompt, s, rng) for s in rng.sample(assistant.STYLES, k)]
+            responses = [task.response(prompt, s, rng) for s in rng.sample(task.STYLES, k)]
             judgment = annotator.rank(prompt, responses)
             rows.append({"prompt": prompt, "responses": responses, "ranking": list(judgment.ranking)})
         else:

@@ -4,7 +4,7 @@
     fill_campaign_http("http://127.0.0.1:8000", "demo", tokens, panel)   # through the web API
 
 Each simulated annotator asks for its next task, sees only what a person sees (prompt, responses
-in shuffled order labelled a, b, ...), answers with `Annotator.compare` / `Annotator.rank` from
+in shuffled order labelled a, b, ...), answers with `SimulatedAnnotator.compare` / `.rank` from
 `rlhfkit.tasks.assistant`, and submits with a fresh idempotency key; they take turns until no task
 is left for any of them. `fill_campaign` runs the service's own steps (`claim_task`, `task_payload`,
 `store_judgment`: the checks and rows of `next_task` and `submit`), many turns per transaction on

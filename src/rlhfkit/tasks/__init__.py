@@ -1,8 +1,9 @@
 """Built-in toy tasks: small procedural domains that make every RLHF stage runnable on a laptop CPU.
 
-A task is a plain module. The only one so far is ``builtin:assistant``
+A task is a plain module or package. The only one so far is ``builtin:assistant``
 (:mod:`rlhfkit.tasks.assistant`): everyday questions, responses in six styles, a rubric scorer that
-plays the gold human judge and simulated annotators. ``load_task`` maps a task name to its module.
+plays the gold human judge and simulated annotators. ``BUILTIN_TASKS`` is the one registry: ``load_task``
+maps a task name to its module, and ``builtin:NAME`` data sources (``rlhfkit.data.builtin``) go through it.
 
 Left out: a plugin system or registry for third-party tasks; a task name that is not built in is an
 error here, and callers that want their own data pass files instead.

@@ -1,100 +1,27 @@
-"""``builtin:assistant``: a seeded toy domain of everyday questions, a gold rubric judge and simulated annotators.
-
-What it is for: every RLHF stage (SFT, reward model, DPO, PPO, a feedback app) needs prompts,
-responses of mixed quality, a judge and annotators. This module makes all of them procedurally, with
-only the standard library, in a narrow templated language (short sentences, a few hundred words of
-vocabulary) so that a tiny language model trained for a couple of minutes on a CPU can learn it.
-
-The pieces:
+"""The data of ``builtin:assistant``: topics, facts, question phrasings, style phrases, lexicons, and
+the few text helpers that the generators (``responses``) and the gold judge (``rubric``) share.
 
 * ``TOPICS``: 33 everyday topics (four from the annotator's log: electric cars in rural areas, a snake
   in the yard, garden pests without chemicals, rural Wi-Fi with thick walls). Each has question
-  phrasings (the last two are held out for the ``"eval"`` split), facts with detection keywords and
-  at least one unsafe tip.
-* ``response(prompt, style, rng)`` writes a completion in one of six ``STYLES``:
-  ``helpful`` (2-3 facts, plain), ``padded`` (the same facts wrapped in filler and repeated),
-  ``flattering`` ("Great question!" plus 1-2 facts), ``rant`` (loaded, political language and at most
-  one fact), ``off_topic`` (a good answer to a different question) and ``unsafe`` (harmful advice).
-* ``score(prompt, completion)`` is the gold judge: the annotator log's rubric, Helpfulness &
-  Accuracy, Balance & Neutrality, Clarity & Conciseness and Harmlessness, each in [0, 1].
-* ``Annotator`` / ``panel`` simulate people comparing responses through that rubric, with noise and
-  the biases of the reward-hacking table (longer looks more thorough; flattery pleases).
+  phrasings (the last ``N_EVAL_QUESTIONS`` are held out for the ``"eval"`` split), facts with
+  detection keywords and at least one unsafe tip.
+* Style phrases: the sentences ``responses.response`` builds its styles from (``HELPFUL_OPENERS``,
+  ``FILLER_SENTENCES``, ``FLATTERY_OPENERS``, ``RANT_TEMPLATES``, ``UNSAFE_OPENERS``, ...).
+* Lexicons the judge counts: ``FILLER_TERMS``, ``FLATTERY_TERMS``, ``LOADED_TERMS``, ``UNSAFE_TERMS``.
+* ``VOCAB`` and ``BIGRAMS``: every word and word pair the generators can produce, derived from the
+  tables above; the judge's known-word and fluency checks.
+* Prompts: ``format_prompt`` (the ``Question: ...\\nAnswer:`` format) and ``topic_of`` (a prompt's
+  topic), used by both the generators and the judge.
 
-How ``score`` works (every criterion is in [0, 1]; any string is accepted and nothing raises):
-
-* helpfulness = min(1, own / 2) * own / (own + other), where ``own`` counts facts of the prompt's
-  topic found by keyword and ``other`` counts facts of other topics. Two facts are full marks and an
-  answer to a different question scores 0. An unknown prompt scores 0.
-* neutrality = max(0, 1 - 0.35 * loaded words), from the ``LOADED_TERMS`` lexicon.
-* clarity = known_fraction**2 * fluency * complete_sentences * shortness * (1 - length_penalty)
-  - 0.2 per flattery phrase - 0.08 per filler phrase - 0.8 * repeated-trigram ratio - 0.15 per repeated
-  sentence, where known_fraction is the share of words that belong to this domain's vocabulary, a
-  complete sentence ends with ``.``, ``!`` or ``?`` and has two or more words, fluency is the share
-  of word pairs inside sentences that the generators can produce (``BIGRAMS``), shortness = min(1,
-  words / 8) and length_penalty = min(0.6, (words - 60) / 60) above 60 words.
-* harmlessness = max(0, 1 - 0.9 * unsafe phrases), from the ``UNSAFE_TERMS`` lexicon (which covers
-  every topic's unsafe tips).
-* total = (0.35 helpfulness + 0.20 neutrality + 0.15 clarity + 0.30 harmlessness)
-  * (0.5 + 0.5 harmlessness) * readable, with readable = known_fraction**2 * min(1, words / 8)
-  * min(1, 150 / words) * (0.25 + 0.75 complete_sentences) * (0.25 + 0.75 fluency). Harmlessness
-  weighs twice: unsafe advice loses its 0.30 share and roughly halves the rest. ``readable`` makes
-  empty, garbled, keyword-salad and runaway (very long) text score low.
-
-Hand example (two facts, then the same text with a flattering opener)::
-
-    >>> p = format_prompt("How can I fix a leaky faucet?")
-    >>> plain = " Turn off the water supply under the sink first. A worn washer is the usual cause of drips."
-    >>> score(p, plain).as_dict()
-    {'helpfulness': 1.0, 'neutrality': 1.0, 'clarity': 1.0, 'harmlessness': 1.0, 'total': 1.0}
-    >>> score(p, " Great question!" + plain).as_dict()
-    {'helpfulness': 1.0, 'neutrality': 1.0, 'clarity': 0.8, 'harmlessness': 1.0, 'total': 0.97}
-
-Style ordering by mean gold total (tested over 200 train prompts; measured values in parentheses,
-the same on the eval split): helpful (1.00) > padded (0.89) > flattering (0.83) > off_topic (0.65)
-> rant (0.53) > unsafe (0.26). Helpful beats every other style on at least 95% of individual prompts
-(in practice on all of them). Padded keeps helpful's facts and loses on clarity only; flattering
-loses on clarity and carries fewer facts; off_topic is clean but useless; rant loses neutrality and
-most facts; unsafe loses harmlessness, which the total weighs twice.
-
-Annotators. ``Annotator.utility`` is the gold total plus a bias term: ``length`` adds
-``bias_strength * min(words / 80, 1.5)`` and ``flattery`` adds ``bias_strength * 0.3 * flattery``.
-With strength 1 a length-biased annotator prefers ``padded`` over ``helpful`` (the padding is worth
-about +0.5, the gold gap about 0.11), which is the length hack of the reward-hacking table. With
-probability ``noise`` an annotator answers at random (A or B with equal odds), so its agreement with
-the gold judge on pairs the judge separates is (1 - noise) * 1 + noise * 1/2; noise 0.25 gives 0.875.
-
-Left out: real human language (unknown words and word pairs lower clarity, so hand-written text of
-the feedback app is judged harshly), multi-turn dialogue, system prompts, languages other than
-English, and any claim that the facts are complete advice; they are short, plausible, everyday tips.
+Text is compared as lowercase words (``split_words``); a phrase matches on whole words only. Changing
+any table changes every generated text and every score.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import random
 import re
-from dataclasses import dataclass, field
-
-STYLES: tuple[str, ...] = ("helpful", "padded", "flattering", "rant", "off_topic", "unsafe")
-CRITERIA: tuple[str, ...] = ("helpfulness", "neutrality", "clarity", "harmlessness")
-CRITERIA_LABELS: dict[str, str] = {
-    "helpfulness": "Helpfulness & Accuracy",
-    "neutrality": "Balance & Neutrality",
-    "clarity": "Clarity & Conciseness",
-    "harmlessness": "Harmlessness",
-}
-#: Weights of the criteria in ``RubricScore.total`` (before the harmlessness and readability factors).
-WEIGHTS: dict[str, float] = {"helpfulness": 0.35, "neutrality": 0.20, "clarity": 0.15, "harmlessness": 0.30}
-#: Style mix of ``demonstrations``, roughly what scraped internet answers look like.
-DEFAULT_STYLE_WEIGHTS: dict[str, float] = {
-    "helpful": 0.35,
-    "padded": 0.15,
-    "flattering": 0.15,
-    "rant": 0.12,
-    "off_topic": 0.10,
-    "unsafe": 0.13,
-}
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -536,10 +463,10 @@ TOPICS: tuple[Topic, ...] = _build_topics()
 N_EVAL_QUESTIONS = 2  # the last phrasings of every topic are eval-only
 
 # --------------------------------------------------------------------------------------------------
-# Style templates and lexicons
+# Style phrases (what ``responses.response`` writes) and lexicons (what ``rubric.score`` counts)
 
-_HELPFUL_OPENERS = ("", "", "", "Here are a few steps.", "A few things help.", "Here is what works.")
-_FILLERS = (
+HELPFUL_OPENERS = ("", "", "", "Here are a few steps.", "A few things help.", "Here is what works.")
+FILLER_SENTENCES = (
     "There are many things to think about here.",
     "It is important to note that every situation is different.",
     "Let me explain this in some detail.",
@@ -547,7 +474,7 @@ _FILLERS = (
     "In other words, there is a lot to say about this topic.",
     "At the end of the day, it really depends on many factors.",
 )
-_SUMMARY = "To sum up, it is also worth saying again that"
+PADDED_SUMMARY = "To sum up, it is also worth saying again that"
 FILLER_TERMS: tuple[str, ...] = (
     "there are many things to think about",
     "it is important to note that",
@@ -559,9 +486,9 @@ FILLER_TERMS: tuple[str, ...] = (
     "to sum up",
     "it is also worth saying again",
 )
-_FLATTER_OPENERS = ("Great question!", "What a wonderful question!", "I love this question!")
-_FLATTER_COMPLIMENTS = ("You are so smart to ask this.", "You have great taste in questions.")
-_FLATTER_CLOSERS = (
+FLATTERY_OPENERS = ("Great question!", "What a wonderful question!", "I love this question!")
+FLATTERY_COMPLIMENTS = ("You are so smart to ask this.", "You have great taste in questions.")
+FLATTERY_CLOSERS = (
     "You clearly know a lot already.",
     "I am sure you will do great.",
     "You are doing amazing.",
@@ -576,7 +503,7 @@ FLATTERY_TERMS: tuple[str, ...] = (
     "i am sure you will do great",
     "you are doing amazing",
 )
-_RANTS = (
+RANT_TEMPLATES = (
     "Most advice about {subject} is nonsense pushed by big tech.",
     "Anyone who needs help with {subject} is just lazy.",
     "The so called experts on {subject} have an agenda and want your money.",
@@ -585,7 +512,7 @@ _RANTS = (
     "People who fuss about {subject} are idiots.",
     "The media lies about {subject} to keep you scared.",
 )
-_RANT_CLOSERS = (
+RANT_CLOSERS = (
     "Stop being lazy and figure it out yourself.",
     "Stop being cheap and just do it right.",
     "Real people do not need this nonsense.",
@@ -614,8 +541,8 @@ LOADED_TERMS: tuple[str, ...] = (
     "brainwashed",
     "dumb",
 )
-_UNSAFE_OPENERS = ("", "", "Trust me on this.", "Skip the usual advice.")
-_UNSAFE_CLOSERS = ("", "It works every time.", "Nobody needs to know.")
+UNSAFE_OPENERS = ("", "", "Trust me on this.", "Skip the usual advice.")
+UNSAFE_CLOSERS = ("", "It works every time.", "Nobody needs to know.")
 UNSAFE_TERMS: tuple[str, ...] = (
     "kill it",
     "grab a shovel",
@@ -656,23 +583,34 @@ UNSAFE_TERMS: tuple[str, ...] = (
 )
 
 # --------------------------------------------------------------------------------------------------
-# Text helpers
+# Text helpers (shared with ``responses`` and ``rubric``)
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
-_SENT_RE = re.compile(r"[^.!?]+[.!?]*")
+#: A sentence: text up to and including its run of ``.``, ``!`` or ``?`` (or the end of the text).
+SENTENCE_RE = re.compile(r"[^.!?]+[.!?]*")
 
 
-def _words(text: str) -> list[str]:
+def split_words(text: str) -> list[str]:
+    """The lowercase words (runs of letters and digits) of ``text``; punctuation is dropped."""
     return _WORD_RE.findall(text.lower())
+
+
+def sentence_words(text: str) -> list[list[str]]:
+    """The words of each non-empty sentence of ``text``."""
+    return [ws for ws in (split_words(m) for m in SENTENCE_RE.findall(text)) if ws]
 
 
 def _norm(text: str) -> str:
     """Lowercase words joined by single spaces, padded with spaces for whole-phrase matching."""
-    return " " + " ".join(_words(text)) + " "
+    return " " + " ".join(split_words(text)) + " "
 
 
-def _count_terms(norm_text: str, terms: tuple[str, ...]) -> int:
-    """Occurrences of whole-word phrases, overlaps included ("great question great question" is 2)."""
+def count_phrases(norm_text: str, terms: tuple[str, ...]) -> int:
+    """Occurrences of whole-word phrases, overlaps included ("great question great question" is 2).
+
+    ``norm_text`` is space-padded lowercase words (as ``_norm`` makes); ``terms`` come from
+    ``normalized_phrases``.
+    """
     total = 0
     for t in terms:
         needle, i = " " + t + " ", norm_text.find(" " + t + " ")
@@ -685,59 +623,43 @@ def _count_terms(norm_text: str, terms: tuple[str, ...]) -> int:
 _TERM_NORM: dict[str, tuple[str, ...]] = {}
 
 
-def _normed(terms: tuple[str, ...]) -> tuple[str, ...]:
+def normalized_phrases(terms: tuple[str, ...]) -> tuple[str, ...]:
+    """``terms`` as lowercase words joined by single spaces, the form ``count_phrases`` matches (cached)."""
     key = "\x00".join(terms)
     if key not in _TERM_NORM:
         _TERM_NORM[key] = tuple(_norm(t).strip() for t in terms)
     return _TERM_NORM[key]
 
 
-_FACT_KWS: list[tuple[int, int, tuple[str, ...]]] = [
-    (ti, fi, _normed(f.keywords)) for ti, t in enumerate(TOPICS) for fi, f in enumerate(t.facts)
-]
-_QUESTION_TO_TOPIC: dict[str, int] = {q: i for i, t in enumerate(TOPICS) for q in t.questions}
-_STOPWORDS = frozenset(
-    "a an the i my me to do can how what is of in for on and or with you your best way tips should "
-    "tell want where start works please explain if it at from that this be are".split()
-)
-
-
-def _topic_words(t: Topic) -> frozenset[str]:
-    ws = set(_words(t.task + " " + t.subject))
-    for f in t.facts:
-        for k in f.keywords:
-            ws.update(_words(k))
-    return frozenset(ws - _STOPWORDS)
-
-
-_TOPIC_WORDS = [_topic_words(t) for t in TOPICS]
-
-
-def _lower_first(s: str) -> str:
+def lower_first(s: str) -> str:
+    """``s`` with its first letter lowercased, unless it starts with two capitals ("ATM ..." stays)."""
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[:2].isupper() else s
 
 
+# --------------------------------------------------------------------------------------------------
+# The vocabulary the generators can produce
+
+
 def _all_template_text() -> list[str]:
-    texts: list[str] = list(_HELPFUL_OPENERS) + list(_FILLERS) + list(_FLATTER_OPENERS)
-    texts += list(_FLATTER_COMPLIMENTS) + list(_FLATTER_CLOSERS) + list(_RANT_CLOSERS)
-    texts += list(_UNSAFE_OPENERS) + list(_UNSAFE_CLOSERS) + ["Question: Answer:"]
+    texts: list[str] = list(HELPFUL_OPENERS) + list(FILLER_SENTENCES) + list(FLATTERY_OPENERS)
+    texts += list(FLATTERY_COMPLIMENTS) + list(FLATTERY_CLOSERS) + list(RANT_CLOSERS)
+    texts += list(UNSAFE_OPENERS) + list(UNSAFE_CLOSERS) + ["Question: Answer:"]
     for t in TOPICS:
         texts += list(t.questions) + [f.text for f in t.facts] + list(t.unsafe_tips)
-        texts += [r.format(subject=t.subject) for r in _RANTS]
-        texts += [f"{_SUMMARY} {_lower_first(f.text)}" for f in t.facts]
+        texts += [r.format(subject=t.subject) for r in RANT_TEMPLATES]
+        texts += [f"{PADDED_SUMMARY} {lower_first(f.text)}" for f in t.facts]
     return texts
 
 
-def _sentence_words(text: str) -> list[list[str]]:
-    return [ws for ws in (_words(m) for m in _SENT_RE.findall(text)) if ws]
-
-
 #: Every word the generators can produce; words outside it lower clarity and the readability factor.
-VOCAB: frozenset[str] = frozenset(w for text in _all_template_text() for w in _words(text))
+VOCAB: frozenset[str] = frozenset(w for text in _all_template_text() for w in split_words(text))
 #: Every word pair (within a sentence) the generators can produce; the judge's fluency check.
 BIGRAMS: frozenset[tuple[str, str]] = frozenset(
-    pair for text in _all_template_text() for ws in _sentence_words(text) for pair in zip(ws, ws[1:])
+    pair for text in _all_template_text() for ws in sentence_words(text) for pair in zip(ws, ws[1:])
 )
+
+# --------------------------------------------------------------------------------------------------
+# Prompts and their topics
 
 
 def format_prompt(question: str) -> str:
@@ -757,12 +679,31 @@ def _question_of(prompt: str) -> str:
     return text.strip()
 
 
+_QUESTION_TO_TOPIC: dict[str, int] = {q: i for i, t in enumerate(TOPICS) for q in t.questions}
+_STOPWORDS = frozenset(
+    "a an the i my me to do can how what is of in for on and or with you your best way tips should "
+    "tell want where start works please explain if it at from that this be are".split()
+)
+
+
+def _topic_words(t: Topic) -> frozenset[str]:
+    ws = set(split_words(t.task + " " + t.subject))
+    for f in t.facts:
+        for k in f.keywords:
+            ws.update(split_words(k))
+    return frozenset(ws - _STOPWORDS)
+
+
+_TOPIC_WORDS = [_topic_words(t) for t in TOPICS]
+
+
 @functools.lru_cache(maxsize=8192)
-def _topic_index(prompt: str) -> int | None:
+def topic_index(prompt: str) -> int | None:
+    """Index in ``TOPICS`` of the prompt's topic, or None; see ``topic_of``."""
     q = _question_of(prompt)
     if q in _QUESTION_TO_TOPIC:
         return _QUESTION_TO_TOPIC[q]
-    ws = set(_words(q)) - _STOPWORDS
+    ws = set(split_words(q)) - _STOPWORDS
     if not ws:
         return None
     best, best_hits = None, 0
@@ -775,474 +716,5 @@ def _topic_index(prompt: str) -> int | None:
 
 def topic_of(prompt: str) -> Topic | None:
     """The topic of a prompt (formatted or raw question): exact phrasing first, then word overlap."""
-    i = _topic_index(prompt)
+    i = topic_index(prompt)
     return None if i is None else TOPICS[i]
-
-
-def _split_questions(topic: Topic, split: str) -> tuple[str, ...]:
-    if split == "train":
-        return topic.questions[:-N_EVAL_QUESTIONS]
-    if split == "eval":
-        return topic.questions[-N_EVAL_QUESTIONS:]
-    raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-
-
-def prompts(n: int, seed: int = 0, split: str = "train") -> list[dict]:
-    """``n`` prompts ``{"prompt", "topic"}``; every pass over the topics visits each once, in a seeded order.
-
-    Train and eval prompts never share a phrasing (the last two phrasings of each topic are eval-only).
-    """
-    _split_questions(TOPICS[0], split)  # validate the split even when n == 0
-    rng = random.Random(f"prompts:{seed}:{split}")
-    out: list[dict] = []
-    while len(out) < n:
-        order = list(TOPICS)
-        rng.shuffle(order)
-        for t in order:
-            if len(out) >= n:
-                break
-            q = rng.choice(_split_questions(t, split))
-            out.append({"prompt": format_prompt(q), "topic": t.name})
-    return out
-
-
-def _helpful_body(topic: Topic, rng: random.Random, k: int, min_words: int = 0) -> list[Fact]:
-    """``k`` distinct facts in random order, more while they total fewer than ``min_words`` words."""
-    order = rng.sample(list(topic.facts), k=len(topic.facts))
-    k = min(k, len(order))
-    while k < len(order) and sum(len(_words(f.text)) for f in order[:k]) < min_words:
-        k += 1
-    return order[:k]
-
-
-def response(prompt: str, style: str, rng: random.Random) -> str:
-    """A completion (leading space, no trailing newline) for ``prompt`` in ``style``.
-
-    An unrecognised prompt gets a seeded random topic.
-    """
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
-    i = _topic_index(prompt)
-    topic = TOPICS[i] if i is not None else rng.choice(TOPICS)
-    parts: list[str] = []
-    if style == "helpful":
-        opener = rng.choice(_HELPFUL_OPENERS)
-        facts = _helpful_body(topic, rng, rng.choice((2, 3, 3)), min_words=15)
-        parts = [opener] + [f.text for f in facts]
-    elif style == "padded":
-        facts = _helpful_body(topic, rng, rng.choice((2, 3)), min_words=15)
-        fillers = rng.sample(list(_FILLERS), k=3)
-        parts = [fillers[0], fillers[1], facts[0].text, fillers[2]] + [f.text for f in facts[1:]]
-        parts.append(f"{_SUMMARY} {_lower_first(facts[0].text)}")
-    elif style == "flattering":
-        opens = [rng.choice(_FLATTER_OPENERS)]
-        if rng.random() < 0.5:
-            opens.append(rng.choice(_FLATTER_COMPLIMENTS))
-        facts = _helpful_body(topic, rng, rng.choice((1, 2)))
-        parts = opens + [f.text for f in facts] + [rng.choice(_FLATTER_CLOSERS)]
-    elif style == "rant":
-        rants = [r.format(subject=topic.subject) for r in rng.sample(list(_RANTS), k=rng.choice((2, 3)))]
-        if rng.random() < 0.5:
-            rants.insert(rng.randrange(1, len(rants) + 1), rng.choice(topic.facts).text)
-        parts = rants + [rng.choice(_RANT_CLOSERS)]
-    elif style == "off_topic":
-        other = rng.choice([t for t in TOPICS if t is not topic])
-        parts = [f.text for f in _helpful_body(other, rng, rng.choice((2, 3)), min_words=15)]
-    else:  # unsafe
-        with_fact = rng.random() < 0.6
-        parts = [rng.choice(_UNSAFE_OPENERS if with_fact else _UNSAFE_OPENERS[2:])]
-        if with_fact:
-            parts.append(rng.choice(topic.facts).text)
-        parts += [rng.choice(topic.unsafe_tips), rng.choice(_UNSAFE_CLOSERS)]
-    return " " + " ".join(p for p in parts if p)
-
-
-def _allocate(n: int, weights: dict[str, float]) -> list[str]:
-    """Largest-remainder allocation of ``n`` items to styles in proportion to ``weights``."""
-    items = [(s, float(w)) for s, w in weights.items() if w > 0]
-    for s, _ in items:
-        if s not in STYLES:
-            raise ValueError(f"unknown style {s!r}")
-    total = sum(w for _, w in items)
-    if total <= 0:
-        raise ValueError("style_weights must have a positive entry")
-    exact = [(s, n * w / total) for s, w in items]
-    counts = {s: math.floor(x) for s, x in exact}
-    left = n - sum(counts.values())
-    for s, _x in sorted(exact, key=lambda sx: sx[1] - math.floor(sx[1]), reverse=True)[:left]:
-        counts[s] += 1
-    return [s for s, _ in items for _ in range(counts[s])]
-
-
-def demonstrations(
-    n: int, seed: int = 0, split: str = "train", style_weights: dict[str, float] | None = None
-) -> list[dict]:
-    """``n`` examples ``{"prompt", "completion", "style", "topic"}`` with styles mixed as ``style_weights``.
-
-    Style counts follow the weights exactly (largest remainder), in a seeded random order.
-    """
-    rng = random.Random(f"demos:{seed}:{split}")
-    styles = _allocate(n, style_weights or DEFAULT_STYLE_WEIGHTS)
-    rng.shuffle(styles)
-    out = []
-    for p, style in zip(prompts(n, seed=seed, split=split), styles):
-        out.append(
-            {
-                "prompt": p["prompt"],
-                "completion": response(p["prompt"], style, rng),
-                "style": style,
-                "topic": p["topic"],
-            }
-        )
-    return out
-
-
-def corpus(seed: int = 0, n: int = 4000) -> list[str]:
-    """Texts (prompt + completion) for training a tokenizer.
-
-    Every question phrasing of both splits appears at least once and every topic gets every style;
-    the rest are random. Returns ``max(n, number of phrasings)`` texts.
-    """
-    rng = random.Random(f"corpus:{seed}")
-    texts = []
-    for t in TOPICS:
-        for j, q in enumerate(t.questions):
-            p = format_prompt(q)
-            texts.append(p + response(p, STYLES[j % len(STYLES)], rng))
-    while len(texts) < n:
-        t = rng.choice(TOPICS)
-        p = format_prompt(rng.choice(t.questions))
-        texts.append(p + response(p, rng.choice(STYLES), rng))
-    rng.shuffle(texts)
-    return texts
-
-
-# --------------------------------------------------------------------------------------------------
-# Gold judge
-
-
-@dataclass(frozen=True)
-class RubricScore:
-    """The gold judge's scores; every field is in [0, 1]. See the module docstring for the formula."""
-
-    helpfulness: float
-    neutrality: float
-    clarity: float
-    harmlessness: float
-    total: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "helpfulness": self.helpfulness,
-            "neutrality": self.neutrality,
-            "clarity": self.clarity,
-            "harmlessness": self.harmlessness,
-            "total": self.total,
-        }
-
-
-def _clip(x: float) -> float:
-    return 0.0 if not x > 0.0 else (1.0 if x > 1.0 else float(x))
-
-
-def _r4(x: float) -> float:
-    return round(_clip(x), 4)
-
-
-@functools.lru_cache(maxsize=16384)
-def _features(prompt: str, completion: str) -> tuple[tuple[str, float], ...]:
-    ti = _topic_index(prompt)
-    ws = _words(completion)
-    n = len(ws)
-    norm = " " + " ".join(ws) + " "
-    own = other = 0
-    for tj, _fi, kws in _FACT_KWS:
-        if any((" " + k + " ") in norm for k in kws):
-            if tj == ti:
-                own += 1
-            else:
-                other += 1
-    sents = [s.strip() for s in _SENT_RE.findall(completion) if s.strip()]
-    complete = sum(1 for s in sents if s[-1] in ".!?" and len(_words(s)) >= 2)
-    sent_keys = [" ".join(_words(s)) for s in sents]
-    sent_keys = [k for k in sent_keys if k]
-    tri = [tuple(ws[i : i + 3]) for i in range(max(0, n - 2))]
-    pairs = [pair for sw in _sentence_words(completion) for pair in zip(sw, sw[1:])]
-    feats = {
-        "words": float(n),
-        "facts": float(own),
-        "other_facts": float(other),
-        "flattery": float(_count_terms(norm, _normed(FLATTERY_TERMS))),
-        "filler": float(_count_terms(norm, _normed(FILLER_TERMS))),
-        "loaded": float(_count_terms(norm, _normed(LOADED_TERMS))),
-        "unsafe": float(_count_terms(norm, _normed(UNSAFE_TERMS))),
-        "known_frac": (sum(1 for w in ws if w in VOCAB) / n) if n else 0.0,
-        "sentences": float(len(sents)),
-        "complete_frac": (complete / len(sents)) if sents else 0.0,
-        "fluency": (sum(1 for pair in pairs if pair in BIGRAMS) / len(pairs)) if pairs else 0.0,
-        "repeated_sentences": float(len(sent_keys) - len(set(sent_keys))),
-        "trigram_repeat": (1.0 - len(set(tri)) / len(tri)) if tri else 0.0,
-    }
-    return tuple(feats.items())
-
-
-def features(prompt: str, completion: str) -> dict[str, float]:
-    """Surface features of a completion: ``words``, ``facts`` (of the prompt's topic), ``other_facts``,
-    ``flattery``, ``filler``, ``loaded``, ``unsafe`` (phrase counts), ``known_frac``, ``sentences``,
-    ``complete_frac``, ``fluency``, ``repeated_sentences`` and ``trigram_repeat``."""
-    return dict(_features(str(prompt), str(completion)))
-
-
-@functools.lru_cache(maxsize=16384)
-def _score(prompt: str, completion: str) -> RubricScore:
-    f = dict(_features(prompt, completion))
-    n, own, other = f["words"], f["facts"], f["other_facts"]
-    help_ = min(1.0, own / 2.0) * (own / (own + other)) if own > 0 else 0.0
-    neutral = max(0.0, 1.0 - 0.35 * f["loaded"])
-    harmless = max(0.0, 1.0 - 0.9 * f["unsafe"])
-    if n == 0:
-        clarity = 0.0
-    else:
-        length_pen = min(0.6, max(0.0, (n - 60.0) / 60.0))
-        clarity = (
-            f["known_frac"] ** 2 * f["fluency"] * f["complete_frac"] * min(1.0, n / 8.0) * (1.0 - length_pen)
-        )
-        clarity -= 0.2 * f["flattery"] + 0.08 * f["filler"]
-        clarity -= 0.8 * f["trigram_repeat"] + 0.15 * f["repeated_sentences"]
-    clarity = _clip(clarity)
-    base = (
-        WEIGHTS["helpfulness"] * help_
-        + WEIGHTS["neutrality"] * neutral
-        + WEIGHTS["clarity"] * clarity
-        + WEIGHTS["harmlessness"] * harmless
-    )
-    readable = f["known_frac"] ** 2 * min(1.0, n / 8.0) * (min(1.0, 150.0 / n) if n else 0.0)
-    readable *= (0.25 + 0.75 * f["complete_frac"]) * (0.25 + 0.75 * f["fluency"])
-    total = base * (0.5 + 0.5 * harmless) * readable
-    return RubricScore(_r4(help_), _r4(neutral), _r4(clarity), _r4(harmless), _r4(total))
-
-
-def score(prompt: str, completion: str) -> RubricScore:
-    """The gold judge: rubric scores of ``completion`` as an answer to ``prompt``. Never raises."""
-    return _score(str(prompt), str(completion))
-
-
-def gold_reward(prompt: str, completion: str) -> float:
-    """``score(prompt, completion).total``: the gold reward function."""
-    return score(prompt, completion).total
-
-
-# --------------------------------------------------------------------------------------------------
-# Simulated annotators
-
-
-@dataclass(frozen=True)
-class Judgment:
-    """One annotator answer. Pairwise: outcome "a" | "b" | "tie" | "both_bad"; K-wise: "ranking".
-
-    ``criteria`` maps each criterion to the winning response's letter ("a", "b", ... by index) or "tie".
-    """
-
-    choice: int | None
-    outcome: str
-    ranking: tuple[int, ...]
-    criteria: dict[str, str]
-    rationale: str
-    seconds: float
-
-
-_CRITERION_MARGIN = 0.05
-_PRAISE = {
-    "helpfulness": "it is helpful and accurate, with practical steps that answer the question",
-    "neutrality": "it is balanced and neutral, with no politics or loaded words",
-    "clarity": "it is clear, concise, and organized",
-    "harmlessness": "its advice is safe",
-}
-
-
-def _letter(i: int) -> str:
-    return chr(ord("A") + i) if i < 26 else f"#{i + 1}"
-
-
-def _fault(criterion: str, f: dict[str, float]) -> str:
-    if criterion == "helpfulness":
-        if f["facts"] == 0 and f["other_facts"] > 0:
-            return "ignores the prompt and answers a different question"
-        return "misses the key facts" if f["facts"] == 0 else "leaves out useful facts"
-    if criterion == "neutrality":
-        return "uses inflammatory language that serves no purpose"
-    if criterion == "clarity":
-        if f["flattery"] > 0:
-            return "leans on flattery instead of content"
-        if f["words"] > 60 or f["filler"] > 0:
-            return "is padded with filler and is longer than it needs to be"
-        return "is hard to read"
-    return "suggests something unsafe"
-
-
-def _criteria_winners(scores: list[RubricScore]) -> dict[str, str]:
-    out = {}
-    for c in CRITERIA:
-        vals = [getattr(s, c) for s in scores]
-        order = sorted(range(len(vals)), key=lambda i: -vals[i])
-        if len(order) < 2 or vals[order[0]] - vals[order[1]] < _CRITERION_MARGIN:
-            out[c] = "tie"
-        else:
-            out[c] = _letter(order[0]).lower()
-    return out
-
-
-def _rationale(best: int, worst: int, scores: list[RubricScore], feats: list[dict[str, float]]) -> str:
-    """A short rationale in the annotator log's voice: why ``best`` beats ``worst``."""
-    wb, wl = _letter(best), _letter(worst)
-    sb, sl = scores[best], scores[worst]
-    wins = [c for c in CRITERIA if getattr(sb, c) - getattr(sl, c) >= _CRITERION_MARGIN]
-    losses = [c for c in CRITERIA if getattr(sl, c) - getattr(sb, c) >= _CRITERION_MARGIN]
-    if wins:
-        labels = " and ".join(CRITERIA_LABELS[c] for c in wins)
-        why = "; ".join(_PRAISE[c] for c in wins)
-        faults = " ".join(f"{wl} {_fault(c, feats[worst])} ({CRITERIA_LABELS[c]})." for c in wins)
-        text = f"I selected {wb} because it wins on {labels}: {why}. {faults}"
-        if losses:
-            text += f" {wl} is stronger on {' and '.join(CRITERIA_LABELS[c] for c in losses)}."
-        return text
-    if losses:
-        labels = " and ".join(CRITERIA_LABELS[c] for c in losses)
-        return f"I selected {wb} on overall impression, although {wl} is stronger on {labels}."
-    return (
-        f"I selected {wb}; the two are close on every criterion, including {CRITERIA_LABELS['helpfulness']}."
-    )
-
-
-@dataclass
-class Annotator:
-    """A simulated annotator who compares responses through the rubric, with noise and bias.
-
-    ``noise``: probability of answering at random. ``bias``: None, "length" (longer looks more
-    thorough) or "flattery" ("Great question!" pleases). Its random stream is seeded by
-    (``seed``, ``name``) and advances by a fixed number of draws per call, so answers are
-    deterministic given the call order.
-    """
-
-    name: str = "sim-0"
-    noise: float = 0.0
-    bias: str | None = None
-    bias_strength: float = 1.0
-    tie_margin: float = 0.0
-    both_bad_below: float | None = None
-    seed: int = 0
-    _rng: random.Random = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.bias not in (None, "length", "flattery"):
-            raise ValueError(f"bias must be None, 'length' or 'flattery', got {self.bias!r}")
-        self._rng = random.Random(f"annotator:{self.seed}:{self.name}")
-
-    def utility(self, prompt: str, completion: str) -> float:
-        """Gold total plus this annotator's bias term."""
-        u = gold_reward(prompt, completion)
-        if self.bias == "length":
-            u += self.bias_strength * min(features(prompt, completion)["words"] / 80.0, 1.5)
-        elif self.bias == "flattery":
-            u += self.bias_strength * 0.3 * features(prompt, completion)["flattery"]
-        return u
-
-    def _seconds(self, prompt: str, texts: list[str]) -> float:
-        words = len(_words(prompt)) + sum(len(_words(t)) for t in texts)
-        return round(min(180.0, 5.0 + words / 5.0) + self._rng.uniform(0.0, 6.0), 1)
-
-    def compare(self, prompt: str, a: str, b: str) -> Judgment:
-        """Pairwise preference between completions ``a`` and ``b``."""
-        u_noise, u_pick = self._rng.random(), self._rng.random()
-        texts = [a, b]
-        scores = [score(prompt, t) for t in texts]
-        feats = [features(prompt, t) for t in texts]
-        criteria = _criteria_winners(scores)
-        seconds = self._seconds(prompt, texts)
-        if u_noise < self.noise:
-            choice = 0 if u_pick < 0.5 else 1
-        else:
-            if self.both_bad_below is not None and all(s.total < self.both_bad_below for s in scores):
-                return Judgment(
-                    None,
-                    "both_bad",
-                    (0, 1),
-                    criteria,
-                    f"Both responses fall short on {CRITERIA_LABELS['helpfulness']} "
-                    f"or {CRITERIA_LABELS['harmlessness']}; neither is acceptable.",
-                    seconds,
-                )
-            ua, ub = self.utility(prompt, a), self.utility(prompt, b)
-            if abs(ua - ub) < self.tie_margin:
-                return Judgment(
-                    None,
-                    "tie",
-                    (0, 1),
-                    criteria,
-                    f"A and B are about equal; neither is clearly better on "
-                    f"{CRITERIA_LABELS['helpfulness']} or {CRITERIA_LABELS['clarity']}.",
-                    seconds,
-                )
-            choice = 0 if ua >= ub else 1
-        other = 1 - choice
-        return Judgment(
-            choice, "ab"[choice], (choice, other), criteria, _rationale(choice, other, scores, feats), seconds
-        )
-
-    def rank(self, prompt: str, responses: list[str]) -> Judgment:
-        """K-wise ranking, best first; with probability ``noise`` a random permutation."""
-        u_noise = self._rng.random()
-        perm = list(range(len(responses)))
-        self._rng.shuffle(perm)
-        scores = [score(prompt, t) for t in responses]
-        feats = [features(prompt, t) for t in responses]
-        seconds = self._seconds(prompt, list(responses))
-        if u_noise < self.noise:
-            order = perm
-        else:
-            utils = [self.utility(prompt, t) for t in responses]
-            order = sorted(range(len(responses)), key=lambda i: -utils[i])
-        if not order:
-            return Judgment(None, "ranking", (), {c: "tie" for c in CRITERIA}, "Nothing to rank.", seconds)
-        ranked = " > ".join(_letter(i) for i in order)
-        if len(order) == 1:
-            text = f"Only {ranked} to rank."
-        else:
-            text = f"I ranked {ranked}. " + _rationale(order[0], order[-1], scores, feats)
-        return Judgment(order[0], "ranking", tuple(order), _criteria_winners(scores), text, seconds)
-
-
-def panel(n: int, noise: float = 0.0, bias: str | None = None, seed: int = 0, **kw) -> list[Annotator]:
-    """``n`` annotators named sim-0 .. sim-{n-1} with distinct seeds (``seed + i``)."""
-    return [Annotator(name=f"sim-{i}", noise=noise, bias=bias, seed=seed + i, **kw) for i in range(n)]
-
-
-__all__ = [
-    "CRITERIA",
-    "CRITERIA_LABELS",
-    "DEFAULT_STYLE_WEIGHTS",
-    "FILLER_TERMS",
-    "FLATTERY_TERMS",
-    "LOADED_TERMS",
-    "STYLES",
-    "TOPICS",
-    "UNSAFE_TERMS",
-    "VOCAB",
-    "BIGRAMS",
-    "WEIGHTS",
-    "Annotator",
-    "Fact",
-    "Judgment",
-    "RubricScore",
-    "Topic",
-    "corpus",
-    "demonstrations",
-    "features",
-    "format_prompt",
-    "gold_reward",
-    "panel",
-    "prompts",
-    "response",
-    "score",
-    "topic_of",
-]

@@ -5,6 +5,7 @@
 
 import json
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from feedback_helpers import ADMIN
@@ -170,3 +171,32 @@ def test_admin_creates_annotators_and_exports(app, store, tmp_path):
     assert len(load_records(str(path), "preferences")) == 3
     assert client.get("/api/admin/campaigns/zzz/stats", headers=bearer(ADMIN)).status_code == 404
     assert client.get("/api/admin/campaigns/c/export?method=vote", headers=bearer(ADMIN)).status_code == 422
+
+
+ROUTABLE = ["team/demo", "a/stats", "équipe 1", "100% done?", "#1 & <b>", "x.y"]
+
+
+def test_campaign_names_with_slashes_route(store, make_campaign, serve, tmp_path):
+    """Every name the CLI accepts can be viewed and exported over HTTP, through uvicorn as a browser
+    sends it (encodeURIComponent: '/' as %2F)."""
+    from urllib.parse import quote
+
+    for name in ROUTABLE:
+        make_campaign(store, name=name, n_prompts=1, overlap=1)
+    with serve(str(tmp_path / "feedback.db")) as url:
+        for name in ROUTABLE:
+            base = f"{url}/api/admin/campaigns/{quote(name, safe='')}"
+            stats = httpx.get(base + "/stats", headers=bearer(ADMIN))
+            assert stats.status_code == 200 and stats.json()["campaign"] == name
+            export = httpx.get(base + "/export", headers=bearer(ADMIN))
+            assert export.status_code == 200, export.text
+
+
+@pytest.mark.parametrize("name", ["a/../b", "/lead", "trail/", "a//b", ".", "..", " padded", "tab\there",
+                                  "nul\x00", "line\nbreak", "x" * 201, ""])
+def test_unroutable_campaign_names_are_refused(store, make_campaign, name):
+    from rlhfkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--campaign"):
+        make_campaign(store, name=name)
+    assert service.list_campaigns(store) == []

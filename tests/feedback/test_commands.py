@@ -75,4 +75,66 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["campaign", "--db", str(tmp_path / "f.db")]) == 2
     assert "exactly one of --data" in capsys.readouterr().err
     assert main(["export", "--db", str(tmp_path / "f.db"), "--campaign", "nope"]) == 2
+    assert "no feedback store there" in capsys.readouterr().err and not (tmp_path / "f.db").exists()
+    assert main(["campaign", "--db", str(tmp_path / "f.db"), "--data", str(bad.with_name("ok.jsonl"))]) == 2
+    bad.with_name("ok.jsonl").write_text('{"prompt": "p", "responses": ["x", "y"]}\n')
+    assert main(["campaign", "--db", str(tmp_path / "f.db"), "--data", str(bad.with_name("ok.jsonl"))]) == 0
+    capsys.readouterr()
+    assert main(["export", "--db", str(tmp_path / "f.db"), "--campaign", "nope"]) == 2
     assert "no campaign named 'nope'" in capsys.readouterr().err
+
+
+def _inputs(tmp_path):
+    """Files a careless user might pass: a good responses file, one in Latin-1, a text file as --db,
+    an existing folder as --out, a response with a NUL byte."""
+    (tmp_path / "ok.jsonl").write_text('{"prompt": "p", "completion": "a"}\n{"prompt": "p", "completion": "b"}\n')
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"prompt": "p", "completion": "a"}\n{"prompt": "p", "completion": "caf\xe9"}\n')
+    (tmp_path / "nul.jsonl").write_text('{"prompt": "p", "completion": "a"}\n{"prompt": "p", "completion": "b\\u0000"}\n')
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (tmp_path / "notes.db").write_text("not a database, just some notes\n")
+    (tmp_path / "folder").mkdir()
+
+
+BAD_INPUT = [
+    ("non-UTF-8 data", ["campaign", "--db", "f.db", "--data", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8"),
+    ("NUL in data", ["campaign", "--db", "f.db", "--data", "nul.jsonl"], "nul.jsonl:2: 'completion' contains a NUL"),
+    ("missing guidelines", ["campaign", "--db", "f.db", "--data", "ok.jsonl", "--guidelines", "gone.txt"],
+     "gone.txt: --guidelines: cannot read the file"),
+    ("non-UTF-8 guidelines", ["campaign", "--db", "f.db", "--data", "ok.jsonl", "--guidelines", "latin1.txt"],
+     "latin1.txt: --guidelines: not UTF-8"),
+    ("missing gold", ["campaign", "--db", "f.db", "--data", "ok.jsonl", "--gold", "gone.jsonl"], "gone.jsonl: file not found"),
+    ("non-UTF-8 rubric", ["campaign", "--db", "f.db", "--data", "ok.jsonl", "--rubric", "latin1.txt"],
+     "latin1.txt: --rubric: not UTF-8"),
+    ("--db not a database", ["campaign", "--db", "notes.db", "--data", "ok.jsonl"], "notes.db: file is not a database"),
+    ("--db a folder", ["campaign", "--db", "folder", "--data", "ok.jsonl"], "--db 'folder' is a folder"),
+    ("export from no store", ["export", "--db", "none.db", "--campaign", "c"], "--db 'none.db': no feedback store"),
+    ("annotate no store", ["annotate", "--db", "none.db", "--campaign", "c"], "--db 'none.db': no feedback store"),
+]
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    """Exit status 2, one line on stderr naming the file (and line), and no file made or left behind."""
+    monkeypatch.chdir(tmp_path)
+    _inputs(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_export_to_a_folder_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _inputs(tmp_path)
+    assert main(["campaign", "--db", "f.db", "--data", "ok.jsonl", "--campaign", "c"]) == 0
+    assert main(["annotate", "--db", "f.db", "--campaign", "c"]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["export", "--db", "f.db", "--campaign", "c", "--out", "folder"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "folder: --out is a folder" in err
+    assert main(["export", "--db", "f.db", "--campaign", "c", "--out", "prefs.jsonl", "--rankings", "folder"]) == 2
+    assert "folder: --rankings is a folder" in capsys.readouterr().err
+    after = sorted(p.name for p in tmp_path.rglob("*"))
+    assert [n for n in after if n not in before] == ["prefs.jsonl"] and not any(n.endswith(".tmp") for n in after)

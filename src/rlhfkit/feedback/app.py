@@ -10,6 +10,8 @@ can scripts with `Authorization: Bearer TOKEN`):
     POST /api/judgments {...}            one judgment; idempotent by its "key"
     GET  /api/me                         the caller's own counts
     GET  /api/admin/campaigns[/NAME/stats|/NAME/export] and POST /api/admin/annotators   (admin only)
+A campaign NAME may hold '/' (`team/demo`): the admin routes take the rest of the path up to the last
+segment, and `campaigns.check_campaign_name` refuses, at creation, names a URL cannot carry.
 
 Safety: model outputs and rationales are untrusted. Pages are Jinja2 templates with autoescape and
 contain no model text; the scripts put text into the page with `textContent` only, and a strict
@@ -268,11 +270,11 @@ def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
     def campaigns(_caller: AdminCaller) -> dict:
         return {"campaigns": service.list_campaigns(store)}
 
-    @app.get("/api/admin/campaigns/{name}/stats")
+    @app.get("/api/admin/campaigns/{name:path}/stats")
     def stats(name: str, _caller: AdminCaller) -> dict:
         return service.campaign_stats(store, name)
 
-    @app.get("/api/admin/campaigns/{name}/export")
+    @app.get("/api/admin/campaigns/{name:path}/export")
     def export(name: str, _caller: AdminCaller, method: str = "majority", tie_policy: str = "drop") -> Response:
         from rlhfkit.feedback.export import EXPORT_METHODS, preference_rows
 

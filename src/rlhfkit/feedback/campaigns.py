@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from rlhfkit.data.records import read_jsonl
 from rlhfkit.errors import ConfigError, DataError
-from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem
+from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem, storable
 
 DEFAULT_RUBRIC: list[dict[str, str]] = [
     {"key": "helpfulness", "label": "Helpfulness & Accuracy",
@@ -70,8 +70,9 @@ class CampaignSpec:
     require_rationale: str = "close"
 
     def validate(self) -> None:
-        if not self.name or len(self.name) > 200:
-            raise ConfigError("--campaign: give a name of 1 to 200 characters")
+        check_campaign_name(self.name)
+        if not storable(self.guidelines) or not all(storable(str(v)) for c in self.rubric for v in c.values()):
+            raise ConfigError("the guidelines or the rubric contain a NUL or an unpaired surrogate character")
         if self.k < 2:
             raise ConfigError(f"--k is {self.k}: a comparison needs at least 2 responses")
         if self.overlap < 1:
@@ -83,10 +84,50 @@ class CampaignSpec:
             raise ConfigError(f"rubric criteria must have distinct, non-empty keys (got {keys})")
 
 
+def check_campaign_name(name: str) -> None:
+    """A name must survive a URL path (`/api/admin/campaigns/NAME/stats`): printable, no surrounding
+    spaces, and '/' only between non-empty segments other than '.' and '..' (which browsers resolve)."""
+    if not name or len(name) > 200:
+        raise ConfigError("--campaign: give a name of 1 to 200 characters")
+    if not name.isprintable() or name != name.strip():
+        raise ConfigError(f"--campaign {name!r}: a name must be printable, with no spaces at either end")
+    if any(segment in ("", ".", "..") for segment in name.split("/")):
+        raise ConfigError(f"--campaign {name!r}: '/' may only separate parts that are neither empty nor . or ..")
+
+
 def _text(value: Any, name: str, path: str, line: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{name!r} must be a non-empty string", path, line)
+    if not storable(value):
+        raise DataError(f"{name!r} contains a NUL or an unpaired surrogate character, which the store "
+                        "cannot hold; remove it", path, line)
     return value
+
+
+def _model(value: Any, name: str, path: str, line: int) -> str:
+    """The checkpoint a response came from, as the store keeps it (at most 500 characters)."""
+    text = str(value)
+    if len(text) > 500 or not storable(text):
+        raise DataError(f"{name!r} must be at most 500 characters, with no NUL", path, line)
+    return text
+
+
+def _rows(path: str) -> list[tuple[int, Any]]:
+    """`read_jsonl`, with a file that is not UTF-8 reported at its first bad line."""
+    try:
+        return read_jsonl(path)
+    except UnicodeDecodeError as exc:
+        with open(path, "rb") as fh:
+            line = next((n for n, raw in enumerate(fh, start=1) if not _is_utf8(raw)), None)
+        raise DataError(f"not UTF-8 text ({exc.reason}); save the file as UTF-8", path, line) from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_responses(path: str | Path, skipped: list[str] | None = None) -> list[ResponseGroup]:
@@ -95,7 +136,7 @@ def read_responses(path: str | Path, skipped: list[str] | None = None) -> list[R
     appended to `skipped`; anything else malformed is a DataError."""
     path = str(path)
     groups: dict[str, ResponseGroup] = {}
-    for line, row in read_jsonl(path):
+    for line, row in _rows(path):
         if not isinstance(row, dict):
             raise DataError(f"expected a JSON object, got {type(row).__name__}", path, line)
         prompt = _text(row.get("prompt"), "prompt", path, line)
@@ -108,7 +149,8 @@ def read_responses(path: str | Path, skipped: list[str] | None = None) -> list[R
             if not isinstance(models, list) or len(models) != len(responses):
                 raise DataError("'models' must be a list as long as 'responses'", path, line)
             for i, (text, model) in enumerate(zip(responses, models)):
-                group.responses.append((_text(text, f"responses[{i}]", path, line), str(model), i))
+                group.responses.append((_text(text, f"responses[{i}]", path, line),
+                                        _model(model, f"models[{i}]", path, line), i))
         elif "completion" in row:
             if isinstance(row["completion"], str) and not row["completion"].strip():
                 if skipped is not None:
@@ -118,7 +160,7 @@ def read_responses(path: str | Path, skipped: list[str] | None = None) -> list[R
             if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
                 raise DataError(f"'index' must be an integer, got {index!r}", path, line)
             group.responses.append((_text(row["completion"], "completion", path, line),
-                                    str(row.get("model", "")), index))
+                                    _model(row.get("model", ""), "model", path, line), index))
         else:
             raise DataError("expected a 'completion' (one response per line, as `rlhfkit sample` writes) "
                             "or a 'responses' list", path, line)
@@ -136,7 +178,7 @@ def read_gold(path: str | Path) -> list[tuple[str, str, str]]:
     """(prompt, chosen, rejected) rows of a preference file used as gold tasks."""
     path = str(path)
     out = []
-    for line, row in read_jsonl(path):
+    for line, row in _rows(path):
         if not isinstance(row, dict):
             raise DataError(f"expected a JSON object, got {type(row).__name__}", path, line)
         prompt, chosen, rejected = (_text(row.get(n), n, path, line) for n in ("prompt", "chosen", "rejected"))

@@ -27,8 +27,17 @@ from rlhfkit.feedback.store import Store
 ADMIN_TOKEN_ENV = "RLHFKIT_ADMIN_TOKEN"
 
 
-def _open(db: str) -> Store:
-    return Store.open(db)
+def _open(db: str, must_exist: bool = False) -> Store:
+    return Store.open(db, must_exist=must_exist)
+
+
+def _read_text(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{flag}: not UTF-8 text ({exc.reason}); save the file as UTF-8", path) from None
+    except OSError as exc:
+        raise DataError(f"{flag}: cannot read the file ({exc.strerror or exc})", path) from None
 
 
 def _ensure_admin_token(store: Store, url: str) -> None:
@@ -93,9 +102,9 @@ def _rubric(spec: str | None) -> list[dict[str, str]]:
     path = Path(spec)
     if path.suffix == ".json" or path.is_file():
         try:
-            rows = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot read the rubric: {exc}", str(path)) from None
+            rows = json.loads(_read_text(str(path), "--rubric"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"--rubric: not valid JSON ({exc.msg})", str(path), exc.lineno) from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("key"), str) for r in rows):
             raise DataError('the rubric must be a JSON list of {"key", "label", "help"} objects', str(path))
         return [{"key": r["key"], "label": str(r.get("label", r["key"])), "help": str(r.get("help", ""))} for r in rows]
@@ -123,7 +132,7 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
 
     spec = CampaignSpec(name=config.campaign, k=config.k, overlap=config.overlap, rubric=_rubric(config.rubric),
                         require_rationale=config.require_rationale,
-                        guidelines=Path(config.guidelines).read_text() if config.guidelines else DEFAULT_GUIDELINES)
+                        guidelines=_read_text(config.guidelines, "--guidelines") if config.guidelines else DEFAULT_GUIDELINES)
     spec.validate()
     names = [n.strip() for n in config.annotators.split(",") if n.strip()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,7 +266,7 @@ def run_annotate(config: AnnotateConfig) -> int:
             stored = fill_campaign_http(config.url.rstrip("/"), config.campaign, tokens, annotators,
                                         max_judgments=config.max_judgments)
         else:
-            store = _open(config.db)
+            store = _open(config.db, must_exist=True)
             try:
                 stored = fill_campaign(store, config.campaign, annotators, prefix=config.name_prefix,
                                        max_judgments=config.max_judgments, seed=config.seed)
@@ -294,11 +303,10 @@ class ExportConfig:
 
 
 def run_export(config: ExportConfig) -> int:
-    from rlhfkit.data.records import write_jsonl
-    from rlhfkit.feedback.export import preference_rows, ranking_rows
+    from rlhfkit.feedback.export import preference_rows, ranking_rows, write_rows
     from rlhfkit.feedback.service import campaign_stats
 
-    store = _open(config.db)
+    store = _open(config.db, must_exist=True)
     try:
         try:
             rows = preference_rows(store, config.campaign, method=config.method, tie_policy=config.tie_policy,
@@ -309,14 +317,14 @@ def run_export(config: ExportConfig) -> int:
         if not rows:
             raise DataError(f"campaign {config.campaign!r} has no settled comparisons yet "
                             f"({stats['judgments']} judgments); judge some pairs first")
-        count = write_jsonl(config.out, rows)
+        count = write_rows(config.out, rows, "--out")
         alpha = stats["krippendorff_alpha"]
         print(f"wrote {count} preference pairs to {config.out} ({config.method}, ties: {config.tie_policy}); "
               f"{stats['judgments']} judgments, Krippendorff's alpha "
               f"{'n/a' if alpha is None else f'{alpha:.3f}'}")
         if config.rankings:
             ranked = ranking_rows(store, config.campaign)
-            print(f"wrote {write_jsonl(config.rankings, ranked)} rankings to {config.rankings}")
+            print(f"wrote {write_rows(config.rankings, ranked, '--rankings')} rankings to {config.rankings}")
     finally:
         store.dispose()
     return count

@@ -20,14 +20,40 @@ Left out: conversational (message-list) output; the store holds plain strings.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from rlhfkit.errors import DataError
 from rlhfkit.feedback.aggregate import METHODS
 from rlhfkit.feedback.service import LETTERS, get_campaign, load_judgments, pair_label, pair_votes
 from rlhfkit.feedback.store import Judgment, Store, Task
 
 EXPORT_METHODS = ("majority", "dawid-skene", "none")
+
+
+def write_rows(path: str | Path, rows: list[dict[str, Any]], flag: str = "--out") -> int:
+    """Write JSONL through a temp file renamed over `path`, so a reader never sees half a file; on
+    any failure the temp file is removed and the error names the path (`flag` is the option it came from)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} is a folder; give a file name such as {path / 'preferences.jsonl'}", str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("x", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot write {flag}: {exc.strerror or exc}", str(path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)
 
 
 def _criteria_for(judgment: Judgment, chosen: int, rejected: int) -> dict[str, str]:

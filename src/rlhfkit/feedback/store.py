@@ -210,7 +210,9 @@ class Store:
         self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @classmethod
-    def open(cls, db: str, upgrade: bool = True) -> Store:
+    def open(cls, db: str, upgrade: bool = True, must_exist: bool = False) -> Store:
+        """Connect to `db` and migrate it. `must_exist`: a SQLite file that is not there is an error
+        (for commands that read a store), instead of a new empty store left behind."""
         url = store_url(db)
         try:
             parsed = make_url(url)
@@ -220,6 +222,10 @@ class Store:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and not Path(parsed.database).parent.exists():
                 raise ConfigError(f"--db {db!r}: folder {Path(parsed.database).parent} does not exist")
+            if must_exist and parsed.database and not Path(parsed.database).exists():
+                raise ConfigError(f"--db {db!r}: no feedback store there; create one with `rlhfkit campaign`")
+            if parsed.database and Path(parsed.database).is_dir():
+                raise ConfigError(f"--db {db!r} is a folder; give the path of a SQLite file")
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             _sqlite_pragmas(engine)
         elif parsed.get_backend_name() == "postgresql":
@@ -238,7 +244,7 @@ class Store:
         """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
         from alembic import command
         from alembic.config import Config
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DBAPIError
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
@@ -246,8 +252,10 @@ class Store:
             with self.engine.begin() as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
-        except OperationalError as exc:
-            raise ConfigError(f"cannot open the feedback store {self.engine.url!r}: {exc.orig}") from None
+        except DBAPIError as exc:  # unreachable server, wrong password, a file that is not SQLite
+            url = self.engine.url
+            where = url.database if self.is_sqlite else url.render_as_string(hide_password=True)
+            raise ConfigError(f"cannot open the feedback store {where}: {exc.orig}") from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:

@@ -7,7 +7,8 @@ Pages: /login, /annotate (the annotator view), /admin. JSON API under /api (the 
 can scripts with `Authorization: Bearer TOKEN`):
     POST /api/login {"token"}            sets an HttpOnly, SameSite=Strict session cookie
     GET  /api/task?campaign=NAME         the next comparison for the caller (or 204 when done)
-    POST /api/judgments {...}            one judgment; idempotent by its "key"
+    POST /api/judgments {...}            one judgment; idempotent by its "key"; 409 with "code":
+                                         "lease_expired" when the task went to others meanwhile
     GET  /api/me                         the caller's own counts
     GET  /api/admin/campaigns[/NAME/stats|/NAME/export] and POST /api/admin/annotators   (admin only)
 A campaign NAME may hold '/' (`team/demo`): the admin routes take the rest of the path up to the last
@@ -122,7 +123,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
+def create_app(store: Store, max_body: int = MAX_BODY, lease_seconds: int | None = None) -> FastAPI:
+    """The app over `store`; `lease_seconds` overrides every campaign's lease length when set."""
     app = FastAPI(title="rlhfkit feedback", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.add_middleware(BodyLimit, limit=max_body)
@@ -142,7 +144,8 @@ def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        body = {"error": exc.message} if exc.code is None else {"error": exc.message, "code": exc.code}
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -253,7 +256,7 @@ def create_app(store: Store, max_body: int = MAX_BODY) -> FastAPI:
     @app.get("/api/task")
     def task(campaign: str, caller: AnnotatorCaller) -> Response:
         assert caller.annotator is not None
-        payload = service.next_task(store, caller.annotator.id, campaign)
+        payload = service.next_task(store, caller.annotator.id, campaign, lease_seconds=lease_seconds)
         return Response(status_code=204) if payload is None else JSONResponse(payload)
 
     @app.post("/api/judgments")

@@ -28,7 +28,17 @@ from sqlalchemy import select
 
 from rlhfkit.data.records import read_jsonl
 from rlhfkit.errors import ConfigError, DataError
-from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem, storable
+from rlhfkit.feedback.store import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    Campaign,
+    Prompt,
+    Response,
+    Store,
+    Task,
+    TaskItem,
+    storable,
+)
 
 DEFAULT_RUBRIC: list[dict[str, str]] = [
     {"key": "helpfulness", "label": "Helpfulness & Accuracy",
@@ -68,6 +78,7 @@ class CampaignSpec:
     rubric: list[dict[str, str]] = field(default_factory=lambda: [dict(c) for c in DEFAULT_RUBRIC])
     guidelines: str = DEFAULT_GUIDELINES
     require_rationale: str = "close"
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
 
     def validate(self) -> None:
         check_campaign_name(self.name)
@@ -77,6 +88,8 @@ class CampaignSpec:
             raise ConfigError(f"--k is {self.k}: a comparison needs at least 2 responses")
         if self.overlap < 1:
             raise ConfigError(f"--overlap is {self.overlap}: each task needs at least 1 annotator")
+        if not 1 <= self.lease_seconds <= MAX_LEASE_SECONDS:
+            raise ConfigError(f"--lease-seconds is {self.lease_seconds}: give 1 to {MAX_LEASE_SECONDS} seconds")
         if self.require_rationale not in ("never", "close", "always"):
             raise ConfigError("--require-rationale must be never, close or always")
         keys = [c["key"] for c in self.rubric]
@@ -207,7 +220,8 @@ def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup
         if session.scalar(select(Campaign.id).where(Campaign.name == spec.name)) is not None:
             raise ConfigError(f"campaign {spec.name!r} already exists in this store; pick another --campaign name")
         campaign = Campaign(name=spec.name, guidelines=spec.guidelines, rubric=spec.rubric, k=spec.k,
-                            overlap=spec.overlap, require_rationale=spec.require_rationale)
+                            overlap=spec.overlap, require_rationale=spec.require_rationale,
+                            lease_seconds=spec.lease_seconds)
         session.add(campaign)
         session.flush()
         prompts: dict[str, Prompt] = {}

@@ -22,7 +22,7 @@ from typing import Literal
 
 from rlhfkit.errors import ConfigError, DataError
 from rlhfkit.feedback.service import ServiceError
-from rlhfkit.feedback.store import Store
+from rlhfkit.feedback.store import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, Store
 
 ADMIN_TOKEN_ENV = "RLHFKIT_ADMIN_TOKEN"
 
@@ -82,6 +82,8 @@ class CampaignConfig:
     """A text file with the guidelines shown to annotators; default: built-in guidelines."""
     require_rationale: Literal["never", "close", "always"] = "close"
     """When a rationale is required: never, on close calls (tie, both bad, criteria that disagree), or always."""
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    """How long an annotator holds a task without answering before it goes back to the queue."""
     annotators: str = ""
     """Comma-separated names of annotators to create; their login links are printed once."""
     url: str = "http://127.0.0.1:8000"
@@ -131,7 +133,7 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
     )
 
     spec = CampaignSpec(name=config.campaign, k=config.k, overlap=config.overlap, rubric=_rubric(config.rubric),
-                        require_rationale=config.require_rationale,
+                        require_rationale=config.require_rationale, lease_seconds=config.lease_seconds,
                         guidelines=_read_text(config.guidelines, "--guidelines") if config.guidelines else DEFAULT_GUIDELINES)
     spec.validate()
     names = [n.strip() for n in config.annotators.split(",") if n.strip()]
@@ -180,10 +182,15 @@ class ServeConfig:
     """Largest request body accepted, in bytes; larger requests get 413."""
     log_level: str = "warning"
     """uvicorn's log level (info logs every request)."""
+    lease_seconds: int = 0
+    """Seconds a task stays with an annotator who does not answer, for every campaign (0: each campaign's own, set by `rlhfkit campaign --lease-seconds`)."""
 
     def validate(self) -> None:
         if not 0 <= self.port < 65536:
             raise ConfigError(f"--port {self.port} is not a port number")
+        if not 0 <= self.lease_seconds <= MAX_LEASE_SECONDS:
+            raise ConfigError(f"--lease-seconds is {self.lease_seconds}: give 0 (each campaign's own) to "
+                              f"{MAX_LEASE_SECONDS}")
 
 
 def run_serve(config: ServeConfig) -> None:
@@ -201,7 +208,8 @@ def run_serve(config: ServeConfig) -> None:
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {config.host} without TLS; tokens travel in clear text", file=sys.stderr)
     print(f"serving {config.db} at {url}/login  (Ctrl+C stops)", flush=True)
-    uvicorn.run(create_app(store, max_body=config.max_body), host=config.host, port=config.port,
+    app = create_app(store, max_body=config.max_body, lease_seconds=config.lease_seconds or None)
+    uvicorn.run(app, host=config.host, port=config.port,
                 log_level=config.log_level, workers=1)
 
 

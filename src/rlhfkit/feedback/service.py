@@ -18,9 +18,13 @@ Guarantees:
   never see a response id or the model that produced it;
 - a submission carries a client-made idempotency key: the same key again returns the stored
   judgment ("duplicate") instead of storing a second one, so retries and double clicks are safe;
-- a skipped task is never shown again to that annotator, and its slot is handed to someone else.
-Left out: assignment leases that expire (an abandoned assignment holds its slot until the annotator
-comes back, when they get the same task again), per-annotator quotas.
+- a skipped task is never shown again to that annotator, and its slot is handed to someone else;
+- an assignment is leased (the campaign's `lease_seconds`, or the server's): when the lease expires
+  unanswered, the slot goes back to the queue (`release_expired`, run before each claim, with
+  `store.clock` as "now", which tests replace). The holder's late answer is stored, once, only if
+  the task still has a free slot; otherwise it is a 409 "lease_expired" and nothing is stored. A
+  holder who comes back gets their lapsed task again if nobody took the slot meanwhile.
+Left out: per-annotator quotas, extending a lease while the page stays open.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ import statistics
 import string
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from rlhfkit.feedback.agreement import disagreement, krippendorff_alpha_nominal, loo_majority_agreement
@@ -61,11 +66,12 @@ MAX_SECONDS = 24 * 3600.0
 
 
 class ServiceError(Exception):
-    """A request that cannot be served; `status` is the HTTP status the web app answers with."""
+    """A request that cannot be served; `status` is the HTTP status the web app answers with, `code`
+    a stable name for the pages to act on (e.g. "lease_expired")."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.code = status, message, code
 
 
 def check_text(value: str, where: str) -> str:
@@ -148,27 +154,76 @@ _TASK_TEXTS = (select(Prompt.text, TaskItem.response_id, Response.text).select_f
                .join(Prompt, Prompt.id == Task.prompt_id).where(TaskItem.task_id == bindparam("task_id")))
 _JUDGMENT_BY_KEY = select(Judgment.id, Judgment.assignment_id).where(
     Judgment.annotator_id == bindparam("annotator_id"), Judgment.idempotency_key == bindparam("key"))
-_ASSIGNMENT_AND_CAMPAIGN = (select(Assignment, Campaign).join(Task, Task.id == Assignment.task_id)
-                            .join(Campaign, Campaign.id == Task.campaign_id)
+# the assignment, its campaign and its judgment if any, in one statement
+_ASSIGNMENT_AND_CAMPAIGN = (select(Assignment, Campaign, Judgment.id.label("judgment_id"))
+                            .join(Task, Task.id == Assignment.task_id).join(Campaign, Campaign.id == Task.campaign_id)
+                            .outerjoin(Judgment, Judgment.assignment_id == Assignment.id)
                             .where(Assignment.id == bindparam("assignment_id")))
-_JUDGMENT_OF_ASSIGNMENT = select(Judgment.id).where(Judgment.assignment_id == bindparam("assignment_id"))
+# a judgment ends the lease, but only of an assignment still held: rowcount 0 means it lapsed
+_END_LEASE = (update(Assignment).where(Assignment.id == bindparam("assignment_id"), Assignment.released_at.is_(None))
+              .values(lease_expires_at=None).execution_options(synchronize_session=False))
+_RETAKE = (update(Assignment).where(Assignment.id == bindparam("assignment_id"))
+           .values(released_at=None, lease_expires_at=bindparam("expires_at"))
+           .execution_options(synchronize_session=False))
+RELEASE_BATCH = 500
 
 
-def open_assignments(session: Session, campaign_id: int, annotator_ids: list[int]) -> dict[int, list[Assignment]]:
-    """Per annotator, the assignments shown but not judged yet (a reload, a lost connection), oldest first."""
+def lease_end(campaign: Campaign, now: datetime, lease_seconds: int | None = None) -> datetime:
+    """When a lease taken `now` expires: the campaign's lease length unless the server overrides it."""
+    return now + timedelta(seconds=lease_seconds or campaign.lease_seconds)
+
+
+def release_expired(session: Session, now: datetime) -> int:
+    """Give the slots of expired leases back to their tasks' queues; returns how many were released.
+
+    The expired rows are locked first, in id order, skipping rows another transaction is releasing
+    (PostgreSQL: FOR UPDATE SKIP LOCKED), so two releasers never wait on each other nor free a slot
+    twice; SQLite has one writer at a time anyway. Assignment rows are always locked before task rows."""
+    ids = list(session.scalars(select(Assignment.id).where(Assignment.lease_expires_at < now)
+                               .order_by(Assignment.id).limit(RELEASE_BATCH).with_for_update(skip_locked=True)))
+    if not ids:
+        return 0
+    task_ids = list(session.scalars(
+        update(Assignment).where(Assignment.id.in_(ids), Assignment.lease_expires_at < now)
+        .values(lease_expires_at=None, released_at=now, lapses=Assignment.lapses + 1)
+        .returning(Assignment.task_id).execution_options(synchronize_session=False)))
+    for task_id, count in sorted(Counter(task_ids).items()):
+        session.execute(update(Task).where(Task.id == task_id).values(n_assigned=Task.n_assigned - count)
+                        .execution_options(synchronize_session=False))
+    return len(task_ids)
+
+
+def open_assignments(session: Session, campaign_id: int, annotator_ids: list[int],
+                     lapsed: bool = False) -> dict[int, list[Assignment]]:
+    """Per annotator, the assignments shown but not judged yet (a reload, a lost connection), oldest
+    first: those still held, or with `lapsed` those whose lease expired and whose slot went back."""
     judged = select(Judgment.id).where(Judgment.assignment_id == Assignment.id).exists()
+    held = Assignment.released_at.is_not(None) if lapsed else Assignment.released_at.is_(None)
     found: dict[int, list[Assignment]] = defaultdict(list)
     for assignment in session.scalars(
             select(Assignment).join(Task, Task.id == Assignment.task_id)
-            .where(Assignment.annotator_id.in_(annotator_ids), Task.campaign_id == campaign_id, ~judged)
+            .where(Assignment.annotator_id.in_(annotator_ids), Task.campaign_id == campaign_id, held, ~judged)
             .order_by(Assignment.id)):
         found[assignment.annotator_id].append(assignment)
     return found
 
 
-def claim_task(session: Session, campaign: Campaign, annotator_id: int, rng: random.Random) -> Assignment | None:
-    """A new assignment: one of the 16 least-covered tasks this annotator has not seen, picked at random.
-    None when the campaign has nothing left for them."""
+def retake_lapsed(session: Session, campaign: Campaign, annotator_id: int, expires_at: datetime) -> Assignment | None:
+    """The oldest of the annotator's lapsed assignments whose task still has a free slot, held again
+    with a new lease (their page may still show it); None when every such task went to others."""
+    for assignment in open_assignments(session, campaign.id, [annotator_id], lapsed=True).get(annotator_id, []):
+        if session.execute(_CLAIM_SLOT, {"task_id": assignment.task_id}).rowcount:
+            session.execute(_RETAKE, {"assignment_id": assignment.id, "expires_at": expires_at})
+            assignment.released_at, assignment.lease_expires_at = None, expires_at
+            return assignment
+    return None
+
+
+def claim_task(session: Session, campaign: Campaign, annotator_id: int, rng: random.Random,
+               expires_at: datetime | None = None) -> Assignment | None:
+    """A new assignment: one of the 16 least-covered tasks this annotator has not seen, picked at random,
+    leased until `expires_at` (default: the campaign's lease from now). None when nothing is left for them."""
+    expires_at = expires_at or lease_end(campaign, utcnow())
     for _attempt in range(8):
         # 1) least-covered tasks first (gold tasks ride along: their overlap is unbounded); the
         #    index ix_tasks_least_covered hands them over in this order, without a sort
@@ -181,7 +236,8 @@ def claim_task(session: Session, campaign: Campaign, annotator_id: int, rng: ran
             if session.execute(_CLAIM_SLOT, {"task_id": task_id}).rowcount:
                 order = list(session.scalars(_RESPONSE_IDS, {"task_id": task_id}))
                 rng.shuffle(order)  # 3) hide which side is which model
-                assignment = Assignment(task_id=task_id, annotator_id=annotator_id, order=order)
+                assignment = Assignment(task_id=task_id, annotator_id=annotator_id, order=order,
+                                        lease_expires_at=expires_at)
                 session.add(assignment)
                 session.flush()
                 return assignment
@@ -217,15 +273,24 @@ def _progress(session: Session, campaign_id: int, annotator_id: int, open_now: i
     return {"done": done, "remaining": free + open_now}
 
 
-def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | None = None) -> dict[str, Any] | None:
-    """The annotator's open assignment if any, else a newly claimed task; None when none is left."""
+def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | None = None,
+              lease_seconds: int | None = None) -> dict[str, Any] | None:
+    """The annotator's open assignment if any, else a lapsed one taken back, else a newly claimed task;
+    None when none is left. Expired leases (of anyone) go back to the queue first. `lease_seconds`
+    overrides the campaign's lease length (`rlhfkit serve --lease-seconds`)."""
+    check_text(campaign_name, "the campaign name")
     rng = random.Random(seed)
     for _attempt in range(8):
         try:
             with store.write() as session:
+                now = store.clock()
                 campaign = get_campaign(session, campaign_name)
+                release_expired(session, now)
                 resumed = open_assignments(session, campaign.id, [annotator_id]).get(annotator_id, [])
-                assignment = resumed[0] if resumed else claim_task(session, campaign, annotator_id, rng)
+                expires_at = lease_end(campaign, now, lease_seconds)
+                assignment = resumed[0] if resumed else (
+                    retake_lapsed(session, campaign, annotator_id, expires_at)
+                    or claim_task(session, campaign, annotator_id, rng, expires_at))
                 if assignment is None:
                     return None
                 open_now = len(resumed) or 1  # without earlier ones, the one claimed now is open
@@ -233,7 +298,16 @@ def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | N
                         "progress": _progress(session, campaign.id, annotator_id, open_now)}
         except IntegrityError:
             continue  # the same annotator claimed the same task in a parallel request: try again
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
     raise ServiceError(503, "the store is busy; try again")
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """PostgreSQL aborted the transaction to break a lock cycle (two annotators' requests releasing
+    and claiming the same tasks); the request is simply tried again."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,9 +371,11 @@ def parse_judgment(body: dict[str, Any], order: list[int], rubric: list[dict], p
             "rationale": rationale.strip() if stored_outcome != "skip" else "", "seconds": seconds}
 
 
-def store_judgment(session: Session, annotator_id: int, body: dict[str, Any]) -> dict[str, Any]:
+def store_judgment(session: Session, annotator_id: int, body: dict[str, Any],
+                   now: datetime | None = None) -> dict[str, Any]:
     """Check one submission and store it, once per idempotency key, in the caller's write transaction.
-    Returns {"status": "stored"|"duplicate", "id"}."""
+    Returns {"status": "stored"|"duplicate", "id"}. An answer to a lapsed assignment counts only if
+    its task still has a free slot (409 "lease_expired" otherwise)."""
     key = body.get("key")
     if not isinstance(key, str) or not 8 <= len(key) <= 100:
         raise ServiceError(422, "key (an idempotency key of 8 to 100 characters, new per task) is required")
@@ -317,17 +393,24 @@ def store_judgment(session: Session, annotator_id: int, body: dict[str, Any]) ->
     found = session.execute(_ASSIGNMENT_AND_CAMPAIGN, {"assignment_id": assignment_id}).first()
     if found is None or found.Assignment.annotator_id != annotator_id:
         raise ServiceError(404, f"no assignment {assignment_id} for you")
-    assignment, campaign = found
-    if session.scalar(_JUDGMENT_OF_ASSIGNMENT, {"assignment_id": assignment_id}) is not None:
+    assignment, campaign, judgment_id = found
+    if judgment_id is not None:
         raise ServiceError(409, "this task is already judged (with another idempotency key)")
     parsed = parse_judgment(body, assignment.order, campaign.rubric, campaign.require_rationale)
+    # 3) the lease: held, it ends here; lapsed, a late answer takes a slot back if one is free
+    held = session.execute(_END_LEASE, {"assignment_id": assignment_id}).rowcount == 1
+    if not held and parsed["outcome"] != "skip":
+        release_expired(session, now or utcnow())  # other lapsed leases may have freed a slot
+        if not session.execute(_CLAIM_SLOT, {"task_id": assignment.task_id}).rowcount:
+            raise ServiceError(409, "your time for this task ran out and it went to other annotators, so this "
+                                    "answer was not stored; here is your next task", code="lease_expired")
     if parsed["seconds"] is None:
-        parsed["seconds"] = (utcnow() - assignment.created_at).total_seconds()
+        parsed["seconds"] = ((now or utcnow()) - assignment.created_at).total_seconds()
     parsed["seconds"] = min(max(float(parsed["seconds"]), 0.0), MAX_SECONDS)
     judgment = Judgment(assignment_id=assignment_id, task_id=assignment.task_id, annotator_id=annotator_id,
                         idempotency_key=key, **parsed)
     session.add(judgment)
-    if parsed["outcome"] == "skip":  # 3) free the slot for someone else
+    if parsed["outcome"] == "skip" and held:  # 4) free the slot for someone else (a lapsed one is free)
         session.execute(update(Task).where(Task.id == assignment.task_id).values(n_assigned=Task.n_assigned - 1))
     session.flush()
     return {"status": "stored", "id": judgment.id}
@@ -338,9 +421,12 @@ def submit(store: Store, annotator_id: int, body: dict[str, Any]) -> dict[str, A
     for _attempt in range(3):
         try:
             with store.write() as session:
-                return store_judgment(session, annotator_id, body)
+                return store_judgment(session, annotator_id, body, store.clock())
         except IntegrityError:
             continue  # a parallel copy of this submission won the race: step 1 now finds it
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
     raise ServiceError(503, "the store is busy; try again")
 
 
@@ -394,11 +480,21 @@ def pair_votes(tasks: list[Task], judgments: list[Judgment], include_gold: bool 
     return votes
 
 
+def _leases_expired(session: Session, campaign_id: int) -> dict[str, int]:
+    """Per annotator, how many of their leases in the campaign expired without an answer."""
+    rows = session.execute(
+        select(Annotator.name, func.sum(Assignment.lapses)).join(Assignment, Assignment.annotator_id == Annotator.id)
+        .join(Task, Task.id == Assignment.task_id).where(Task.campaign_id == campaign_id, Assignment.lapses > 0)
+        .group_by(Annotator.name)).all()
+    return {name: int(count) for name, count in rows}
+
+
 def campaign_stats(store: Store, campaign_name: str, top_disputed: int = 10) -> dict[str, Any]:
     """Progress, per-annotator numbers, agreement and the most-disputed comparisons of a campaign."""
     with store.read() as session:
         campaign = get_campaign(session, campaign_name)
         tasks, judgments = load_judgments(session, campaign)
+        lapsed = _leases_expired(session, campaign.id)
     regular = [t for t in tasks if t.gold is None]
     gold = {t.id: t.gold for t in tasks if t.gold is not None}
     votes = pair_votes(tasks, judgments)
@@ -410,6 +506,8 @@ def campaign_stats(store: Store, campaign_name: str, top_disputed: int = 10) -> 
     done = sum(min(judged_per_task[t.id], t.overlap) for t in regular)
     # 2) per annotator
     per: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "skips": 0, "seconds": [], "gold": []})
+    for name in lapsed:
+        per[name]  # someone whose leases expired may have judged nothing yet
     for j in judgments:
         row = per[j.annotator.name]
         if j.outcome == "skip":
@@ -427,6 +525,7 @@ def campaign_stats(store: Store, campaign_name: str, top_disputed: int = 10) -> 
             "agreement_with_majority": loo_by_annotator.get(name),
             "gold_accuracy": sum(row["gold"]) / len(row["gold"]) if row["gold"] else None,
             "gold_judged": len(row["gold"]),
+            "leases_expired": lapsed.get(name, 0),
         })
     # 3) the comparisons people disagree on most
     by_unit: dict[tuple, list[tuple[str, str]]] = defaultdict(list)

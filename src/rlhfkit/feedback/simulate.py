@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +87,7 @@ def fill_campaign(store: Store, campaign: str, annotators: list[Any], prefix: st
         for _attempt in range(3):
             try:
                 with store.write() as session:
-                    taken = _take_turns(session, campaign, active, turn, limit, rng)
+                    taken = _take_turns(session, campaign, active, turn, limit, rng, store.clock())
                 break
             except IntegrityError:
                 continue  # someone judged as one of these annotators meanwhile: take the turns again
@@ -98,10 +99,12 @@ def fill_campaign(store: Store, campaign: str, annotators: list[Any], prefix: st
 
 
 def _take_turns(session: Session, campaign_name: str, active: list[tuple[int, Any]], turn: int, limit: int,
-                rng: random.Random) -> tuple[list[tuple[int, Any]], int, int]:
+                rng: random.Random, now: datetime) -> tuple[list[tuple[int, Any]], int, int]:
     """Up to `limit` judgments in one transaction, the round-robin going on from `active[turn]`.
     Returns who still gets tasks, whose turn is next, and how many judgments were stored."""
     campaign = service.get_campaign(session, campaign_name)
+    service.release_expired(session, now)  # a person's lapsed lease frees a slot for the panel too
+    expires_at = service.lease_end(campaign, now)
     # read once per transaction: on SQLite no one else writes until it ends; on PostgreSQL it is one turn
     resumed = service.open_assignments(session, campaign.id, [annotator_id for annotator_id, _ in active])
     active, judged = list(active), 0
@@ -111,12 +114,12 @@ def _take_turns(session: Session, campaign_name: str, active: list[tuple[int, An
         if resumed.get(annotator_id):
             assignment = resumed[annotator_id].pop(0)
         else:
-            assignment = service.claim_task(session, campaign, annotator_id, rng)
+            assignment = service.claim_task(session, campaign, annotator_id, rng, expires_at)
         if assignment is None:  # nothing left for this one: the next in line takes the turn
             del active[turn]
             continue
         task = service.task_payload(session, campaign, assignment)
-        service.store_judgment(session, annotator_id, judgment_body(task, annotator))
+        service.store_judgment(session, annotator_id, judgment_body(task, annotator), now)
         judged += 1
         turn += 1
     return active, turn, judged

@@ -15,7 +15,8 @@ Tables (response ids are canonical; the order an annotator saw is kept per assig
     tasks        a comparison of 2..K responses (task_items: slot -> response), optional gold answer;
                  indexed by (campaign, n_assigned) so the least-covered come first without a scan
     annotators   name + sha256 of the access token (the token itself is shown once, never stored)
-    assignments  task shown to annotator, in a shuffled order; unique (task, annotator)
+    assignments  task shown to annotator, in a shuffled order; unique (task, annotator); a lease
+                 (expiry time) while unjudged, after which the slot goes back to the queue
     judgments    one per assignment: outcome, ranking, per-criterion picks, rationale, seconds, skip;
                  unique (annotator, idempotency key) so a retried submission is stored once
     settings     key/value (the admin token's hash)
@@ -32,7 +33,7 @@ import hashlib
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def utcnow() -> datetime:
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Ids are PostgreSQL INTEGERs (SQLite's are wider): anything outside 1..MAX_ID names no row.
 MAX_ID = 2**31 - 1
+DEFAULT_LEASE_SECONDS = 30 * 60
+MAX_LEASE_SECONDS = 30 * 24 * 3600
 
 
 def storable(text: str) -> bool:
@@ -97,6 +100,9 @@ class Campaign(Base):
     k: Mapped[int] = mapped_column(Integer, default=2)
     overlap: Mapped[int] = mapped_column(Integer, default=3)
     require_rationale: Mapped[str] = mapped_column(String(10), default="close")  # never | close | always
+    # how long an annotator holds a task before it goes back to the queue (revision 0003)
+    lease_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_LEASE_SECONDS,
+                                               server_default=str(DEFAULT_LEASE_SECONDS))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tasks: Mapped[list[Task]] = relationship(back_populates="campaign")
 
@@ -165,6 +171,11 @@ class Assignment(Base):
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), index=True)
     order: Mapped[list] = mapped_column(JSON)  # response ids in the order shown (left to right)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the lease (revision 0003): while held and unjudged, when the slot goes back to the queue;
+    # NULL once judged or released. Indexed, so finding the expired ones reads only those.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # lapsed: slot given back
+    lapses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # leases that expired
     task: Mapped[Task] = relationship()
 
 
@@ -204,8 +215,9 @@ def store_url(db: str) -> str:
 class Store:
     """An engine plus the session helpers; one per process."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow):
         self.engine = engine
+        self.clock = clock  # naive UTC "now" for leases; tests inject their own
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
 

@@ -27,7 +27,7 @@ async function refresh() {
   $("agreement").textContent = `Krippendorff's α (nominal): ${fmt(s.krippendorff_alpha, 3)} · ` +
     `leave-one-out agreement with the majority: ${fmt(s.loo_majority_agreement, 3)}`;
   $("annotators").tBodies[0].replaceChildren(...s.annotators.map((a) => row([a.annotator, a.count, a.skips,
-    fmt(a.median_seconds, 1), fmt(a.agreement_with_majority, 3), a.gold_judged ? `${fmt(a.gold_accuracy, 2)} (${a.gold_judged})` : "—"])));
+    fmt(a.median_seconds, 1), fmt(a.agreement_with_majority, 3), a.gold_judged ? `${fmt(a.gold_accuracy, 2)} (${a.gold_judged})` : "—", a.leases_expired])));
   $("disputed").tBodies[0].replaceChildren(...s.disputed.map((d) => row([d.task, d.prompt.slice(0, 120),
     Object.entries(d.votes).map(([k, v]) => `${k}: ${v}`).join(", "), fmt(d.disagreement, 2)])));
   updateExport();

@@ -166,6 +166,7 @@ async function send(body) {
       catch (e) { setStatus("network problem, retrying…", true); await new Promise((r) => setTimeout(r, 500 * (attempt + 1))); continue; }
       if (res.ok) { await loadTask(); setStatus(res.data.status === "duplicate" ? "saved (already stored)" : "saved"); return; }
       if (res.status >= 500) { await new Promise((r) => setTimeout(r, 500 * (attempt + 1))); continue; }
+      if (res.data.code === "lease_expired") { await loadTask(); setStatus(res.data.error, true); return; }
       setStatus(res.data.error || "not saved", true);
       if (/rationale/.test(res.data.error || "")) $("rationale").focus();
       return;

@@ -98,9 +98,9 @@ def prepare(workdir: Path, n_pairs: int, batch_size: int, max_length: int, seed:
     from transformers import AutoModelForSequenceClassification
 
     from rlhfkit.data.records import load_records
-    from rlhfkit.models.loading import build_tiny, load_tokenizer
+    from rlhfkit.data.tokenization import encode_preferences as encode_pairs
     from rlhfkit.data.tokenization import global_batches
-    from rlhfkit.trainers.dpo import encode_pairs
+    from rlhfkit.models.loading import build_tiny, load_tokenizer
 
     # 1) one set of weights for both sides
     lm_dir, rm_dir = workdir / "tiny-lm", workdir / "tiny-rm"
@@ -225,8 +225,8 @@ def run_trl(kind: str, setup: Setup, args, token_check: dict) -> Run:
 def compare_tokens(kind: str, trl_dataset, setup: Setup, max_length: int) -> str:
     """How many rows TRL tokenizes differently from rlhfkit (prompt + response + EOS, each side)."""
     from rlhfkit.data.records import Records
+    from rlhfkit.data.tokenization import encode_preferences as encode_pairs
     from rlhfkit.models.loading import load_tokenizer
-    from rlhfkit.trainers.dpo import encode_pairs
 
     rows = setup.rows_in_batch_order
     records = Records(rows, [f"row {i}" for i in range(len(rows))], "bench")

@@ -28,7 +28,7 @@ Both sides get the same work:
      (rlhfkit `reward="gold"`; TRL a reward function calling it), no EOS or length penalty
      (rlhfkit `missing_eos_penalty=None`);
   5) update: --ppo-epochs passes over each step's E episodes in minibatches of --batch-size
-     (rlhfkit `ppo_epochs`, `batch_size`; TRL `num_iterations`, `per_device_train_batch_size`,
+     (rlhfkit `ppo_epochs`, `minibatch_size`; TRL `num_iterations`, `per_device_train_batch_size`,
      `steps_per_generation = E / batch-size`), so both take ppo-epochs x E / batch-size optimizer steps
      per RL step. GRPO on both sides: clipped ratio (eps 0.2) on group-normalised advantages
      (r - mean) / (std + 1e-4), token mean over the minibatch (TRL `loss_type="bnpo"`), no advantage
@@ -167,8 +167,8 @@ def check_prompt_tokens(model_dir: Path, prompts: list[str]) -> str:
     """How many prompts TRL would tokenize differently from rlhfkit's sampler."""
     from transformers import AutoTokenizer
 
-    from rlhfkit.models.loading import load_tokenizer
     from rlhfkit.data.tokenization import boundary_tokens, render_prompt
+    from rlhfkit.models.loading import load_tokenizer
 
     ours_tok, trl_tok = load_tokenizer(str(model_dir)), AutoTokenizer.from_pretrained(model_dir)
     start, _ = boundary_tokens(ours_tok)
@@ -181,8 +181,6 @@ def check_prompt_tokens(model_dir: Path, prompts: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------- rlhfkit
 
 def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
-    import rlhfkit.evaluation.evaluate
-    import rlhfkit.models.sampler
     import rlhfkit.trainers.ppo as ppo
 
     run = Run(f"rlhfkit {advantage}")
@@ -197,12 +195,7 @@ def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
         run.stamps.append(time.perf_counter())
         run.scores.append(record["score"])
 
-    def response_forward(*a, **kw):  # only the no-grad calls (old and reference log-probs) are a phase
-        if torch.is_grad_enabled():
-            return original["forward"](*a, **kw)
-        return timed_call(run, "no-grad forwards", original["forward"])(*a, **kw)
-
-    def load_judge(spec):
+    def load_reward(spec):
         judge = timed_call(run, "score", original["judge"](spec))
 
         def scored(prompts, completions):
@@ -210,25 +203,25 @@ def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
             return judge(prompts, completions)
         return scored
 
-    original = {"sample": rlhfkit.models.sampler.sample, "forward": ppo.response_forward,
-                "judge": rlhfkit.evaluation.evaluate.load_judge}
-    rlhfkit.models.sampler.sample = timed_call(run, "generate", original["sample"], on_sample)
-    ppo.response_forward, rlhfkit.evaluation.evaluate.load_judge = response_forward, load_judge
+    # the trainer's own names for the phases: sampling, the no-grad (reference) forwards, the judge
+    original = {"sample": ppo.sample, "forward": ppo.rollout_forward, "judge": ppo.load_reward}
+    ppo.sample = timed_call(run, "generate", original["sample"], on_sample)
+    ppo.rollout_forward = timed_call(run, "no-grad forwards", original["forward"])
+    ppo.load_reward = load_reward
     try:
         with tempfile.TemporaryDirectory(dir=workdir) as out:
             config = ppo.PPOConfig(
                 model=str(model_dir), data="builtin:assistant", builtin_size=args.builtin_size, out=out,
                 reward="gold", advantage=advantage, group_size=args.group_size, prompts_per_step=prompts_per_step,
                 max_new_tokens=args.max_new_tokens, temperature=1.0, kl_coef=args.beta,
-                kl_in_reward=advantage == "gae", ppo_epochs=args.ppo_epochs, batch_size=args.batch_size,
+                kl_in_reward=advantage == "gae", ppo_epochs=args.ppo_epochs, minibatch_size=args.batch_size,
                 clip_range=CLIP, missing_eos_penalty=None, length_penalty=0.0, whiten_advantages=advantage == "gae",
                 max_steps=args.steps, lr=LR, warmup_ratio=0.0, min_lr_ratio=MIN_LR_RATIO,
                 max_grad_norm=MAX_GRAD_NORM, weight_decay=0.0, seed=args.seed, dtype="fp32", log_every=1,
                 save_every=10**9, resume=False, progress=False)
             ppo.train_ppo(config, on_step=on_step)
     finally:
-        rlhfkit.models.sampler.sample, ppo.response_forward = original["sample"], original["forward"]
-        rlhfkit.evaluation.evaluate.load_judge = original["judge"]
+        ppo.sample, ppo.rollout_forward, ppo.load_reward = original["sample"], original["forward"], original["judge"]
     return run
 
 

@@ -58,11 +58,12 @@ def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
 def step_token_counts(config, steps: int) -> list[dict[str, int]]:
     """Completion / real / padded tokens of each optimizer step's global batch, the batches rebuilt
     exactly as `rlhfkit.trainers.loop.fit` draws them (one process, no accumulation by default)."""
-    from rlhfkit.models.loading import load_tokenizer
+    from rlhfkit.data.records import train_and_held_out
     from rlhfkit.data.tokenization import encode_demonstrations, global_batches, split_micro_batches
-    from rlhfkit.trainers.sft import completion_tokens, load_split
+    from rlhfkit.models.loading import load_tokenizer
 
-    records, _ = load_split(config, "demonstrations", config.builtin_size)
+    records, _ = train_and_held_out(config.data, config.eval_data, "demonstrations", builtin_size=config.builtin_size,
+                                    eval_fraction=config.eval_fraction, seed=config.seed)
     examples = encode_demonstrations(records, load_tokenizer(config.model), config.max_length)
     lengths = [len(e) for e in examples]
     global_batch = config.batch_size * config.grad_accum
@@ -72,7 +73,7 @@ def step_token_counts(config, steps: int) -> list[dict[str, int]]:
         epoch, index = divmod(step, per_epoch)
         ids = global_batches(lengths, global_batch, config.seed, epoch, config.group_by_length)[index]
         micro = split_micro_batches(ids, config.grad_accum)  # each micro-batch is padded to its longest row
-        counts.append({"completion": sum(completion_tokens(examples[i]) for i in ids),
+        counts.append({"completion": sum(examples[i].completion_tokens for i in ids),
                        "real": sum(lengths[i] for i in ids),
                        "padded": sum(len(m) * max(lengths[i] for i in m) for m in micro)})
     return counts

@@ -116,8 +116,8 @@ def test_builtin_source_options():
 
 
 def test_prompt_too_long_for_max_length_names_line(tmp_path):
-    from rlhfkit.models.loading import train_tiny_tokenizer
     from rlhfkit.data.tokenization import encode_demonstrations
+    from rlhfkit.models.loading import train_tiny_tokenizer
 
     tokenizer = train_tiny_tokenizer(["hello world question answer"] * 10, vocab_size=300)
     long_prompt = {"prompt": "hello world " * 40, "completion": " answer"}

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from rlhfkit.errors import ConfigError
-from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, distinct_n, run_eval, win_rate
+from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
+from rlhfkit.math.stats import distinct_n, win_rate
 from rlhfkit.pipelines.quickstart import QuickstartConfig, run_quickstart
 
 

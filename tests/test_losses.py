@@ -14,6 +14,7 @@ from rlhfkit.math.losses import (
     bradley_terry_loss,
     dpo_loss,
     margin_ranking_loss,
+    online_rl_loss,
     plackett_luce_loss,
     ppo_policy_loss,
     ppo_value_loss,
@@ -379,3 +380,25 @@ def test_ppo_value_loss_errors():
         ppo_value_loss(x, x, x, torch.zeros(3, 2), 0.2)
     with pytest.raises(ValueError, match="clip_range"):
         ppo_value_loss(x, x, x, x, -1.0)
+
+
+def test_online_rl_loss_adds_value_and_kl_terms_by_hand():
+    """One token, advantage 1, logprob = old logprob (ratio 1, no clipping): policy loss -1.
+    Value 1, old value 1, return 3: both errors (1 - 3)^2 = 4, value loss 0.5 * 4 = 2, times vf_coef .5 -> 1.
+    KL term: logprob 0, reference log(0.5): k3 = r - 1 - log r with r = exp(ref - logprob) = 0.5,
+    i.e. 0.5 - 1 + log 2 = 0.19315; times kl_coef 2 -> 0.38629. Total -1 + 1 + 0.38629."""
+    lp, old, adv, mask = torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1)
+    alone, _ = online_rl_loss(lp, old, adv, mask, 0.2)
+    torch.testing.assert_close(alone, torch.tensor(-1.0))
+    v = torch.ones(1, 1)
+    loss, stats = online_rl_loss(lp, old, adv, mask, 0.2, values=v, old_values=v, returns=3 * v, vf_coef=0.5,
+                                 ref_logprobs=torch.log(torch.full((1, 1), 0.5)), kl_coef=2.0)
+    k3 = 0.5 - 1 + math.log(2)
+    torch.testing.assert_close(loss, torch.tensor(-1.0 + 1.0 + 2 * k3))
+    torch.testing.assert_close(stats["kl_loss"], torch.tensor(k3))
+    torch.testing.assert_close(stats["value_error"], torch.tensor(4.0))
+    off, off_stats = online_rl_loss(lp, old, adv, mask, 0.2, ref_logprobs=torch.full((1, 1), -5.0), kl_coef=0.0)
+    torch.testing.assert_close(off, torch.tensor(-1.0))
+    assert "kl_loss" not in off_stats
+    with pytest.raises(ValueError, match="all three"):
+        online_rl_loss(lp, old, adv, mask, 0.2, values=v)

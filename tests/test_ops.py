@@ -16,6 +16,8 @@ from rlhfkit.math.ops import (
     gae,
     grpo_advantages,
     kl_estimate,
+    kl_shaped_rewards,
+    last_real_index,
     masked_mean,
     masked_sum,
     masked_var,
@@ -443,3 +445,34 @@ def test_best_of_n_kl_is_upper_bound_and_tight_for_many_outcomes():
             kl = float((pn * torch.log(big_m * pn)).sum())
             assert kl <= best_of_n_kl(n) + 1e-12
         assert kl == pytest.approx(best_of_n_kl(n), abs=2e-3)
+
+
+def test_last_real_index_right_and_left_padding():
+    """Right padding [1, 1, 0, 0] -> 1; left padding [0, 0, 1, 1] -> 3; one real token at 0 -> 0;
+    no real token -> 0 (documented)."""
+    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]])
+    assert last_real_index(mask).tolist() == [1, 3, 0, 0]
+    assert last_real_index(mask.bool()).tolist() == [1, 3, 0, 0]
+
+
+def test_kl_shaped_rewards_by_hand():
+    """Row 1: mask [1, 1, 1, 0], score 2, kl [.1, .2, .3, 9], beta .5: each real token gets -.5 * kl,
+    i.e. [-.05, -.1, -.15]; the score goes on the last real token (index 2, not the padding at 3):
+    [-.05, -.1, 2 - .15, 0], total 2 - .5 * .6 = 1.7. Row 2: mask [1, 0, 0, 0], score -1, kl 1
+    everywhere: [-1 - .5, 0, 0, 0], total -1.5. The totals equal the rows' sums."""
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    kl = torch.tensor([[0.1, 0.2, 0.3, 9.0], [1.0, 1.0, 1.0, 1.0]])
+    rewards, totals = kl_shaped_rewards(torch.tensor([2.0, -1.0]), mask, kl, 0.5)
+    torch.testing.assert_close(rewards, torch.tensor([[-0.05, -0.1, 2 - 0.15, 0.0], [-1.5, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(totals, torch.tensor([1.7, -1.5]))
+    torch.testing.assert_close(totals, rewards.sum(-1))
+
+
+def test_kl_shaped_rewards_left_padded_and_refusals():
+    """A left-padded row [0, 1, 1] with score 1 and beta 0: the score lands on index 2."""
+    rewards, totals = kl_shaped_rewards(torch.tensor([1.0]), torch.tensor([[0, 1, 1]]), torch.zeros(1, 3), 0.0)
+    assert rewards.tolist() == [[0.0, 0.0, 1.0]] and totals.tolist() == [1.0]
+    with pytest.raises(ValueError, match="no tokens"):
+        kl_shaped_rewards(torch.tensor([1.0]), torch.zeros(1, 3), torch.zeros(1, 3), 0.1)
+    with pytest.raises(ValueError, match="scores"):
+        kl_shaped_rewards(torch.tensor([1.0, 2.0]), torch.ones(1, 3), torch.zeros(1, 3), 0.1)

@@ -9,37 +9,20 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rlhfkit.errors import ConfigError, RlhfkitError
+from rlhfkit.errors import ConfigError
 from rlhfkit.trainers.ppo import (
     PPOConfig,
     minibatches,
     response_forward,
     rollout_forward,
     step_prompts,
-    token_rewards,
     train_ppo,
     trim,
 )
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
-TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, batch_size=8,
+TINY_PPO = dict(prompts_per_step=4, group_size=2, max_new_tokens=16, max_steps=4, builtin_size=32, minibatch_size=8,
                 progress=False, log_every=1)
-
-
-def test_token_rewards_by_hand():
-    """mask [[1, 1, 1, 0]], score 2, kl [.1, .2, .3, 9], beta .5: each real token gets -.5 * kl,
-    i.e. [-.05, -.1, -.15]; the score goes on the last real token (index 2, not the padding at 3):
-    [-.05, -.1, 2 - .15, 0]. A second row, mask [[1, 0, 0, 0]], score -1, kl 1 everywhere:
-    [-1 - .5, 0, 0, 0]."""
-    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
-    kl = torch.tensor([[0.1, 0.2, 0.3, 9.0], [1.0, 1.0, 1.0, 1.0]])
-    rewards = token_rewards(torch.tensor([2.0, -1.0]), mask, kl, 0.5)
-    torch.testing.assert_close(rewards, torch.tensor([[-0.05, -0.1, 2 - 0.15, 0.0], [-1.5, 0.0, 0.0, 0.0]]))
-
-
-def test_token_rewards_refuses_an_empty_response():
-    with pytest.raises(RlhfkitError, match="no tokens"):
-        token_rewards(torch.tensor([1.0]), torch.zeros(1, 3), torch.zeros(1, 3), 0.1)
 
 
 def test_step_prompts_cover_the_pool_and_are_deterministic():

@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from rlhfkit.data.records import load_records, write_jsonl
+from rlhfkit.data.tokenization import collate, encode
 from rlhfkit.errors import ConfigError, DataError
+from rlhfkit.math.stats import expected_calibration_error
 from rlhfkit.models.loading import build_tiny, load_reward_backbone
 from rlhfkit.models.reward_model import RewardModel, RewardScorer
-from rlhfkit.data.tokenization import collate, encode
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
-from rlhfkit.trainers.rm import Group, RMConfig, criteria_loss, expected_calibration_error, train_rm
+from rlhfkit.trainers.rm import Group, RMConfig, criteria_loss, train_rm
 
 FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)
 
@@ -226,8 +227,8 @@ def test_tiny_model_is_a_few_million_parameters():
 def test_dpo_length_groups_give_the_log_probs_of_one_full_forward():
     """sequence_logps cuts the responses into length groups and projects only completion positions;
     the sums must equal a plain full-logits forward with a log-softmax, for 1, 3 and 4 groups."""
-    from rlhfkit.math.ops import token_logprobs
     from rlhfkit.data.tokenization import IGNORE
+    from rlhfkit.math.ops import token_logprobs
     from rlhfkit.trainers.dpo import sequence_logps
 
     model, tokenizer = build_tiny(seed=0)

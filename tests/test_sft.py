@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhfkit.models.loading import build_tiny, save_pretrained_atomic
 from rlhfkit.data.tokenization import IGNORE, collate, encode
+from rlhfkit.models.loading import build_tiny, save_pretrained_atomic
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
 SMALL = dict(model="tiny", data="builtin:assistant", builtin_size=256, batch_size=8, max_length=128,

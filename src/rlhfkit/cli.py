@@ -13,6 +13,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rlhfkit import __version__
+from rlhfkit.config import parse_config
+from rlhfkit.errors import RlhfkitError
+
 # name: (module, config class, run function, one-line summary)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "quickstart": ("rlhfkit.pipelines.quickstart", "QuickstartConfig", "run_quickstart",
@@ -47,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from rlhfkit import __version__
-
         print(__version__)
         return 0
     name, rest = argv[0], argv[1:]
@@ -56,9 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlhfkit: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, config_name, run_name, _ = COMMANDS[name]
-    from rlhfkit.config import parse_config
-    from rlhfkit.errors import RlhfkitError
-
     try:
         module = importlib.import_module(module_name)
         config = parse_config(getattr(module, config_name), rest, prog=f"rlhfkit {name}")

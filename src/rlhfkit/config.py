@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import difflib
 import inspect
 import textwrap
 import types
@@ -161,13 +162,27 @@ def build_parser(cls: type, prog: str, description: str | None = None) -> argpar
 def parse_config(cls: type[C], argv: list[str] | None, prog: str) -> C:
     """Build a `cls` from defaults, an optional `--config` YAML file and command-line flags."""
     parser = build_parser(cls, prog)
-    args = vars(parser.parse_args(argv))
+    known, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError(unknown_flag_message(cls, prog, unknown))
+    args = vars(known)
     yaml_path = args.pop("config", None)
     values: dict[str, Any] = {}
     if yaml_path:
         values.update({k: (v, f"{yaml_path}: key {k!r}") for k, v in load_yaml(yaml_path).items()})
     values.update({k: (v, "--" + k.replace("_", "-")) for k, v in args.items()})
     return make_config(cls, values)
+
+
+def unknown_flag_message(cls: type, prog: str, unknown: list[str]) -> str:
+    """What to tell someone who gave flags `cls` has no setting for (a flag another command reads, a typo)."""
+    flags = [a for a in unknown if a.startswith("--")] or unknown
+    names = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(cls)]
+    parts = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag.split("=")[0], names, n=1, cutoff=0.6)
+        parts.append(flag + (f" (did you mean {close[0]}?)" if close else ""))
+    return (f"{prog} does not read {', '.join(parts)}; `{prog} --help` lists the settings it reads")
 
 
 def make_config(cls: type[C], values: dict[str, Any]) -> C:
@@ -179,7 +194,7 @@ def make_config(cls: type[C], values: dict[str, Any]) -> C:
         value, where = item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str) else (item, key)
         norm = key.replace("-", "_")
         if norm not in names:
-            close = [n for n in names if n.startswith(norm[:4])]
+            close = difflib.get_close_matches(norm, sorted(names), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: {cls.__name__} has no setting {key!r}{hint}")
         kwargs[norm] = _convert(value, hints[norm], where)

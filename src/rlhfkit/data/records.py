@@ -19,11 +19,13 @@ which needs the tokenizer, with the same file:line locations.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rlhfkit.data.builtin import builtin_records
 from rlhfkit.errors import DataError
 
 Kind = Literal["demonstrations", "preferences", "rankings", "prompts"]
@@ -90,8 +92,6 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 def _raw_rows(source: Any, kind: Kind, split: str, builtin_size: int | None, seed: int) -> tuple[list, list[str], str]:
     if isinstance(source, (str, Path)) and str(source).startswith(BUILTIN_PREFIX):
-        from rlhfkit.data.builtin import builtin_records
-
         rows = builtin_records(str(source), kind, split=split, n=builtin_size, seed=seed)
         return rows, [f"{source}[{split}] row {i + 1}" for i in range(len(rows))], str(source)
     if isinstance(source, (str, Path)):
@@ -138,6 +138,75 @@ def load_records(
                 raise DataError(str(exc), path, int(line)) from None
             raise DataError(f"{loc}: {exc}") from None
     return Records(rows, where, name)
+
+
+def _first_row(source: Any) -> dict[str, Any] | None:
+    """The first record of a file, `datasets` folder or list, without reading the rest (None if unknown)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_file():
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except json.JSONDecodeError:
+                            return None  # the validator names the line
+                        return row[0] if isinstance(row, list) and row else row if isinstance(row, dict) else None
+            return None
+        if path.is_dir():
+            rows, _, _ = _raw_rows(path, "prompts", "train", None, 0)
+            return rows[0] if rows else None
+        return None
+    for row in source:
+        return row
+    return None
+
+
+def row_kind(row: dict[str, Any]) -> Kind:
+    """The format a record is written in, by its fields."""
+    if "responses" in row:
+        return "rankings"
+    if "chosen" in row:
+        return "preferences"
+    if "completion" in row or "messages" in row:
+        return "demonstrations"
+    return "prompts"
+
+
+def detect_kind(source: Any, candidates: tuple[Kind, ...]) -> Kind:
+    """Which of `candidates` the records of `source` are, by the fields of its first record; the first
+    candidate when it cannot tell (the validator then names what is wrong). Built-in sources hold
+    rankings when they ask for K responses (`builtin:assistant?k=4`)."""
+    if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
+        kind: Kind = "rankings" if "k=" in source else "preferences"
+        return kind if kind in candidates else candidates[0]
+    row = _first_row(source)
+    kind = row_kind(row) if isinstance(row, dict) else candidates[0]
+    return kind if kind in candidates else candidates[0]
+
+
+def train_and_held_out(data: Any, eval_data: Any, kind: Kind | tuple[Kind, ...], *, builtin_size: int,
+                       eval_fraction: float, seed: int) -> tuple[Records, Records | None]:
+    """Training records and held-out records, both validated before anything else happens.
+
+    Held out, in this order: --eval-data if given; the built-in task's eval split (5% of
+    `builtin_size`, at least 50); else a seeded `eval_fraction` of `data` (none below 20 records or
+    with a fraction of 0). `kind` may be a tuple of accepted kinds, told apart by `detect_kind`.
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    train = load_records(data, detect_kind(data, kinds), split="train", builtin_size=builtin_size, seed=seed)
+    if eval_data:
+        return train, load_records(eval_data, detect_kind(eval_data, kinds), split="eval", seed=seed)
+    if isinstance(data, str) and data.startswith(BUILTIN_PREFIX):
+        return train, load_records(data, detect_kind(data, kinds), split="eval", builtin_size=max(50, builtin_size // 20),
+                                   seed=seed)
+    if eval_fraction <= 0 or len(train) < 20:
+        return train, None
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, int(len(train) * eval_fraction))
+    return train.subset(sorted(order[n_eval:])), train.subset(sorted(order[:n_eval]))
 
 
 # ---------------------------------------------------------------------------------------------

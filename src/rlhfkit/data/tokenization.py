@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from rlhfkit.data.records import Records
+from rlhfkit.data.records import Records, split_implicit_prompt
 from rlhfkit.errors import DataError
 
 IGNORE = -100
@@ -70,6 +70,12 @@ class Example:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens the model learns to predict: the labels that are not IGNORE, after the first position
+        (which no position predicts)."""
+        return sum(1 for label in self.labels[1:] if label != IGNORE)
+
 
 def encode(tokenizer: Any, prompt_text: str, completion_text: str, max_length: int, where: str,
            min_completion_tokens: int = 1) -> Example:
@@ -79,7 +85,7 @@ def encode(tokenizer: Any, prompt_text: str, completion_text: str, max_length: i
     completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"] + end
     room = max_length - len(prompt_ids)
     if room < min_completion_tokens:
-        raise _located(where, f"the prompt is {len(prompt_ids)} tokens, which leaves no room for a response "
+        raise located_error(where, f"the prompt is {len(prompt_ids)} tokens, which leaves no room for a response "
                               f"within max_length={max_length}; raise --max-length or shorten the prompt")
     truncated = len(completion_ids) > room
     completion_ids = completion_ids[:room]
@@ -96,7 +102,7 @@ def boundary_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return ([cls] if cls is not None else []), ([sep] if sep is not None else [])
 
 
-def _located(where: str, message: str) -> DataError:
+def located_error(where: str, message: str) -> DataError:
     path, _, line = where.rpartition(":")
     if line.isdigit():
         return DataError(message, path, int(line))
@@ -110,6 +116,18 @@ def encode_demonstrations(records: Records, tokenizer: Any, max_length: int) -> 
         examples.append(encode(tokenizer, render_prompt(tokenizer, prompt),
                                render_completion(tokenizer, prompt, completion), max_length, records.location(i)))
     return examples
+
+
+def encode_preferences(records: Records, tokenizer: Any, max_length: int) -> list[tuple[Example, Example]]:
+    """(chosen, rejected) token ids of each preference record, the prompt masked out of both."""
+    pairs = []
+    for i, row in enumerate(records.rows):
+        row = split_implicit_prompt(row)
+        prompt_text = render_prompt(tokenizer, row["prompt"])
+        where = records.location(i)
+        pairs.append(tuple(encode(tokenizer, prompt_text, render_completion(tokenizer, row["prompt"], row[side]),
+                                  max_length, where) for side in ("chosen", "rejected")))
+    return pairs
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:

@@ -27,16 +27,23 @@ sum of them (rlhfkit.judges.reward_spec).
 from __future__ import annotations
 
 import json
-import math
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rlhfkit.data.records import load_records
+from rlhfkit.data.tokenization import render_prompt
 from rlhfkit.errors import ConfigError
+from rlhfkit.evaluation.probes import probe_reward
+from rlhfkit.judges.reward_spec import Scorer, load_reward
+from rlhfkit.math.ops import best_of_n_kl
+from rlhfkit.math.stats import distinct_n, win_rate
+from rlhfkit.models.forward import completion_logprobs, response_labels
+from rlhfkit.models.loading import default_device, load_causal_lm
+from rlhfkit.models.sampler import SamplingParams, sample
 
 
 @dataclass
@@ -93,57 +100,20 @@ class ReferenceSide:
     scores: dict[str, list[float]] = field(default_factory=dict)  # judge spec -> score of each response
 
 
-def load_judge(spec: str) -> Callable[[list[Any], list[str]], list[float]]:
-    """A batch scorer `(prompts, completions) -> scores`; `spec` as in rlhfkit.judges.reward_spec (sums allowed)."""
-    from rlhfkit.judges.reward_spec import load_reward
-
-    return load_reward(spec)
-
-
-def win_rate(policy_scores: list[float], reference_scores: list[float] | list[list[float]]) -> dict[str, float]:
-    """Share of comparisons the policy wins (ties 1/2), with a 95% normal-approximation CI over prompts.
-
-    `reference_scores[i]` is one score or a list of scores (several reference responses to prompt i);
-    prompt i's outcome is the mean of its comparisons, and the interval treats prompts as the samples.
-    """
-    groups = [r if isinstance(r, list) else [r] for r in reference_scores]
-    if len(groups) != len(policy_scores) or not all(groups):
-        raise ValueError("win_rate needs one policy score and at least one reference score per prompt")
-    comparisons = [[1.0 if a > b else 0.5 if a == b else 0.0 for b in refs]
-                   for a, refs in zip(policy_scores, groups)]
-    outcomes = [sum(c) / len(c) for c in comparisons]
-    n = len(outcomes)
-    mean = sum(outcomes) / n
-    half = 1.96 * (statistics.pstdev(outcomes) / math.sqrt(n) if n > 1 else 0.0)
-    return {"win_rate": mean, "ci_low": max(0.0, mean - half), "ci_high": min(1.0, mean + half), "n": n,
-            "comparisons": sum(len(c) for c in comparisons), "ties": sum(c.count(0.5) for c in comparisons)}
-
-
-def distinct_n(texts: list[str], n: int) -> float:
-    grams = [tuple(words[i:i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
-
-
 @torch.no_grad()
 def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens: torch.Tensor,
                       mask: torch.Tensor) -> torch.Tensor:
     """(B,) summed log-prob of the generated tokens under `model` (temperature 1), teacher-forced."""
-    from rlhfkit.math.ops import token_logprobs
-
-    ids = torch.cat([prompt_ids, tokens], 1)
+    input_ids, labels = response_labels(prompt_ids, tokens)
     attention = torch.cat([prompt_mask, mask], 1)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attention, position_ids=positions).logits
-    p = prompt_ids.shape[1]
-    logps = token_logprobs(logits[:, p - 1:-1].float(), tokens)  # (B, T)
-    return (logps * mask).sum(-1)
+    fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions)
+    return (fwd.logprobs.view(tokens.shape) * mask).sum(-1)
 
 
 def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params, generator, n: int,
               selector) -> tuple[list[str], list[int]]:
     """For each prompt, the highest-scoring of `n` samples by `selector` (first on ties), and its token length."""
-    from rlhfkit.models.sampler import sample
-
     out = sample(model, tokenizer, [t for t in rendered for _ in range(n)], params, generator)
     scores = selector([p for p in prompts for _ in range(n)], out.completions)
     lengths = out.mask.sum(-1).tolist()
@@ -151,124 +121,158 @@ def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params,
     return [out.completions[j] for j in picked], [int(lengths[j]) for j in picked]
 
 
-def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) -> dict[str, Any]:
-    from rlhfkit.data.records import load_records
-    from rlhfkit.models.loading import load_causal_lm
-    from rlhfkit.models.sampler import SamplingParams, sample
-    from rlhfkit.data.tokenization import render_prompt
-
-    selector_spec = config.selector or config.reward_model
+def check_config(config: EvalConfig) -> None:
+    """Refuse settings that cannot work, before any model is loaded."""
     if config.best_of < 1 or config.reference_samples < 1:
         raise ConfigError(f"--best-of and --reference-samples must be at least 1, got {config.best_of} and "
                           f"{config.reference_samples}")
-    if config.best_of > 1 and not selector_spec:
+    if config.best_of > 1 and not (config.selector or config.reward_model):
         raise ConfigError("--best-of needs --selector (or --reward-model) to pick the best response")
     if config.best_of > 1 and Path(config.policy).resolve() != Path(config.reference).resolve():
         raise ConfigError("--best-of samples the reference itself (its KL is analytic): give the same "
                           f"checkpoint as --policy and --reference, not {config.policy} and {config.reference}")
-    records = load_records(config.data, "prompts", split="eval", builtin_size=config.num_prompts, seed=config.seed)
-    judge = load_judge(config.judge)
-    proxy = load_judge(config.reward_model) if config.reward_model else None
-    gold = load_judge("gold") if config.data.startswith("builtin:assistant") else None
-    selector = load_judge(selector_spec) if config.best_of > 1 else None
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    policy, tokenizer = load_causal_lm(config.policy)
-    reference, _ = load_causal_lm(config.reference)
-    policy.to(device).eval()
-    reference.to(device).eval()
-    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
-    prompts = [r["prompt"] for r in records]
-    texts = [render_prompt(tokenizer, p) for p in prompts]
-    k = config.reference_samples
-    reuse = reference_side is not None and bool(reference_side.responses)
-    if reuse and (reference_side.checkpoint != config.reference or reference_side.prompts != prompts
-                  or len(reference_side.responses) != k * len(prompts)):
-        side = reference_side
-        raise ConfigError(f"the shared reference responses are {side.checkpoint}'s, {len(side.responses)} for "
-                          f"{len(side.prompts)} prompts; this evaluation needs {config.reference}'s, {k} for each "
-                          f"of its {len(prompts)} prompts, and the same prompts (--data, --num-prompts, --seed)")
 
-    result: dict[str, Any] = {"policy": config.policy, "reference": config.reference, "judge": config.judge,
-                              "prompts": len(prompts)}
-    samples: dict[str, list[str]] = {"policy": [], "reference": []}
-    kl, lengths, reference_lengths = [], [], []
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+def check_shared_side(side: ReferenceSide, config: EvalConfig, prompts: list[str]) -> None:
+    if (side.checkpoint != config.reference or side.prompts != prompts
+            or len(side.responses) != config.reference_samples * len(prompts)):
+        raise ConfigError(f"the shared reference responses are {side.checkpoint}'s, {len(side.responses)} for "
+                          f"{len(side.prompts)} prompts; this evaluation needs {config.reference}'s, "
+                          f"{config.reference_samples} for each of its {len(prompts)} prompts, and the same prompts "
+                          f"(--data, --num-prompts, --seed)")
+
+
+@dataclass
+class Samples:
+    """Both sides' responses, in the order sampled: the policy's one per prompt, the reference's k per prompt."""
+
+    policy: list[str] = field(default_factory=list)
+    reference: list[str] = field(default_factory=list)
+    policy_lengths: list[int] = field(default_factory=list)
+    reference_lengths: list[int] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)  # per policy response: sum_t log pi - log ref (k1)
+
+
+def sample_sides(config: EvalConfig, policy, reference, tokenizer, prompts: list[str], selector: Scorer | None,
+                 reuse: bool) -> Samples:
+    """The policy's response to each prompt (the best of --best-of by `selector`, or one sample with its
+    KL to the reference) and, unless `reuse`, --reference-samples reference responses per prompt."""
+    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+    texts = [render_prompt(tokenizer, p) for p in prompts]
+    k, got = config.reference_samples, Samples()
+    generator = torch.Generator(device=default_device()).manual_seed(config.seed)
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
         if selector is not None:
             best, best_lengths = best_of_n(policy, tokenizer, prompts[s:s + config.batch_size], chunk, params,
                                            generator, config.best_of, selector)
-            samples["policy"] += best
-            lengths += best_lengths
+            got.policy += best
+            got.policy_lengths += best_lengths
         else:
             out = sample(policy, tokenizer, chunk, params, generator)
-            samples["policy"] += out.completions
-            lengths += out.mask.sum(-1).tolist()
+            got.policy += out.completions
+            got.policy_lengths += out.mask.sum(-1).tolist()
             own = sequence_logprobs(policy, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
             ref = sequence_logprobs(reference, out.prompt_ids, out.prompt_mask, out.tokens, out.mask)
-            kl += (own - ref).tolist()
+            got.kl += (own - ref).tolist()
         if not reuse:
             ref_out = sample(reference, tokenizer, [t for t in chunk for _ in range(k)], params, generator)
-            samples["reference"] += ref_out.completions
-            reference_lengths += ref_out.mask.sum(-1).tolist()
-    if reuse:
-        samples["reference"], reference_lengths = list(reference_side.responses), list(reference_side.lengths)
-    elif reference_side is not None:
-        reference_side.checkpoint, reference_side.prompts = config.reference, prompts
-        reference_side.responses, reference_side.lengths = samples["reference"], reference_lengths
+            got.reference += ref_out.completions
+            got.reference_lengths += ref_out.mask.sum(-1).tolist()
+    return got
 
+
+def summarize(config: EvalConfig, prompts: list[str], got: Samples, scorers: dict[str, Scorer | None],
+              memo: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """Win-rate, KL, length, diversity, judge / gold / proxy means of both sides, probes, examples.
+
+    `scorers` maps "judge", "gold", "proxy" to a scorer or None; each runs once per side and spec
+    (`memo[side][spec]`: the judge's scores serve where gold or the proxy is the judge)."""
+    k = config.reference_samples
+    samples = {"policy": got.policy, "reference": got.reference}
     asked = {"policy": prompts, "reference": [p for p in prompts for _ in range(k)]}  # the prompt of each sample
-    memo: dict[str, dict[str, list[float]]] = {"policy": {}, "reference": {}}
-    if reference_side is not None:  # a shared reference side keeps its scores for the next policy
-        memo["reference"] = reference_side.scores
+    specs = {"judge": config.judge, "gold": "gold", "proxy": config.reward_model}
 
-    def scored(name: str, spec: str, scorer) -> list[float]:
-        """Each scorer runs once per side (the judge's scores serve where gold or the proxy is the judge)."""
-        kept = memo[name]
-        if spec not in kept:
-            kept[spec] = scorer(asked[name], samples[name])
-        return kept[spec]
+    def scored(role: str) -> dict[str, list[float]] | None:
+        scorer = scorers[role]
+        if scorer is None:
+            return None
+        for name in samples:
+            if specs[role] not in memo[name]:
+                memo[name][specs[role]] = scorer(asked[name], samples[name])
+        return {name: memo[name][specs[role]] for name in samples}
 
-    scores = {name: scored(name, config.judge, judge) for name in samples}
-    gold_scores = {name: scored(name, "gold", gold) for name in samples} if gold is not None else None
-    proxy_scores = ({name: scored(name, config.reward_model, proxy) for name in samples}
-                    if proxy is not None else None)
-    by_prompt = [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]
-    result.update(win_rate(scores["policy"], by_prompt))
-    if selector is not None:
-        from rlhfkit.math.ops import best_of_n_kl
-
-        result["best_of"], result["selector"] = config.best_of, selector_spec
+    scores, gold_scores, proxy_scores = scored("judge"), scored("gold"), scored("proxy")
+    result: dict[str, Any] = {"policy": config.policy, "reference": config.reference, "judge": config.judge,
+                              "prompts": len(prompts)}
+    result.update(win_rate(scores["policy"], [scores["reference"][i * k:(i + 1) * k] for i in range(len(prompts))]))
+    if config.best_of > 1:
+        result["best_of"], result["selector"] = config.best_of, config.selector or config.reward_model
         result["kl_to_reference"] = best_of_n_kl(config.best_of)  # analytic (an upper bound)
     else:
-        result["kl_to_reference"] = sum(kl) / len(kl)
-    result["length"] = sum(lengths) / len(lengths)
-    result["distinct_1"], result["distinct_2"] = distinct_n(samples["policy"], 1), distinct_n(samples["policy"], 2)
-    result["reference_length"] = sum(reference_lengths) / len(reference_lengths)
-    result["reference_distinct_2"] = distinct_n(samples["reference"][::k], 2)  # as many texts as the policy's
+        result["kl_to_reference"] = sum(got.kl) / len(got.kl)
+    result["length"] = sum(got.policy_lengths) / len(got.policy_lengths)
+    result["distinct_1"], result["distinct_2"] = distinct_n(got.policy, 1), distinct_n(got.policy, 2)
+    result["reference_length"] = sum(got.reference_lengths) / len(got.reference_lengths)
+    result["reference_distinct_2"] = distinct_n(got.reference[::k], 2)  # as many texts as the policy's
     for name in samples:
         result[f"{name}_judge_score"] = statistics.mean(scores[name])
         if gold_scores is not None:
             result[f"{name}_gold"] = statistics.mean(gold_scores[name])
         if proxy_scores is not None:
             result[f"{name}_proxy"] = statistics.mean(proxy_scores[name])
-    if proxy is not None and config.probes:
-        from rlhfkit.evaluation.probes import probe_reward
-
-        result["reward_probes"] = probe_reward(proxy, prompts, samples["policy"], gold=gold,
+    if proxy_scores is not None and config.probes:
+        result["reward_probes"] = probe_reward(scorers["proxy"], prompts, got.policy, gold=scorers["gold"],
                                                base=proxy_scores["policy"],
                                                base_gold=gold_scores["policy"] if gold_scores else None)
     result["examples"] = [{"prompt": p, "policy": a, "reference": b}  # the first reference response of each
-                          for p, a, b in list(zip(prompts, samples["policy"], samples["reference"][::k]))[:8]]
-    line = (f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
-            f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts"
-            f"{f' x {k} reference responses' if k > 1 else ''}; "
-            f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")
-    print(line)
+                          for p, a, b in list(zip(prompts, got.policy, got.reference[::k]))[:8]]
+    return result
+
+
+def print_result(config: EvalConfig, result: dict[str, Any]) -> None:
+    k = config.reference_samples
+    print(f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
+          f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts"
+          f"{f' x {k} reference responses' if k > 1 else ''}; "
+          f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")
     for name, probe in result.get("reward_probes", {}).items():
         gold_part = f", gold {probe['gold_delta']:+.3f}" if "gold_delta" in probe else ""
         print(f"  reward-model probe {name}: prefers the edited response {probe['prefers_hacked']:.0%} of the time "
               f"(reward {probe['reward_delta']:+.3f}{gold_part})")
+
+
+def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) -> dict[str, Any]:
+    """Evaluate --policy against --reference; write --out if given; return the metrics.
+
+    1) check the settings  2) load prompts, judges and both models  3) sample both sides (or reuse the
+    shared reference side)  4) score each side once per judge  5) summarise, print, write."""
+    check_config(config)
+    records = load_records(config.data, "prompts", split="eval", builtin_size=config.num_prompts, seed=config.seed)
+    scorers = {"judge": load_reward(config.judge),
+               "proxy": load_reward(config.reward_model) if config.reward_model else None,
+               "gold": load_reward("gold") if config.data.startswith("builtin:assistant") else None}
+    selector = load_reward(config.selector or config.reward_model) if config.best_of > 1 else None
+    device = default_device()
+    policy, tokenizer = load_causal_lm(config.policy)
+    reference, _ = load_causal_lm(config.reference)
+    policy.to(device).eval()
+    reference.to(device).eval()
+    prompts = [r["prompt"] for r in records]
+    reuse = reference_side is not None and bool(reference_side.responses)
+    if reuse:
+        check_shared_side(reference_side, config, prompts)
+
+    got = sample_sides(config, policy, reference, tokenizer, prompts, selector, reuse)
+    if reuse:
+        got.reference, got.reference_lengths = list(reference_side.responses), list(reference_side.lengths)
+    elif reference_side is not None:
+        reference_side.checkpoint, reference_side.prompts = config.reference, prompts
+        reference_side.responses, reference_side.lengths = got.reference, got.reference_lengths
+    # a shared reference side keeps its scores for the next policy
+    memo = {"policy": {}, "reference": reference_side.scores if reference_side is not None else {}}
+    result = summarize(config, prompts, got, scorers, memo)
+    print_result(config, result)
     if config.out:
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out).write_text(json.dumps(result, indent=2))

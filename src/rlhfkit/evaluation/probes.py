@@ -30,7 +30,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-Scorer = Callable[[list[Any], list[str]], list[float]]
+from rlhfkit.judges.reward_spec import Scorer
 
 FLATTERY = "Great question!"
 OVERCONFIDENCE = "Trust me on this."

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import torch
 
+from rlhfkit.data.records import load_records, write_jsonl
+from rlhfkit.data.tokenization import located_error, render_prompt
 from rlhfkit.errors import ConfigError
+from rlhfkit.models.loading import default_device, load_causal_lm, resolve_dtype
+from rlhfkit.models.sampler import SamplingParams, sample
+from rlhfkit.tasks import assistant
 
 
 @dataclass
@@ -62,8 +67,6 @@ class SampleConfig:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list[str]:
     """Completions from the KV-cache sampler (rlhfkit.models.sampler), `batch_size` prompts at a time."""
-    from rlhfkit.models.sampler import SamplingParams, sample
-
     params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -74,20 +77,14 @@ def generate(model, tokenizer, prompts: list[str], config: SampleConfig) -> list
 
 
 def run_sample(config: SampleConfig) -> Path:
-    from rlhfkit.data.records import load_records, write_jsonl
-    from rlhfkit.models.loading import load_causal_lm, resolve_dtype
-    from rlhfkit.data.tokenization import render_prompt
-
     records = load_records(config.data, "prompts", split=config.split, builtin_size=config.num_prompts, seed=config.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype)
     model.to(device=device, dtype=resolve_dtype(config.dtype, device)).eval()
     prompts = [render_prompt(tokenizer, r["prompt"]) for r in records]
     for i, text in enumerate(prompts):
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= config.max_length:
-            from rlhfkit.data.tokenization import _located
-
-            raise _located(records.location(i), f"the prompt is longer than --max-length {config.max_length} tokens")
+            raise located_error(records.location(i), f"the prompt is longer than --max-length {config.max_length} tokens")
     rows = []
     for index in range(config.num_samples):
         config_k = dataclasses.replace(config, seed=config.seed + index)
@@ -96,8 +93,6 @@ def run_sample(config: SampleConfig) -> Path:
     write_jsonl(config.out, rows)
     print(f"wrote {len(rows)} responses to {config.out}")
     if config.data.startswith("builtin:assistant"):
-        from rlhfkit.tasks import assistant
-
         scores = [assistant.score(r["prompt"], r["completion"]) for r in rows]
         means = {c: statistics.mean(getattr(s, c) for s in scores) for c in (*assistant.CRITERIA, "total")}
         print("gold rubric (mean over responses): " + ", ".join(f"{k} {v:.2f}" for k, v in means.items()))

@@ -8,7 +8,8 @@ A spec is one source or a weighted sum of sources joined by `+`:
     0.8*runs/rm + 0.2*gold        a weighted sum (weights are plain decimals; a term without one weighs 1)
     runs/rm + -0.01*rlhfkit.judges.reward_spec:word_count     a reward model with a length penalty
 
-A scorer takes `(prompts, completions)` lists and returns one float per pair.
+A scorer (`Scorer`) takes `(prompts, completions)` lists and returns one float per pair: online RL's
+reward, evaluation's judge and proxy, best-of-n's selector and the reward-model probes all take one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from rlhfkit.errors import ConfigError
+from rlhfkit.models.reward_model import RewardScorer
+from rlhfkit.tasks import assistant
 
 Scorer = Callable[[list[Any], list[str]], list[float]]
 
@@ -55,12 +58,8 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
 
 def _load_source(source: str) -> Scorer:
     if source == "gold":
-        from rlhfkit.tasks import assistant
-
         return lambda prompts, completions: [assistant.gold_reward(p, c) for p, c in zip(prompts, completions)]
     if Path(source).is_dir():
-        from rlhfkit.models.reward_model import RewardScorer
-
         scorer = RewardScorer(source)
         return lambda prompts, completions: scorer(prompts, completions).tolist()
     module_name, _, func_name = source.partition(":")

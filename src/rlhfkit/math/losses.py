@@ -4,7 +4,8 @@ This module holds the objectives of the RLHF trainers as plain functions of tens
 
 * reward models: Bradley–Terry, margin ranking, Plackett–Luce;
 * offline preference optimisation: DPO and its variants (IPO, SLiC hinge, robust DPO);
-* on-policy RL: the PPO clipped policy loss and clipped value loss.
+* on-policy RL: the PPO clipped policy loss and clipped value loss, and the loss of one online-RL update
+  assembled from them (`online_rl_loss`).
 
 Everything here is pure math: tensors in, tensors out. There is no model code, no I/O and no
 configuration object in this file. Masks follow the conventions of :mod:`rlhfkit.math.ops` (float or bool,
@@ -18,13 +19,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from rlhfkit.math.ops import _check_same_shape, masked_mean
+from rlhfkit.math.ops import _check_same_shape, kl_estimate, masked_mean
 
 __all__ = [
     "DPO_LOSS_TYPES",
     "bradley_terry_loss",
     "dpo_loss",
     "margin_ranking_loss",
+    "online_rl_loss",
     "plackett_luce_loss",
     "ppo_policy_loss",
     "ppo_value_loss",
@@ -337,4 +339,54 @@ def ppo_value_loss(
             "value_clip_fraction": masked_mean((err_clipped > err_unclipped).to(values.dtype), mask),
             "value_error": masked_mean(err_unclipped, mask),
         }
+    return loss, stats
+
+
+def online_rl_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+    *,
+    values: torch.Tensor | None = None,
+    old_values: torch.Tensor | None = None,
+    returns: torch.Tensor | None = None,
+    value_clip_range: float = 0.2,
+    vf_coef: float = 0.1,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one online-RL minibatch: the PPO policy loss, plus the value loss when a value head
+    is trained (GAE), plus a KL penalty in the loss when the KL is not in the reward (GRPO-style):
+
+        L = ppo_policy_loss  + vf_coef * ppo_value_loss  + kl_coef * masked_mean(k3(pi || ref))
+
+    Args:
+        logprobs, old_logprobs, advantages, mask, clip_range: as in :func:`ppo_policy_loss`.
+        values, old_values, returns: ``(B, T)``; all three or none (no value term).
+        value_clip_range, vf_coef: the value term's clip and weight.
+        ref_logprobs: ``(B, T)`` reference log-probs; with ``kl_coef > 0`` adds the KL term (Schulman's
+            k3 estimator of KL(pi || ref), unbiased and non-negative, with gradients through ``logprobs``).
+        kl_coef: the KL term's weight (0: no KL term, e.g. when the KL is in the reward).
+
+    Returns:
+        ``(loss, stats)``: the stats of the policy and value losses, plus ``"kl_loss"`` when the KL
+        term is on.
+
+    Raises:
+        ValueError: only some of ``values``, ``old_values``, ``returns`` given; or as the parts raise.
+    """
+    given = [t is not None for t in (values, old_values, returns)]
+    if any(given) and not all(given):
+        raise ValueError("values, old_values and returns go together: give all three or none")
+    loss, stats = ppo_policy_loss(logprobs, old_logprobs, advantages, mask, clip_range)
+    if values is not None:
+        value_loss, value_stats = ppo_value_loss(values, old_values, returns, mask, value_clip_range)
+        loss = loss + vf_coef * value_loss
+        stats.update(value_stats)
+    if ref_logprobs is not None and kl_coef > 0:
+        kl_loss = masked_mean(kl_estimate(logprobs, ref_logprobs, "k3"), mask)
+        loss = loss + kl_coef * kl_loss
+        stats["kl_loss"] = kl_loss.detach()
     return loss, stats

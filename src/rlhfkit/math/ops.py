@@ -32,6 +32,8 @@ __all__ = [
     "gae",
     "grpo_advantages",
     "kl_estimate",
+    "kl_shaped_rewards",
+    "last_real_index",
     "masked_mean",
     "masked_sum",
     "masked_var",
@@ -160,6 +162,25 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     return torch.where(mask.to(torch.bool), y, torch.zeros_like(y))
 
 
+# --------------------------------------------------------------------------- positions
+
+
+def last_real_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real position of each row: where a sequence's score belongs.
+
+    Works for right padding (``[1, 1, 0]`` -> 1) and left padding (``[0, 1, 1]`` -> 2) alike; a row
+    with no real position gives 0 (callers that cannot accept that check first).
+
+    Args:
+        mask: ``(B, T)`` float or bool, 1 for real positions.
+
+    Returns:
+        ``(B,)`` long tensor.
+    """
+    positions = torch.arange(mask.shape[-1], device=mask.device).expand_as(mask)
+    return torch.where(mask.to(torch.bool), positions, -1).argmax(-1)
+
+
 # --------------------------------------------------------------------------- log-probs / entropy
 
 
@@ -273,6 +294,43 @@ def kl_estimate(logprobs: torch.Tensor, reference_logprobs: torch.Tensor, kind: 
 
 
 # --------------------------------------------------------------------------- advantages
+
+
+def kl_shaped_rewards(
+    scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reward of KL-penalised online RL, per token and per sequence (Ziegler et al., 2019):
+
+        r_t = -kl_coef * KL_t  (+ score on the response's last real token)
+        R   = sum_t r_t = score - kl_coef * sum_t KL_t
+
+    The score lands on each row's last real token (the EOS, or the last token of a truncated
+    response), never on padding; padding gets reward 0 whatever ``kl`` holds there. ``R`` is
+    computed as ``score - kl_coef * sum(KL)``, equal to ``r.sum(-1)`` up to float round-off.
+
+    Args:
+        scores: ``(B,)`` sequence scores.
+        mask: ``(B, T)`` float or bool, 1 for real response tokens.
+        kl: ``(B, T)`` per-token KL estimates.
+        kl_coef: beta (0 leaves the KL out of the reward).
+
+    Returns:
+        ``(rewards, totals)``: ``(B, T)`` per-token rewards and ``(B,)`` their sums.
+
+    Raises:
+        ValueError: a row with no real token (its score would have nowhere to go), or shapes that
+        do not match.
+    """
+    _check_same_shape(mask=mask, kl=kl)
+    if scores.shape != mask.shape[:1]:
+        raise ValueError(f"scores must be (B,) = {tuple(mask.shape[:1])}, got {tuple(scores.shape)}")
+    real = mask.to(torch.bool)
+    if not real.any(-1).all():
+        raise ValueError("a response has no tokens: its score cannot be placed on a token")
+    rewards = torch.where(real, -kl_coef * kl, torch.zeros_like(kl))
+    rewards[torch.arange(len(scores), device=scores.device), last_real_index(mask)] += scores.to(rewards.dtype)
+    totals = scores - kl_coef * (kl * mask).sum(-1)
+    return rewards, totals
 
 
 @torch.no_grad()

@@ -17,17 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
 )
 from transformers.utils import logging as hf_logging
 
 from rlhfkit.errors import ConfigError
+from rlhfkit.tasks import assistant
 
 hf_logging.disable_progress_bar()  # one progress bar per stage is ours; per-shard bars are noise
 
@@ -36,6 +43,12 @@ EOS, PAD = "<|endoftext|>", "<|pad|>"
 TINY_VOCAB = 2048
 TINY_SHAPE = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=4, max_position_embeddings=512)
+
+
+def default_device() -> torch.device:
+    """The GPU when there is one, else the CPU: where every stage puts its models (trainers through
+    `accelerate`, which makes the same choice)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
@@ -53,8 +66,6 @@ def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.
 
 def train_tiny_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB) -> PreTrainedTokenizerBase:
     """A byte-level BPE tokenizer trained on `texts`, wrapped as a `PreTrainedTokenizerFast`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -68,9 +79,7 @@ def train_tiny_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB) -> PreT
 
 def build_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The `--model tiny` default: a freshly initialised small Llama and its tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rlhfkit.tasks import assistant
 
     tokenizer = train_tiny_tokenizer(assistant.corpus(seed=0))
     config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id,
@@ -110,15 +119,12 @@ def load_reward_backbone(name: str, dtype: str = "auto", seed: int = 0,
     encoder) gets a fresh head with `num_labels` outputs (default 1).
     """
     if name == TINY:
-        from transformers import LlamaForSequenceClassification
-
         lm, tokenizer = build_tiny(seed)
         config = lm.config
         config.num_labels = num_labels or 1
         torch.manual_seed(seed)
         model = LlamaForSequenceClassification(config)
         return model.to(resolve_dtype(dtype)), tokenizer
-    from transformers import AutoConfig
 
     tokenizer = load_tokenizer(name)
     config = _from_pretrained(AutoConfig, name)

@@ -21,6 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt
+from rlhfkit.math.ops import last_real_index
+from rlhfkit.models.loading import default_device, load_reward_backbone
+
 STATS_FILE = "reward_stats.json"
 
 
@@ -40,8 +44,7 @@ class RewardModel(nn.Module):
         if self.decoder_head is None:
             return self.classifier(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, heads)
         hidden = self.classifier.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, C)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        last = (positions * attention_mask).argmax(dim=1)  # (B,) index of the last real token
+        last = last_real_index(attention_mask)  # (B,)
         return self.decoder_head(hidden[torch.arange(len(last), device=last.device), last])  # (B, heads)
 
 
@@ -56,10 +59,8 @@ class RewardScorer:
     """Scores (prompt, completion) pairs with a trained reward model, normalised by its saved stats."""
 
     def __init__(self, path: str | Path, device: str | None = None, batch_size: int = 32, max_length: int = 512):
-        from rlhfkit.models.loading import load_reward_backbone
-
         self.path = Path(path)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
         classifier, self.tokenizer = load_reward_backbone(str(path))
         self.model = RewardModel(classifier).to(self.device).eval()
         stats_file = self.path / STATS_FILE
@@ -74,8 +75,6 @@ class RewardScorer:
     @torch.no_grad()
     def score_heads(self, prompts: list[Any], completions: list[Any]) -> torch.Tensor:
         """(N, heads) normalised rewards."""
-        from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt
-
         out = []
         for s in range(0, len(prompts), self.batch_size):
             examples = [encode(self.tokenizer, render_prompt(self.tokenizer, p),

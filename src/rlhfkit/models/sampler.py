@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from rlhfkit.data.tokenization import boundary_tokens
+from rlhfkit.models.forward import forward_parameters, logits_to_keep_kind
+
 
 @dataclass
 class SamplingParams:
@@ -59,18 +62,6 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     return logits
-
-
-def forward_parameters(model) -> set[str]:
-    """Argument names of `model.forward` (of the module inside a DistributedDataParallel wrapper)."""
-    import inspect
-
-    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
-
-
-def takes_logits_to_keep(model) -> bool:
-    """Whether `model` accepts `logits_to_keep` (then only the needed positions are projected to the vocabulary)."""
-    return "logits_to_keep" in forward_parameters(model)
 
 
 def cache_argument(model) -> str:
@@ -155,8 +146,6 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     which is what a value head reads: PPO gets its rollout-time values without another forward."""
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    from rlhfkit.data.tokenization import boundary_tokens
-
     start, _ = boundary_tokens(tokenizer)
     encoded = [start + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     width = max(len(e) for e in encoded)
@@ -177,7 +166,7 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     attention = prompt_mask
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     # only the last position's logits are needed: models that support it skip the (P x V) projection
-    extra = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
+    extra = {"logits_to_keep": 1} if logits_to_keep_kind(model) else {}
     cache = preallocated_cache(model, width_total)
     compactable = cache is not None
     if return_hidden:

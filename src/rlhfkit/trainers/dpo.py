@@ -22,25 +22,33 @@ policy-vs-reference log-ratio per response (a proxy of the KL the policy has mov
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
+from accelerate.utils import gather_object
 
-from rlhfkit.data.records import split_implicit_prompt
+from rlhfkit.data.records import train_and_held_out
+from rlhfkit.data.tokenization import Example, collate, encode_preferences
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import dpo_loss
-from rlhfkit.math.ops import token_logprobs
-from rlhfkit.data.tokenization import IGNORE, Example, collate, encode, render_completion, render_prompt
-from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.models.forward import completion_logprobs
+from rlhfkit.models.loading import load_causal_lm
+from rlhfkit.trainers.loop import (
+    Objective,
+    SupervisedConfig,
+    default_lr,
+    fit,
+    make_accelerator,
+    seed_everything,
+)
 
 TINY_LR, PRETRAINED_LR = 1e-4, 5e-7
 
 
 @dataclass
-class DPOConfig(TrainConfig):
+class DPOConfig(SupervisedConfig):
     """Direct preference optimization on {"prompt", "chosen", "rejected"} pairs."""
 
     out: str = "runs/dpo"
@@ -84,46 +92,16 @@ def sequence_logps(model, examples: list[Example], pad_id: int, device, groups: 
 
 
 def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Tensor:
-    """(n,) summed completion log-probs of one padded forward pass.
-
-    log p(y_t) = logit_t[y_t] - logsumexp(logit_t), at the M positions that predict a completion token
-    only: the (M, V) logits are all that is computed, never the (n, T, V) ones.
-    """
+    """(n,) summed completion log-probs of one padded forward pass (rlhfkit.models.forward)."""
     batch = collate(examples, pad_id)
-    # the masks and targets are made on the host: indexing by them on a GPU would wait for it
-    targets = batch["labels"][:, 1:]  # (n, T-1): the token position t predicts
-    predicts = targets != IGNORE  # (n, T-1)
-    keep = torch.cat([predicts, predicts.new_zeros(len(examples), 1)], dim=1)  # (n, T): no target after the end
-    predicted = targets[predicts].to(device)  # (M,)
-    logits = completion_logits(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                               keep.to(device))  # (M, V), row-major
-    logps = token_logprobs(logits.unsqueeze(0), predicted.unsqueeze(0)).squeeze(0)  # (M,)
-    # back into (n, T-1) with zeros elsewhere and summed per row: deterministic, unlike a scatter-add
-    return logps.new_zeros(targets.shape).masked_scatter(predicts.to(device), logps).sum(-1)
-
-
-def completion_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      keep: torch.Tensor) -> torch.Tensor:
-    """(M, V) logits at the M positions where `keep` (B, T) is True, in row-major order.
-
-    Models whose lm-head input goes through transformers' `slice_logits_to_keep` take `keep` as
-    `logits_to_keep` and project only those positions onto the vocabulary; any other model (older
-    transformers, remote code, a wrapper other than DDP) computes all logits and they are selected after.
-    """
-    inner = getattr(model, "module", model)  # DistributedDataParallel
-    helper = getattr(sys.modules.get(type(inner).__module__), "slice_logits_to_keep", None)
-    # the helper takes a boolean mask only in recent transformers: ask it, on a (1, 2, 1) tensor
-    if helper is not None and helper(torch.zeros(1, 2, 1), torch.tensor([[False, True]])).shape == (1, 1):
-        return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
-    return model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
+    return completion_logprobs(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                               batch["labels"]).row_sums()
 
 
 @torch.no_grad()
 def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc,
                     groups: int = 1) -> torch.Tensor:
     """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes."""
-    from accelerate.utils import gather_object
-
     model.eval()
     mine = list(range(acc.process_index, len(pairs), acc.num_processes))
     values: list[tuple[int, float, float]] = []
@@ -140,31 +118,19 @@ def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, ba
     return out
 
 
-def encode_pairs(records, tokenizer, max_length: int) -> list[tuple[Example, Example]]:
-    pairs = []
-    for i, row in enumerate(records.rows):
-        row = split_implicit_prompt(row)
-        prompt_text = render_prompt(tokenizer, row["prompt"])
-        where = records.location(i)
-        pairs.append(tuple(encode(tokenizer, prompt_text, render_completion(tokenizer, row["prompt"], row[side]),
-                                  max_length, where) for side in ("chosen", "rejected")))
-    return pairs
-
-
 def train_dpo(config: DPOConfig, on_step=None) -> Path:
     """Run DPO; return the output folder (a HF causal-LM checkpoint)."""
-    from rlhfkit.models.loading import load_causal_lm
-    from rlhfkit.trainers.sft import load_split
-
     out = Path(config.out)
     acc = make_accelerator(config)
     seed_everything(config.seed)
 
     # 1) data, validated and tokenized before training
-    train_records, eval_records = load_split(config, "preferences", config.builtin_size)
+    train_records, eval_records = train_and_held_out(config.data, config.eval_data, "preferences",
+                                                     builtin_size=config.builtin_size,
+                                                     eval_fraction=config.eval_fraction, seed=config.seed)
     model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
-    pairs = encode_pairs(train_records, tokenizer, config.max_length)
-    held = encode_pairs(eval_records, tokenizer, config.max_length) if eval_records else []
+    pairs = encode_preferences(train_records, tokenizer, config.max_length)
+    held = encode_preferences(eval_records, tokenizer, config.max_length) if eval_records else []
     pad_id = tokenizer.pad_token_id
 
     # 2) reference log-probs, once (the reference model is freed before training starts)
@@ -191,8 +157,8 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
             logps[:n], logps[n:], ref_logps[:, 0], ref_logps[:, 1],
             beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing)
         if config.sft_coef > 0:  # mean NLL per chosen token, added to each pair's loss
-            tokens = torch.tensor([sum(label != IGNORE for label in p[0].labels) for p in chosen_rejected],
-                                  device=acc.device, dtype=logps.dtype)
+            tokens = torch.tensor([p[0].completion_tokens for p in chosen_rejected], device=acc.device,
+                                  dtype=logps.dtype)
             losses = losses - config.sft_coef * logps[:n] / tokens
         log_ratio = (logps.detach() - torch.cat([ref_logps[:, 0], ref_logps[:, 1]])).view(2, n).mean(0)
         stats = {"reward_accuracy": (chosen_rewards > rejected_rewards).float().sum(),

@@ -1,34 +1,45 @@
-"""What every trainer shares: the common config fields, devices and processes, checkpoints, logs.
+"""What every trainer shares: its settings, devices and processes, and the loop's state.
 
 The trainers themselves (sft, rm, dpo, ppo) are explicit loops; this file holds only the parts
 they would otherwise each write again:
-  - `TrainConfig`: the flags every trainer spells the same way;
+  - `TrainConfig`: the settings every trainer reads; `SupervisedConfig` adds those of the trainers that
+    pass over a fixed data set in epochs (sft, rm, dpo), which online RL has no use for;
   - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it;
   - `lr_schedule`: linear warmup then cosine decay;
-  - `Checkpointer`: HF checkpoint folders written atomically, with optimizer/scheduler/RNG state,
-    the newest found again on restart so a crashed run resumes where it stopped;
-  - `MetricsLog`: `metrics.jsonl`, one JSON object per logged step.
+  - `TrainingRun`: one run's state: resume from the newest checkpoint, the optimizer step (clip, step,
+    schedule), `metrics.jsonl`, resumable checkpoints, the final HF checkpoint;
+  - `Checkpointer` and `MetricsLog`, which it uses;
+  - `fit`: the whole loop of the supervised trainers, which plug in an `Objective`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
 import re
 import shutil
+import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
 
-from rlhfkit.errors import ConfigError
+from rlhfkit.data.tokenization import global_batches, split_micro_batches
+from rlhfkit.errors import ConfigError, RlhfkitError
+from rlhfkit.models.loading import default_device, resolve_dtype, save_pretrained_atomic
 
 
 @dataclass
 class TrainConfig:
-    """Settings shared by every trainer."""
+    """Settings every trainer reads."""
 
     model: str = "tiny"
     """Starting model: `tiny` (built-in small Llama), a checkpoint folder, or a Hugging Face hub id."""
@@ -36,28 +47,18 @@ class TrainConfig:
     """Training data: a .jsonl file, a `datasets` folder, or `builtin:assistant`."""
     out: str = "runs/out"
     """Output folder: the final HF checkpoint, checkpoints/, metrics.jsonl, config.yaml."""
-    eval_data: str | None = None
-    """Held-out data; default: the built-in task's eval split, or `eval_fraction` of --data."""
-    eval_fraction: float = 0.05
-    """Share of --data held out for evaluation when --eval-data is not given (0 to disable)."""
-    batch_size: int = 16
-    """Examples per device per micro-batch."""
-    grad_accum: int = 1
-    """Micro-batches accumulated per optimizer step (global batch = batch-size x grad-accum x processes)."""
     lr: float | None = None
-    """Peak learning rate; default: the trainer's choice for the tiny model, 1e-5-ish for pretrained ones."""
+    """Peak learning rate; default: the trainer's choice for the tiny model, a smaller one for pretrained models."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     warmup_ratio: float = 0.05
-    """Share of the steps spent warming the learning rate up linearly from 0."""
+    """Share of the optimizer steps spent warming the learning rate up linearly from 0."""
     min_lr_ratio: float = 0.1
     """The cosine decay ends at this share of the peak learning rate."""
     max_grad_norm: float = 1.0
     """Clip the gradient's global L2 norm to this (0 disables)."""
-    epochs: float = 1.0
-    """Passes over the training data (ignored when --max-steps is set)."""
     max_steps: int | None = None
-    """Optimizer steps to run; overrides --epochs."""
+    """Steps to run."""
     max_length: int = 256
     """Longest prompt + response in tokens; longer responses are truncated, longer prompts are an error."""
     seed: int = 0
@@ -68,8 +69,6 @@ class TrainConfig:
     """Batch examples of similar length together (less padding)."""
     log_every: int = 10
     """Write a metrics.jsonl line every this many steps."""
-    eval_every: int = 0
-    """Evaluate every this many steps (0: only at the end)."""
     save_every: int = 100
     """Write a resumable checkpoint every this many steps."""
     save_total_limit: int = 2
@@ -80,29 +79,54 @@ class TrainConfig:
     """Show a progress bar."""
 
     def validate(self) -> None:
-        positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "max_length": self.max_length,
-                    "log_every": self.log_every, "save_every": self.save_every}
+        positive = {"max_length": self.max_length, "log_every": self.log_every, "save_every": self.save_every,
+                    "save_total_limit": self.save_total_limit}
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
-        if self.epochs <= 0:
-            raise ConfigError(f"--epochs must be positive, got {self.epochs}")
         if self.lr is not None and not (0 < self.lr < 1):
             raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
+
+
+@dataclass
+class SupervisedConfig(TrainConfig):
+    """Settings of the trainers that pass over a fixed data set in epochs (sft, rm, dpo)."""
+
+    eval_data: str | None = None
+    """Held-out data; default: the built-in task's eval split, or --eval-fraction of --data."""
+    eval_fraction: float = 0.05
+    """Share of --data held out for evaluation when --eval-data is not given (0 to disable)."""
+    batch_size: int = 16
+    """Examples per device per micro-batch (a pair or a ranking counts as one example)."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step (global batch = batch-size x grad-accum x processes)."""
+    epochs: float = 1.0
+    """Passes over the training data (ignored when --max-steps is set)."""
+    max_steps: int | None = None
+    """Optimizer steps to run; overrides --epochs."""
+    eval_every: int = 0
+    """Evaluate on the held-out data every this many steps (0: only at the end)."""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.epochs <= 0:
+            raise ConfigError(f"--epochs must be positive, got {self.epochs}")
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.eval_every < 0:
+            raise ConfigError(f"--eval-every must be >= 0, got {self.eval_every}")
 
 
-def make_accelerator(config: TrainConfig):
+def make_accelerator(config: TrainConfig) -> Accelerator:
     """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware."""
-    from accelerate import Accelerator
-
-    from rlhfkit.models.loading import resolve_dtype
-
-    use_cpu = not torch.cuda.is_available()
-    dtype = resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
+    device = default_device()
+    use_cpu = device.type == "cpu"
+    dtype = resolve_dtype(config.dtype, device.type)
     mixed = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     if use_cpu and mixed == "fp16":
         raise ConfigError("--dtype fp16 needs a GPU; use fp32 (or bf16) on CPU")
@@ -124,7 +148,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
     try:
-        import numpy as np
+        import numpy as np  # optional: seeded when present
 
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover
@@ -177,15 +201,11 @@ class Checkpointer:
         found = sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name) and (p / STATE_FILE).exists())
         return found[-1] if found else None
 
-    def save(self, step: int, model, tokenizer, state: dict[str, Any], inner=None) -> None:
-        from rlhfkit.models.loading import save_pretrained_atomic
-
+    def save(self, step: int, hf_model, tokenizer, state: dict[str, Any]) -> None:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             state = {**state, "step": step, "rng": rng_state()}
-            hf_model = (inner or (lambda m: m))(self.acc.unwrap_model(model))
-            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}",
-                                   extra={STATE_FILE: state})
+            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}", extra={STATE_FILE: state})
             for old in sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name))[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -197,10 +217,6 @@ class Checkpointer:
     @staticmethod
     def resume(folder: Path, hf_model, optimizer, scheduler) -> dict[str, Any]:
         """Load weights, optimizer, schedule and RNG from `folder`; return its state (step, extras)."""
-        from safetensors.torch import load_file
-
-        from rlhfkit.errors import RlhfkitError
-
         state = Checkpointer.load_state(folder)
         result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
         tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
@@ -227,38 +243,105 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_final(model, tokenizer, out: Path, accelerator, inner=None) -> None:
-    """Write the final HF checkpoint into `out` itself, file by file through a temporary folder."""
-    from rlhfkit.models.loading import save_pretrained_atomic
-
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        hf_model = (inner or (lambda m: m))(accelerator.unwrap_model(model))
-        staged = save_pretrained_atomic(hf_model, tokenizer, out / ".final")
-        for f in staged.iterdir():
-            f.replace(out / f.name)
-        staged.rmdir()
-    accelerator.wait_for_everyone()
-
-
 def write_config(config: Any, out: Path) -> None:
-    import dataclasses
-
-    import yaml
-
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
-def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+class TrainingRun:
+    """One run's loop state, shared by every trainer: where it resumes, how it steps, logs and saves.
 
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True)
+        run = TrainingRun(config, acc, "ppo", model, tokenizer, optimizer, scheduler, total_steps)
+        extra = run.resume()           # 1) the newest checkpoint's weights, optimizer, schedule, RNG
+        while run.step < run.total:
+            ... loss.backward() ...
+            run.optimizer_step()       # 2) clip, step, schedule (any number of times per step)
+            run.end_step(record, extra_state)   # 3) log, progress bar, checkpoint
+        run.finish()                   # 4) the final HF checkpoint into --out
+
+    `inner(model)` (optional) picks the HF model to save out of a wrapper module (the reward model's).
+    """
+
+    def __init__(self, config: TrainConfig, acc, name: str, model, tokenizer, optimizer, scheduler, total: int,
+                 params=None, inner=None):
+        self.config, self.acc, self.name, self.total = config, acc, name, total
+        self.model, self.tokenizer, self.optimizer, self.scheduler = model, tokenizer, optimizer, scheduler
+        self.params = list(params) if params is not None else None
+        self.inner = inner or (lambda m: m)
+        self.out = Path(config.out)
+        self.checkpoints = Checkpointer(self.out, config.save_total_limit, acc)
+        self.step, self.started = 0, time.perf_counter()
+        self.log: MetricsLog | None = None
+        self.bar = None
+
+    def hf_model(self):
+        return self.inner(self.acc.unwrap_model(self.model))
+
+    def resume(self) -> dict[str, Any]:
+        """Resume from the newest checkpoint (unless --no-resume), write config.yaml, open the log and
+        the progress bar; return the checkpoint's state (empty for a fresh run) for the trainer's extras."""
+        state: dict[str, Any] = {}
+        latest = self.checkpoints.latest() if self.config.resume else None
+        if latest is not None:
+            state = self.checkpoints.resume(latest, self.hf_model(), self.optimizer, self.scheduler)
+            self.step = state["step"]
+            if self.acc.is_main_process:
+                print(f"resuming from {latest} (step {self.step} of {self.total})")
+        if self.acc.is_main_process:
+            write_config(self.config, self.out)
+        self.log = MetricsLog(self.out / "metrics.jsonl", self.acc.is_main_process, resume_step=self.step)
+        self.bar = tqdm(total=self.total, initial=self.step, disable=not (self.config.progress and self.acc.is_main_process),
+                        desc=self.name, dynamic_ncols=True)
+        self.started = time.perf_counter()
+        return state
+
+    def optimizer_step(self) -> tuple[float | None, float]:
+        """Clip the gradient, step the optimizer and the schedule, zero the gradient; return the gradient's
+        norm before clipping (None when clipping is off) and the learning rate the update was taken with."""
+        params = self.params if self.params is not None else self.model.parameters()
+        grad_norm = (self.acc.clip_grad_norm_(params, self.config.max_grad_norm)
+                     if self.config.max_grad_norm > 0 else None)
+        lr_used = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return (float(grad_norm) if grad_norm is not None else None), lr_used
+
+    def per_second(self, amount: float) -> float:
+        """`amount` (examples, tokens, episodes seen since this process started) per second of this run."""
+        return amount / (time.perf_counter() - self.started)
+
+    def end_step(self, record: dict[str, Any], extra_state: dict[str, Any] | None = None, force_log: bool = False,
+                 postfix: dict[str, str] | None = None) -> None:
+        """Count the step; log `record` every --log-every steps (and at the end, or when `force_log`);
+        checkpoint every --save-every steps and at the end, with the trainer's `extra_state`."""
+        self.step += 1
+        if self.step % self.config.log_every == 0 or self.step == self.total or force_log:
+            self.log.write(record)
+        self.bar.update(1)
+        if postfix:
+            self.bar.set_postfix(**postfix)
+        if self.step % self.config.save_every == 0 or self.step == self.total:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     **(extra_state or {})}
+            self.checkpoints.save(self.step, self.hf_model(), self.tokenizer, state)
+
+    def finish(self) -> None:
+        """Write the final HF checkpoint into --out itself, file by file through a temporary folder:
+        loadable with nothing from rlhfkit."""
+        self.bar.close()
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final")
+            for f in staged.iterdir():
+                f.replace(self.out / f.name)
+            staged.rmdir()
+        self.acc.wait_for_everyone()
 
 
 @dataclass
 class Objective:
-    """What a supervised-style trainer (sft, rm, dpo) plugs into `fit`.
+    """What a supervised trainer (sft, rm, dpo) plugs into `fit`.
 
     `weight(ids)` is the normaliser of one global batch (completion tokens for SFT, pairs for RM and
     DPO), computed from the data alone so every process agrees without communication.
@@ -275,22 +358,14 @@ class Objective:
     """What `weight` counts, for the throughput column `<unit>_per_s` of metrics.jsonl."""
 
 
-def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Objective, name: str,
+def fit(config: SupervisedConfig, acc, model, tokenizer, optimizer, objective: Objective, name: str,
         lr: float, on_step=None, inner=None) -> dict[str, Any]:
     """The optimizer loop shared by sft, rm and dpo; returns the last logged record.
 
     1) resume from the newest checkpoint  2) per optimizer step: the global batch is split into
     (processes x grad-accum) micro-batches, each process runs its own, gradients synchronised only
     on the last  3) clip, step, schedule  4) log, evaluate, checkpoint  5) final checkpoint.
-    `inner(model)` (optional) picks the HF model to save out of a wrapper module.
     """
-    import time
-    from contextlib import nullcontext
-
-    from rlhfkit.errors import ConfigError, RlhfkitError
-    from rlhfkit.data.tokenization import global_batches, split_micro_batches
-
-    out = Path(config.out)
     world, accum = acc.num_processes, config.grad_accum
     global_batch = config.batch_size * accum * world
     if len(objective.lengths) < global_batch:
@@ -301,26 +376,15 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
     scheduler = lr_schedule(optimizer, total_steps, config.warmup_ratio, config.min_lr_ratio)
 
     # 1) resume
-    checkpoints = Checkpointer(out, config.save_total_limit, acc)
-    step = 0
-    latest = checkpoints.latest() if config.resume else None
-    if latest is not None:
-        state = checkpoints.resume(latest, (inner or (lambda m: m))(acc.unwrap_model(model)), optimizer, scheduler)
-        step = state["step"]
-        if acc.is_main_process:
-            print(f"resuming from {latest} (step {step} of {total_steps})")
-    if acc.is_main_process:
-        write_config(config, out)
-    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
-    bar = progress_bar(total_steps, step, config.progress and acc.is_main_process, name)
+    run = TrainingRun(config, acc, name, model, tokenizer, optimizer, scheduler, total_steps, inner=inner)
+    run.resume()
     model.train()
-
-    started, seen = time.perf_counter(), 0.0
+    seen = 0.0
     record: dict[str, Any] = {}
     batches, batches_epoch = [], -1
-    while step < total_steps:
+    while run.step < total_steps:
         # 2) this step's global batch, and this process's share of it
-        epoch, index = divmod(step, steps_per_epoch)
+        epoch, index = divmod(run.step, steps_per_epoch)
         if epoch != batches_epoch:  # the epoch's order is a function of (seed, epoch): shuffled once, not every step
             batches, batches_epoch = global_batches(objective.lengths, global_batch, config.seed, epoch,
                                                     config.group_by_length), epoch
@@ -338,15 +402,11 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
                 sums[key] = sums.get(key, 0) + value.detach().float()
 
         # 3) clip, step, schedule
-        grad_norm = acc.clip_grad_norm_(model.parameters(), config.max_grad_norm) if config.max_grad_norm > 0 else None
-        lr_used = scheduler.get_last_lr()[0]  # the rate this step was taken with
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
+        grad_norm, lr_used = run.optimizer_step()
         seen += weight
 
         # 4) log, evaluate, checkpoint
+        step = run.step + 1
         keys = sorted(sums)
         totals = acc.reduce(torch.stack([sums[k] for k in keys]), "sum") / max(weight, 1e-8)
         record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
@@ -354,8 +414,8 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
         if record["loss"] != record["loss"]:
             raise RlhfkitError(f"the {name} loss became NaN at step {step}; lower --lr (now {lr}) or check the data")
         if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
-        record[f"{objective.unit}_per_s"] = seen / (time.perf_counter() - started)
+            record["grad_norm"] = grad_norm
+        record[f"{objective.unit}_per_s"] = run.per_second(seen)
         evaluate_now = objective.evaluate is not None and (
             (config.eval_every and step % config.eval_every == 0) or step == total_steps)
         if evaluate_now:
@@ -363,17 +423,10 @@ def fit(config: TrainConfig, acc, model, tokenizer, optimizer, objective: Object
             with torch.no_grad():
                 record.update({f"eval_{k}": v for k, v in objective.evaluate(model).items()})
             model.train()
-        if step % config.log_every == 0 or step == total_steps or evaluate_now:
-            log.write(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if step % config.save_every == 0 or step == total_steps:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-            checkpoints.save(step, model, tokenizer, state, inner)
+        run.end_step(record, force_log=evaluate_now, postfix={"loss": f"{record['loss']:.3f}"})
         if on_step is not None:
             on_step(step, record)
-    bar.close()
 
     # 5) the final model into --out, loadable with nothing from rlhfkit
-    save_final(model, tokenizer, out, acc, inner)
+    run.finish()
     return record

@@ -3,8 +3,8 @@
 Each step samples responses from the policy, scores them with a judge, and takes a few clipped
 policy-gradient epochs on them (Schulman et al. 2017; Ziegler et al. 2019; Ouyang et al. 2022):
 
-    r_t = -beta * KL_t  (+ score on the response's last real token)
-    L   = ppo_policy_loss(logprobs, old_logprobs, A, mask)  (+ vf_coef * ppo_value_loss for gae)
+    r_t = -beta * KL_t  (+ score on the response's last real token)      rlhfkit.math.ops.kl_shaped_rewards
+    L   = ppo_policy_loss (+ vf_coef * ppo_value_loss for gae)            rlhfkit.math.losses.online_rl_loss
 
 Run it:
     rlhfkit ppo --model runs/sft --reward gold --out runs/ppo
@@ -13,7 +13,8 @@ Run it:
 
 Advantages (--advantage): rloo and grpo compare the `group_size` responses to one prompt;
 reinforce subtracts the batch mean; gae learns a value head (one Linear on the last hidden state).
-All the math is in rlhfkit.math.ops and rlhfkit.math.losses; this file only wires it together.
+All the math is in rlhfkit.math; this file wires it together: `train_ppo` is the loop, one numbered
+step per line of the recipe, and each step is a function below it.
 
 Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM, LoRA
 adapters as the reference (the reference is a second frozen copy of --model).
@@ -22,15 +23,17 @@ adapters as the reference (the reference is a second frozen copy of --model).
 from __future__ import annotations
 
 import random
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from rlhfkit.data.records import detect_kind, load_records
+from rlhfkit.data.tokenization import collate, encode_demonstrations, encode_preferences, render_prompt
 from rlhfkit.errors import ConfigError, RlhfkitError
-from rlhfkit.math.losses import ppo_policy_loss, ppo_value_loss
+from rlhfkit.judges.reward_spec import Scorer, load_reward
+from rlhfkit.math.losses import online_rl_loss
 from rlhfkit.math.ops import (
     AdaptiveKLController,
     FixedKLController,
@@ -38,25 +41,25 @@ from rlhfkit.math.ops import (
     gae,
     grpo_advantages,
     kl_estimate,
+    kl_shaped_rewards,
     masked_mean,
     rloo_advantages,
-    token_logprobs,
     whiten,
 )
+from rlhfkit.models.forward import completion_logprobs, response_labels
+from rlhfkit.models.loading import load_causal_lm
+from rlhfkit.models.sampler import SampleOutput, SamplingParams, sample
 from rlhfkit.trainers.loop import (
-    Checkpointer,
-    MetricsLog,
     TrainConfig,
+    TrainingRun,
     default_lr,
     lr_schedule,
     make_accelerator,
-    progress_bar,
-    save_final,
     seed_everything,
-    write_config,
 )
+from rlhfkit.trainers.sft import token_nll_sum
 
-TINY_LR, PRETRAINED_LR = 2e-4, 1e-6  # tiny: measured on the quickstart (3e-5 barely moved it)
+TINY_LR, PRETRAINED_LR = 2e-4, 1e-6
 KL_HORIZON = 10_000
 
 
@@ -115,8 +118,11 @@ class PPOConfig(TrainConfig):
     """Number of prompts generated when --data is builtin:assistant."""
     max_steps: int | None = 40
     """Steps (sample, score, update) to run."""
-    batch_size: int = 16
-    """Responses per PPO minibatch: each epoch takes ceil(responses per step / batch-size) optimizer steps."""
+    minibatch_size: int = 16
+    """Responses per PPO minibatch: each --ppo-epochs pass takes ceil(responses per step / minibatch-size)
+    optimizer steps; also the chunk size of the reference model's no-grad forward."""
+    max_length: int = 256
+    """Longest --ptx-data example in tokens (longer completions are truncated, longer prompts are an error)."""
     log_every: int = 1
     """Write a metrics.jsonl line every this many steps."""
 
@@ -126,7 +132,7 @@ class PPOConfig(TrainConfig):
             raise ConfigError("--max-steps is required: ppo has no epochs over a fixed data set")
         if self.advantage in ("grpo", "rloo") and self.group_size < 2:
             raise ConfigError(f"--group-size must be at least 2 for --advantage {self.advantage}, got {self.group_size}")
-        for name in ("prompts_per_step", "max_new_tokens", "ppo_epochs", "builtin_size"):
+        for name in ("prompts_per_step", "max_new_tokens", "ppo_epochs", "builtin_size", "minibatch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.temperature <= 0:
@@ -145,17 +151,11 @@ class PPOConfig(TrainConfig):
 
 def ptx_examples(path: str, tokenizer, max_length: int) -> list:
     """--ptx-data as token ids: demonstrations as they are, preference pairs by their chosen response."""
-    from rlhfkit.data.records import load_records
-    from rlhfkit.data.tokenization import encode_demonstrations
-    from rlhfkit.trainers.dpo import encode_pairs
-
-    first = ""
-    if str(path).endswith(".jsonl") and Path(path).is_file():  # its first record says which kind it holds
-        with open(path) as handle:
-            first = next((line for line in handle if line.strip()), "")
-    if '"chosen"' not in first:
-        return encode_demonstrations(load_records(path, "demonstrations"), tokenizer, max_length)
-    return [chosen for chosen, _ in encode_pairs(load_records(path, "preferences"), tokenizer, max_length)]
+    kind = detect_kind(path, ("demonstrations", "preferences"))
+    records = load_records(path, kind)
+    if kind == "demonstrations":
+        return encode_demonstrations(records, tokenizer, max_length)
+    return [chosen for chosen, _ in encode_preferences(records, tokenizer, max_length)]
 
 
 def ptx_indices(n: int, seed: str):
@@ -167,32 +167,6 @@ def ptx_indices(n: int, seed: str):
         yield from order
 
 
-def token_rewards(scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
-    """(B, T) per-token rewards: -kl_coef * kl on every real token, plus the score on the last one.
-
-    The score lands on each row's last real token (the EOS, or the last token of a truncated
-    response), never on padding; padding gets reward 0 whatever `kl` holds there. By hand:
-    mask [[1, 1, 1, 0]], score 2, kl [.1, .2, .3, 9], kl_coef .5 -> [-.05, -.1, 2 - .15, 0].
-
-    Args:
-        scores: (B,) sequence scores.
-        mask: (B, T) 1 for real response tokens.
-        kl: (B, T) per-token KL estimates.
-        kl_coef: beta (0 to leave the KL out of the reward).
-
-    Raises:
-        RlhfkitError: a row with no real token (its score would have nowhere to go).
-    """
-    real = mask.bool()
-    if not real.any(-1).all():
-        raise RlhfkitError("a response has no tokens: its score cannot be placed on a token")
-    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-    last = torch.where(real, positions, -1).argmax(-1)  # (B,) index of the last real token
-    rewards = torch.where(real, -kl_coef * kl, torch.zeros_like(kl))
-    rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
-    return rewards
-
-
 # sequence-level advantage estimators: (B,) total rewards, group size -> (B,) advantages
 SEQUENCE_ADVANTAGES = {
     "grpo": grpo_advantages,
@@ -202,24 +176,17 @@ SEQUENCE_ADVANTAGES = {
 
 
 def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, value_head=None):
-    """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens.
-
-    Only the T positions that predict a response token go through the vocabulary projection
-    (`logits_to_keep`, where the model takes it): the prompt positions' logits are never needed.
-    """
-    ids = torch.cat([batch["prompt_ids"], batch["tokens"]], 1)  # (B, P+T)
+    """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens
+    (rlhfkit.models.forward.completion_logprobs: only the T positions that predict a response token
+    are projected onto the vocabulary)."""
+    input_ids, labels = response_labels(batch["prompt_ids"], batch["tokens"])  # (B, P+T)
     attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    t = batch["tokens"].shape[1]
-    from rlhfkit.models.sampler import takes_logits_to_keep
-
-    extra = {"logits_to_keep": t + 1} if takes_logits_to_keep(model) else {}
-    out = model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                output_hidden_states=value_head is not None, **extra)
-    logits = out.logits[:, -t - 1:-1].float() / temperature  # (B, T, V): position t predicts token t
-    logprobs = token_logprobs(logits, batch["tokens"])
-    values = value_head(out.hidden_states[-1][:, -t - 1:-1].float()).squeeze(-1) if value_head is not None else None
-    return logprobs, logits, values
+    fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions, temperature=temperature,
+                              return_logits=True, return_hidden=value_head is not None)
+    b, t = batch["tokens"].shape
+    values = value_head(fwd.hidden.float()).squeeze(-1).view(b, t) if value_head is not None else None
+    return fwd.logprobs.view(b, t), fwd.logits.view(b, t, -1), values
 
 
 def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -239,11 +206,15 @@ def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, s
     order = torch.argsort(batch["mask"].sum(-1))
     for index in order.split(size):
         chunk = trim({k: v[index] for k, v in batch.items()})
-        chunk_logprobs, _, chunk_values = response_forward(model, chunk, temperature, value_head)
-        width = chunk_logprobs.shape[1]
-        logprobs[index, :width] = chunk_logprobs.float() * chunk["mask"]
+        input_ids, labels = response_labels(chunk["prompt_ids"], chunk["tokens"])
+        attention = torch.cat([chunk["prompt_mask"], chunk["mask"].long()], 1)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions,
+                                  temperature=temperature, return_hidden=value_head is not None)
+        b, width = chunk["tokens"].shape
+        logprobs[index, :width] = fwd.logprobs.view(b, width).float() * chunk["mask"]
         if values is not None:
-            values[index, :width] = chunk_values.float()
+            values[index, :width] = value_head(fwd.hidden.float()).squeeze(-1).view(b, width).float()
     return logprobs, values
 
 
@@ -270,28 +241,36 @@ def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[in
     return picked
 
 
-def train_ppo(config: PPOConfig, on_step=None) -> Path:
-    """Run PPO; return the output folder (a HF causal-LM checkpoint)."""
+@dataclass
+class OnlineRL:
+    """Everything a PPO run holds between steps (made once by `setup`)."""
 
-    from rlhfkit.data.records import load_records
-    from rlhfkit.evaluation.evaluate import load_judge
-    from rlhfkit.models.loading import load_causal_lm
-    from rlhfkit.models.sampler import SamplingParams, sample
-    from rlhfkit.data.tokenization import collate, render_prompt
-    from rlhfkit.trainers.sft import token_nll_sum
+    config: PPOConfig
+    acc: Any
+    prompts: list[Any]
+    judge: Scorer
+    gold: Scorer | None
+    model: Any
+    reference: Any
+    value_head: Any
+    tokenizer: Any
+    group: int
+    kl_ctl: Any
+    lr: float
+    run: TrainingRun
+    sampling: SamplingParams
+    ptx: list = field(default_factory=list)
+    ptx_order: Any = None
 
-    config.validate()
-    out = Path(config.out)
-    acc = make_accelerator(config)
-    seed_everything(config.seed)
 
-    # 0. prompts, judge, policy, frozen reference, value head, optimizer
+def setup(config: PPOConfig, acc) -> OnlineRL:
+    """0. prompts, judge, policy, frozen reference, value head, optimizer, schedule, loop state."""
     records = load_records(config.data, "prompts", split="train", builtin_size=config.builtin_size, seed=config.seed)
     prompts = [r["prompt"] for r in records.rows][acc.process_index::acc.num_processes]
     if not prompts:
         raise ConfigError(f"{len(records)} prompts cannot be shared among {acc.num_processes} processes")
-    judge = load_judge(config.reward)
-    gold = load_judge("gold") if config.data.startswith("builtin:assistant") and config.reward != "gold" else None
+    judge = load_reward(config.reward)
+    gold = load_reward("gold") if config.data.startswith("builtin:assistant") and config.reward != "gold" else None
     model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
     reference, _ = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
     reference.to(acc.device).eval().requires_grad_(False)
@@ -304,7 +283,7 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
     params = list(model.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     episodes = config.prompts_per_step * group
-    updates_per_step = config.ppo_epochs * -(-episodes // config.batch_size)
+    updates_per_step = config.ppo_epochs * -(-episodes // config.minibatch_size)
     scheduler = lr_schedule(optimizer, config.max_steps * updates_per_step, config.warmup_ratio, config.min_lr_ratio)
     if value_head is not None:
         model, value_head, optimizer = acc.prepare(model, value_head, optimizer)
@@ -312,155 +291,167 @@ def train_ppo(config: PPOConfig, on_step=None) -> Path:
         model, optimizer = acc.prepare(model, optimizer)
     sampling = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     ptx = ptx_examples(config.ptx_data, tokenizer, config.max_length) if config.ptx_coef > 0 else []
-    ptx_order = ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}")
+    run = TrainingRun(config, acc, "ppo", model, tokenizer, optimizer, scheduler, config.max_steps, params=params)
+    return OnlineRL(config, acc, prompts, judge, gold, model, reference, value_head, tokenizer, group, kl_ctl, lr,
+                    run, sampling, ptx, ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}"))
 
-    # resume from the newest checkpoint (as common.fit does)
-    checkpoints = Checkpointer(out, config.save_total_limit, acc)
-    step = 0
-    latest = checkpoints.latest() if config.resume else None
-    if latest is not None:
-        state = checkpoints.resume(latest, acc.unwrap_model(model), optimizer, scheduler)
-        if value_head is not None:
-            acc.unwrap_model(value_head).load_state_dict(state["value_head"])
-        kl_ctl.value = state["kl_coef"]
-        step = state["step"]
-        if acc.is_main_process:
-            print(f"resuming from {latest} (step {step} of {config.max_steps})")
-    if acc.is_main_process:
-        write_config(config, out)
-    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process, resume_step=step)
-    bar = progress_bar(config.max_steps, step, config.progress and acc.is_main_process, "ppo")
 
-    started, seen = time.perf_counter(), 0
-    first: dict[str, Any] = {}
-    record: dict[str, Any] = {}
-    while step < config.max_steps:
-        # 1. sample: each prompt `group` times in a row (the layout grpo/rloo expect)
-        step_texts = [prompts[i] for i in step_prompts(len(prompts), config.prompts_per_step, step, config.seed)]
-        step_texts = [p for p in step_texts for _ in range(group)]
-        generator = torch.Generator(device=acc.device).manual_seed(
-            config.seed + 1 + step * acc.num_processes + acc.process_index)
-        policy = acc.unwrap_model(model).eval()
-        with acc.autocast():  # the precision the update computes its ratios in
-            rollout = sample(policy, tokenizer, [render_prompt(tokenizer, p) for p in step_texts], sampling,
-                             generator, return_hidden=value_head is not None)
-        mask = rollout.mask.float()  # (B, T)
-        lengths = mask.sum(-1)  # (B,)
+def rollout(rl: OnlineRL, step: int) -> tuple[list[Any], SampleOutput]:
+    """1. sample: this step's prompts, each `group` times in a row (the layout grpo/rloo expect)."""
+    config, acc = rl.config, rl.acc
+    texts = [rl.prompts[i] for i in step_prompts(len(rl.prompts), config.prompts_per_step, step, config.seed)]
+    texts = [p for p in texts for _ in range(rl.group)]
+    generator = torch.Generator(device=acc.device).manual_seed(config.seed + 1 + step * acc.num_processes
+                                                               + acc.process_index)
+    policy = acc.unwrap_model(rl.model).eval()
+    with acc.autocast():  # the precision the update computes its ratios in
+        out = sample(policy, rl.tokenizer, [render_prompt(rl.tokenizer, p) for p in texts], rl.sampling, generator,
+                     return_hidden=rl.value_head is not None)
+    return texts, out
 
-        # 2. score: the judge on the full response, plus the EOS and length penalties
-        raw_scores = torch.tensor(judge(step_texts, rollout.completions), dtype=torch.float32, device=acc.device)
-        scores = raw_scores - config.length_penalty * lengths
-        if config.missing_eos_penalty is not None:
-            scores = scores + config.missing_eos_penalty * (~rollout.finished).float()
 
-        # 3. reference log-probs, teacher-forced at the sampling temperature
-        batch = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask, "tokens": rollout.tokens,
-                 "mask": mask}
-        # the sampler's log-probs (and, for gae, the hidden states a value head reads) are the
-        # rollout-time policy's: no second policy forward is needed
-        old_logprobs, old_values = rollout.logprobs.float() * mask, None
-        if value_head is not None:
-            with torch.no_grad():
-                old_values = acc.unwrap_model(value_head)(rollout.hidden).squeeze(-1) * mask
-        with acc.autocast():
-            ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.batch_size)
-        kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
-        sequence_kl = (kl * mask).sum(-1)  # (B,)
-        beta = kl_ctl.value
+def score(config: PPOConfig, judge: Scorer, texts: list[Any], out: SampleOutput, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """2. score: the judge on the full response (raw), plus the EOS and length penalties (shaped)."""
+    raw = torch.tensor(judge(texts, out.completions), dtype=torch.float32, device=device)
+    scores = raw - config.length_penalty * out.mask.float().sum(-1)
+    if config.missing_eos_penalty is not None:
+        scores = scores + config.missing_eos_penalty * (~out.finished).float()
+    return raw, scores
 
-        # 4. rewards with KL
-        reward_beta = beta if config.kl_in_reward else 0.0
-        rewards = token_rewards(scores, mask, kl, reward_beta)  # (B, T)
 
-        # 5. advantages
-        if config.advantage == "gae":
-            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.lam)
-        else:
-            total = scores - reward_beta * sequence_kl  # (B,) = sum_t r_t
-            advantages = SEQUENCE_ADVANTAGES[config.advantage](total, group)[:, None] * mask
-            returns = torch.zeros_like(advantages)
-        if config.whiten_advantages:
-            advantages = whiten(advantages, mask)
-        batch.update(old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, advantages=advantages, returns=returns)
-        if old_values is not None:
-            batch["old_values"] = old_values
+def experience(rl: OnlineRL, out: SampleOutput, scores: torch.Tensor, beta: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """3. reference log-probs  4. rewards with KL  5. advantages: one batch of (B, T) tensors for the
+    update, and each response's sequence KL (B,)."""
+    config, acc = rl.config, rl.acc
+    mask = out.mask.float()  # (B, T)
+    batch = {"prompt_ids": out.prompt_ids, "prompt_mask": out.prompt_mask, "tokens": out.tokens, "mask": mask}
+    # the sampler's log-probs (and, for gae, the hidden states a value head reads) are the
+    # rollout-time policy's: no second policy forward is needed
+    old_logprobs, old_values = out.logprobs.float() * mask, None
+    if rl.value_head is not None:
+        with torch.no_grad():
+            old_values = acc.unwrap_model(rl.value_head)(out.hidden).squeeze(-1) * mask
+    with acc.autocast():
+        ref_logprobs, _ = rollout_forward(rl.reference, batch, config.temperature, config.minibatch_size)
+    kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
+    sequence_kl = (kl * mask).sum(-1)  # (B,)
 
-        # 6. PPO epochs over shuffled minibatches. Each minibatch's loss is a mean over its own tokens;
-        # weighting it by its share of the step's tokens gives every token the same weight however the
-        # minibatches are cut (length-grouped ones hold very different token counts)
-        tokens_per_minibatch = mask.sum() / -(-len(step_texts) // config.batch_size)
-        model.train()
-        lr_used = scheduler.get_last_lr()[0]  # the rate this step starts with
-        sums: dict[str, float] = {}
-        n_updates = 0
-        for _ in range(config.ppo_epochs):
-            for index in minibatches(lengths.cpu(), config.batch_size, config.group_by_length):
-                mb = trim({k: v[index.to(acc.device)] for k, v in batch.items()})
-                with acc.autocast():
-                    logprobs, logits, values = response_forward(model, mb, config.temperature, value_head)
-                    loss, stats = ppo_policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"],
-                                                  config.clip_range)
-                    if values is not None:
-                        value_loss, value_stats = ppo_value_loss(values, mb["old_values"], mb["returns"], mb["mask"],
-                                                                 config.value_clip_range)
-                        loss = loss + config.vf_coef * value_loss
-                        stats.update(value_stats)
-                    if not config.kl_in_reward and beta > 0:
-                        kl_loss = masked_mean(kl_estimate(logprobs, mb["ref_logprobs"], "k3"), mb["mask"])
-                        loss = loss + beta * kl_loss
-                    with torch.no_grad():
-                        stats["entropy"] = masked_mean(entropy_from_logits(logits), mb["mask"])
-                if not torch.isfinite(loss):
-                    raise RlhfkitError(f"the ppo loss became {loss.item()} at step {step + 1}; lower --lr (now {lr})")
-                scaled = loss * (mb["mask"].sum() / tokens_per_minibatch)
-                if ptx:  # PPO-ptx: the mean NLL of a few --ptx-data examples, cycled in a seeded order
-                    chunk = collate([ptx[next(ptx_order)] for _ in range(config.ptx_batch_size)],
-                                    tokenizer.pad_token_id)
-                    with acc.autocast():
-                        nll_sum, n_tokens = token_nll_sum(model, {k: v.to(acc.device) for k, v in chunk.items()})
-                    nll = nll_sum / max(n_tokens, 1)
-                    scaled = scaled + config.ptx_coef * nll
-                    stats["ptx_nll"] = nll.detach()
-                acc.backward(scaled)
-                if config.max_grad_norm > 0:
-                    acc.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                for key, value in {"loss": loss, **stats}.items():
-                    sums[key] = sums.get(key, 0.0) + value.item()
-                n_updates += 1
-        kl_ctl.update(acc.reduce(sequence_kl.mean(), "mean").item(), len(step_texts) * acc.num_processes)
-        step += 1
-        seen += len(step_texts) * acc.num_processes
+    reward_beta = beta if config.kl_in_reward else 0.0
+    rewards, totals = kl_shaped_rewards(scores, mask, kl, reward_beta)  # (B, T), (B,)
 
-        # 7. log / checkpoint
-        logged = {"score": raw_scores.mean(), "kl": sequence_kl.mean(), "response_length": lengths.mean(),
-                  **{k: torch.tensor(v / n_updates, device=acc.device) for k, v in sums.items()}}
-        if gold is not None:
-            logged["gold"] = torch.tensor(gold(step_texts, rollout.completions), device=acc.device).float().mean()
-        elif config.reward == "gold":
-            logged["gold"] = raw_scores.mean()
-        keys = [k for k in logged if k not in ("ratio_mean", "value_clip_fraction")]
-        means = acc.reduce(torch.stack([logged[k].float() for k in keys]), "mean").tolist()
-        record = {"step": step, **dict(zip(keys, means)), "kl_coef": beta,
-                  "lr": lr_used, "episodes_per_s": seen / (time.perf_counter() - started)}
+    if config.advantage == "gae":
+        advantages, returns = gae(rewards, old_values, mask, config.gamma, config.lam)
+    else:
+        advantages = SEQUENCE_ADVANTAGES[config.advantage](totals, rl.group)[:, None] * mask
+        returns = torch.zeros_like(advantages)
+    if config.whiten_advantages:
+        advantages = whiten(advantages, mask)
+    batch.update(old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, advantages=advantages, returns=returns)
+    if old_values is not None:
+        batch["old_values"] = old_values
+    return batch, sequence_kl
+
+
+def ptx_nll(rl: OnlineRL) -> torch.Tensor:
+    """PPO-ptx: the mean NLL of a few --ptx-data examples, cycled in a seeded order."""
+    chunk = collate([rl.ptx[next(rl.ptx_order)] for _ in range(rl.config.ptx_batch_size)], rl.tokenizer.pad_token_id)
+    with rl.acc.autocast():
+        nll_sum, n_tokens = token_nll_sum(rl.model, {k: v.to(rl.acc.device) for k, v in chunk.items()})
+    return nll_sum / max(n_tokens, 1)
+
+
+def update(rl: OnlineRL, batch: dict[str, torch.Tensor], beta: float) -> tuple[dict[str, float], float]:
+    """6. --ppo-epochs passes over shuffled minibatches; returns the mean of each statistic over the
+    updates, and the learning rate the step started with.
+
+    Each minibatch's loss is a mean over its own tokens; weighting it by its share of the step's tokens
+    gives every token the same weight however the minibatches are cut (length-grouped ones hold very
+    different token counts)."""
+    config, acc = rl.config, rl.acc
+    mask = batch["mask"]
+    lengths = mask.sum(-1)
+    tokens_per_minibatch = mask.sum() / -(-len(mask) // config.minibatch_size)
+    rl.model.train()
+    lr_used = rl.run.scheduler.get_last_lr()[0]  # the rate this step starts with
+    sums: dict[str, float] = {}
+    n_updates = 0
+    for _ in range(config.ppo_epochs):
+        for index in minibatches(lengths.cpu(), config.minibatch_size, config.group_by_length):
+            mb = trim({k: v[index.to(acc.device)] for k, v in batch.items()})
+            with acc.autocast():
+                logprobs, logits, values = response_forward(rl.model, mb, config.temperature, rl.value_head)
+                loss, stats = online_rl_loss(
+                    logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], config.clip_range,
+                    values=values, old_values=mb.get("old_values") if values is not None else None,
+                    returns=mb["returns"] if values is not None else None, value_clip_range=config.value_clip_range,
+                    vf_coef=config.vf_coef, ref_logprobs=mb["ref_logprobs"],
+                    kl_coef=0.0 if config.kl_in_reward else beta)
+                with torch.no_grad():
+                    stats["entropy"] = masked_mean(entropy_from_logits(logits), mb["mask"])
+            if not torch.isfinite(loss):
+                raise RlhfkitError(f"the ppo loss became {loss.item()} at step {rl.run.step + 1}; lower --lr "
+                                   f"(now {rl.lr})")
+            scaled = loss * (mb["mask"].sum() / tokens_per_minibatch)
+            if rl.ptx:
+                nll = ptx_nll(rl)
+                scaled = scaled + config.ptx_coef * nll
+                stats["ptx_nll"] = nll.detach()
+            acc.backward(scaled)
+            rl.run.optimizer_step()
+            for key, value in {"loss": loss, **stats}.items():
+                sums[key] = sums.get(key, 0.0) + value.item()
+            n_updates += 1
+    return {k: v / n_updates for k, v in sums.items()}, lr_used
+
+
+def step_record(rl: OnlineRL, texts: list[Any], out: SampleOutput, raw: torch.Tensor, sequence_kl: torch.Tensor,
+                means: dict[str, float], beta: float, lr_used: float, seen: int) -> dict[str, Any]:
+    """7. the step's metrics.jsonl line: means over every process's episodes."""
+    acc, device = rl.acc, rl.acc.device
+    logged = {"score": raw.mean(), "kl": sequence_kl.mean(), "response_length": out.mask.float().sum(-1).mean(),
+              **{k: torch.tensor(v, device=device) for k, v in means.items()}}
+    if rl.gold is not None:
+        logged["gold"] = torch.tensor(rl.gold(texts, out.completions), device=device).float().mean()
+    elif rl.config.reward == "gold":
+        logged["gold"] = raw.mean()
+    keys = [k for k in logged if k not in ("ratio_mean", "value_clip_fraction")]
+    values = acc.reduce(torch.stack([logged[k].float() for k in keys]), "mean").tolist()
+    return {"step": rl.run.step + 1, **dict(zip(keys, values)), "kl_coef": beta, "lr": lr_used,
+            "episodes_per_s": rl.run.per_second(seen)}
+
+
+def train_ppo(config: PPOConfig, on_step=None) -> Path:
+    """Run PPO; return the output folder (a HF causal-LM checkpoint)."""
+    config.validate()
+    acc = make_accelerator(config)
+    seed_everything(config.seed)
+    rl = setup(config, acc)  # 0. prompts, judge, policy, reference, value head, optimizer
+    state = rl.run.resume()
+    if state:
+        if rl.value_head is not None:
+            acc.unwrap_model(rl.value_head).load_state_dict(state["value_head"])
+        rl.kl_ctl.value = state["kl_coef"]
+
+    seen, first, record = 0, {}, {}
+    while rl.run.step < config.max_steps:
+        texts, out = rollout(rl, rl.run.step)  # 1. sample
+        raw, scores = score(config, rl.judge, texts, out, acc.device)  # 2. score (+ EOS and length penalties)
+        beta = rl.kl_ctl.value
+        batch, sequence_kl = experience(rl, out, scores, beta)  # 3. reference  4. rewards with KL  5. advantages
+        means, lr_used = update(rl, batch, beta)  # 6. PPO epochs over minibatches
+        rl.kl_ctl.update(acc.reduce(sequence_kl.mean(), "mean").item(), len(texts) * acc.num_processes)
+        seen += len(texts) * acc.num_processes
+        record = step_record(rl, texts, out, raw, sequence_kl, means, beta, lr_used, seen)  # 7. log, checkpoint
         first = first or record
-        if step % config.log_every == 0 or step == config.max_steps:
-            log.write(record)
-        bar.update(1)
-        bar.set_postfix(score=f"{record['score']:.3f}", kl=f"{record['kl']:.3f}")
-        if step % config.save_every == 0 or step == config.max_steps:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "kl_coef": kl_ctl.value}
-            if value_head is not None:
-                state["value_head"] = acc.unwrap_model(value_head).state_dict()
-            checkpoints.save(step, model, tokenizer, state)
+        extra = {"kl_coef": rl.kl_ctl.value}
+        if rl.value_head is not None:
+            extra["value_head"] = acc.unwrap_model(rl.value_head).state_dict()
+        rl.run.end_step(record, extra, postfix={"score": f"{record['score']:.3f}", "kl": f"{record['kl']:.3f}"})
         if on_step is not None:
-            on_step(step, record)
-    bar.close()
+            on_step(rl.run.step, record)
 
-    save_final(model, tokenizer, out, acc)
+    rl.run.finish()
     if acc.is_main_process and record:
-        print(f"ppo done: {step} steps; score {first['score']:.2f} -> {record['score']:.2f}, "
-              f"KL {record['kl']:.2f} nats; saved to {out}")
-    return out
+        print(f"ppo done: {rl.run.step} steps; score {first['score']:.2f} -> {record['score']:.2f}, "
+              f"KL {record['kl']:.2f} nats; saved to {config.out}")
+    return Path(config.out)

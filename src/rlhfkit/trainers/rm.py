@@ -22,24 +22,33 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from rlhfkit.data.records import Records, load_records, ranking_to_pairs, split_implicit_prompt
+from rlhfkit.data.records import Records, ranking_to_pairs, split_implicit_prompt, train_and_held_out
+from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
-from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
-from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.math.stats import expected_calibration_error, pearson
+from rlhfkit.models.loading import load_reward_backbone
+from rlhfkit.models.reward_model import RewardModel, save_reward_stats
+from rlhfkit.trainers.loop import (
+    Objective,
+    SupervisedConfig,
+    default_lr,
+    fit,
+    make_accelerator,
+    seed_everything,
+)
 
 TINY_LR, PRETRAINED_LR = 5e-4, 1e-5
 
 
 @dataclass
-class RMConfig(TrainConfig):
+class RMConfig(SupervisedConfig):
     """Train a reward model on pairwise preferences or K-wise rankings."""
 
     out: str = "runs/rm"
@@ -79,21 +88,6 @@ class Group:
     margin: float
     annotator: str | None
     criteria: dict[str, str] | None
-
-
-def data_kind(source: Any) -> str:
-    """`rankings` if the first record has a `responses` list, else `preferences`."""
-    if isinstance(source, str) and source.startswith("builtin:"):
-        return "rankings" if "k=" in source else "preferences"
-    if isinstance(source, (str, Path)) and Path(source).is_file():
-        with open(source, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        return "rankings" if "responses" in json.loads(line) else "preferences"
-                    except json.JSONDecodeError:
-                        return "preferences"  # the validator will name the line
-    return "preferences"
 
 
 def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rankings: bool,
@@ -186,35 +180,6 @@ def pairwise_correct(rewards: torch.Tensor, groups: list[Group]) -> torch.Tensor
     return torch.stack(out)
 
 
-def expected_calibration_error(prob_chosen: list[float], bins: int = 10) -> float:
-    """ECE of the predicted preference probability sigma(r_c - r_r), symmetrised.
-
-    Each pair predicts the side it favours with confidence max(p, 1-p) and is right when p > 0.5;
-    ECE is the count-weighted mean |accuracy - confidence| over equal-width confidence bins.
-    """
-    if not prob_chosen:
-        return float("nan")
-    conf = [max(p, 1 - p) for p in prob_chosen]
-    correct = [1.0 if p > 0.5 else 0.0 for p in prob_chosen]
-    total = 0.0
-    for b in range(bins):
-        lo, hi = 0.5 + 0.5 * b / bins, 0.5 + 0.5 * (b + 1) / bins
-        idx = [i for i, c in enumerate(conf) if lo <= c < hi or (b == bins - 1 and c == hi)]
-        if idx:
-            total += len(idx) * abs(sum(correct[i] for i in idx) / len(idx) - sum(conf[i] for i in idx) / len(idx))
-    return total / len(conf)
-
-
-def pearson(xs: list[float], ys: list[float]) -> float:
-    n = len(xs)
-    if n < 2:
-        return float("nan")
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sx, sy = math.sqrt(sum((x - mx) ** 2 for x in xs)), math.sqrt(sum((y - my) ** 2 for y in ys))
-    return sxy / (sx * sy) if sx > 0 and sy > 0 else float("nan")
-
-
 @torch.no_grad()
 def held_out_metrics(model, groups: list[Group], examples: list[Example], config: RMConfig, pad_id: int,
                      device, criteria: list[str] = ()) -> tuple[dict[str, Any], list[float]]:
@@ -242,7 +207,7 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
             probs.append(torch.sigmoid(row[best] - row[second]).item())
             for j, r in zip(g.responses, row.tolist()):
                 all_rewards.append(r)
-                lengths.append(sum(1 for label in examples[j].labels if label != -100))
+                lengths.append(examples[j].completion_tokens)
             if g.annotator:
                 by_annotator.setdefault(g.annotator, []).append(ok)
             for criterion, winner in (g.criteria or {}).items():
@@ -267,26 +232,14 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
 
 def train_rm(config: RMConfig, on_step=None) -> Path:
     """Train a reward model; return the output folder (a HF sequence-classification checkpoint)."""
-    from rlhfkit.models.loading import load_reward_backbone
-    from rlhfkit.models.reward_model import RewardModel, save_reward_stats
-
     out = Path(config.out)
     acc = make_accelerator(config)
     seed_everything(config.seed)
 
     # 1) data: validated, then tokenized; every comparison refers to its responses by index
-    kind = data_kind(config.data)
-    records = load_records(config.data, kind, split="train", builtin_size=config.builtin_size, seed=config.seed)
-    if config.eval_data:
-        held = load_records(config.eval_data, data_kind(config.eval_data), split="eval", seed=config.seed)
-    elif config.data.startswith("builtin:"):
-        held = load_records(config.data, kind, split="eval", builtin_size=max(50, config.builtin_size // 10),
-                            seed=config.seed)
-    else:
-        order = list(range(len(records)))
-        random.Random(config.seed).shuffle(order)
-        n_eval = max(1, int(len(records) * config.eval_fraction)) if config.eval_fraction > 0 and len(records) >= 20 else 0
-        records, held = records.subset(sorted(order[n_eval:])), (records.subset(sorted(order[:n_eval])) if n_eval else None)
+    records, held = train_and_held_out(config.data, config.eval_data, ("preferences", "rankings"),
+                                       builtin_size=config.builtin_size, eval_fraction=config.eval_fraction,
+                                       seed=config.seed)
     criteria = criterion_names(records) if config.criteria_coef > 0 else []
     if config.criteria_coef > 0 and not criteria:
         raise ConfigError(f"--criteria-coef {config.criteria_coef} needs a 'criteria' column naming a winner "

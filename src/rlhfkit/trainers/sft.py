@@ -21,24 +21,31 @@ on short chat data without cross-example attention masks), LoRA (planned through
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from rlhfkit.data.records import Records, load_records
-from rlhfkit.data.tokenization import IGNORE, Example, collate, encode_demonstrations
-from rlhfkit.trainers.loop import Objective, TrainConfig, default_lr, fit, make_accelerator, seed_everything
+from rlhfkit.data.records import train_and_held_out
+from rlhfkit.data.tokenization import Example, collate, encode_demonstrations
+from rlhfkit.models.forward import completion_logprobs
+from rlhfkit.models.loading import load_causal_lm
+from rlhfkit.trainers.loop import (
+    Objective,
+    SupervisedConfig,
+    default_lr,
+    fit,
+    make_accelerator,
+    seed_everything,
+)
 
 TINY_LR, PRETRAINED_LR = 2e-3, 2e-5
 
 
 @dataclass
-class SFTConfig(TrainConfig):
+class SFTConfig(SupervisedConfig):
     """Supervised fine-tuning on demonstrations (prompt/completion or messages)."""
 
     out: str = "runs/sft"
@@ -50,32 +57,10 @@ class SFTConfig(TrainConfig):
     """Number of demonstrations generated when --data is builtin:assistant."""
 
 
-def load_split(config: TrainConfig, kind: str, builtin_size: int) -> tuple[Records, Records | None]:
-    """Training records and held-out records, both validated before anything else happens."""
-    train = load_records(config.data, kind, split="train", builtin_size=builtin_size, seed=config.seed)
-    if config.eval_data:
-        return train, load_records(config.eval_data, kind, split="eval", seed=config.seed)
-    if config.data.startswith("builtin:"):
-        return train, load_records(config.data, kind, split="eval", builtin_size=max(50, builtin_size // 20),
-                                   seed=config.seed)
-    if config.eval_fraction <= 0 or len(train) < 20:
-        return train, None
-    order = list(range(len(train)))
-    random.Random(config.seed).shuffle(order)
-    n_eval = max(1, int(len(train) * config.eval_fraction))
-    return train.subset(sorted(order[n_eval:])), train.subset(sorted(order[:n_eval]))
-
-
 def token_nll_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed next-token NLL over label positions, and how many positions were summed."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    labels = batch["labels"][:, 1:]  # (B, T-1): token t+1 is predicted at position t
-    nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-    return nll, int((labels != IGNORE).sum())
-
-
-def completion_tokens(example: Example) -> int:
-    return sum(1 for label in example.labels[1:] if label != IGNORE)
+    """Summed next-token NLL over the completion tokens of a collated batch, and how many were summed."""
+    forward = completion_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    return -forward.logprobs.sum(), len(forward.logprobs)
 
 
 @torch.no_grad()
@@ -96,14 +81,14 @@ def evaluate(model, examples: list[Example], batch_size: int, pad_id: int, accel
 
 def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
     """Run SFT and return the output folder, which then holds a plain HF checkpoint."""
-    from rlhfkit.models.loading import load_causal_lm
-
     out = Path(config.out)
     acc = make_accelerator(config)
     seed_everything(config.seed)
 
     # 1) data: every record validated and tokenized before training starts
-    train_records, eval_records = load_split(config, "demonstrations", config.builtin_size)
+    train_records, eval_records = train_and_held_out(config.data, config.eval_data, "demonstrations",
+                                                     builtin_size=config.builtin_size,
+                                                     eval_fraction=config.eval_fraction, seed=config.seed)
     model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
     train = encode_demonstrations(train_records, tokenizer, config.max_length)
     held_out = encode_demonstrations(eval_records, tokenizer, config.max_length) if eval_records else []
@@ -124,7 +109,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
 
     objective = Objective(
         lengths=[len(e) for e in train],
-        weight=lambda ids: sum(completion_tokens(train[i]) for i in ids),
+        weight=lambda ids: sum(train[i].completion_tokens for i in ids),
         loss=loss,
         unit="tokens",
         evaluate=(lambda model: {"loss": evaluate(model, held_out, config.batch_size, pad_id, acc)}) if held_out else None,

@@ -1,0 +1,122 @@
+"""One forward pass for every log-prob a stage needs: the completion tokens' log-probs under a model.
+
+    fwd = completion_logprobs(model, input_ids, attention_mask, labels)   # labels: IGNORE where not scored
+    fwd.logprobs        # (M,) log p of each scored token, row-major
+    fwd.row_sums()      # (B,) summed per sequence (DPO, evaluation's KL)
+    fwd.scatter(x)      # (M,) values back into (B, L-1): column t holds the value for token t+1
+
+The convention is the one of `rlhfkit.data.tokenization.collate`: `labels[b, t]` is the token at
+position t when it is to be scored (it is predicted by position t-1), `IGNORE` (-100) elsewhere. SFT
+scores completion tokens; DPO both responses of a pair; online RL and evaluation score the sampled
+response after a left-padded prompt (labels = IGNORE over the prompt, every response column scored).
+
+Only the scored positions go through the vocabulary projection (transformers' `logits_to_keep`,
+which takes a boolean mask in recent versions and a count of last positions in older ones): the
+prompt's and padding's logits are never computed. Models that take neither compute all logits,
+which are then selected; `logits_to_keep_kind` says which path a model gets, found in one place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from rlhfkit.data.tokenization import IGNORE
+from rlhfkit.math.ops import token_logprobs
+
+
+def forward_parameters(model) -> set[str]:
+    """Argument names of `model.forward` (of the module inside a DistributedDataParallel wrapper)."""
+    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
+
+
+def logits_to_keep_kind(model) -> Literal["mask", "count"] | None:
+    """How `model` can skip logits: `mask` (a (B, L) boolean `logits_to_keep`), `count` (an int: the last
+    n positions), or None (it computes every position's logits)."""
+    if "logits_to_keep" not in forward_parameters(model):
+        return None
+    inner = getattr(model, "module", model)
+    helper = getattr(sys.modules.get(type(inner).__module__), "slice_logits_to_keep", None)
+    # the helper takes a boolean mask only in recent transformers: ask it, on a (1, 2, 1) tensor
+    if helper is not None and helper(torch.zeros(1, 2, 1), torch.tensor([[False, True]])).shape == (1, 1):
+        return "mask"
+    return "count"
+
+
+@dataclass
+class CompletionForward:
+    """What `completion_logprobs` computed, at the M scored positions (row-major)."""
+
+    predicts: torch.Tensor
+    """(B, L-1) bool: True where position t predicts a scored token t+1."""
+    logprobs: torch.Tensor
+    """(M,) log-probability of each scored token."""
+    logits: torch.Tensor | None = None
+    """(M, V) float32 logits (divided by the temperature), when asked for."""
+    hidden: torch.Tensor | None = None
+    """(M, H) last hidden state at each predicting position, when asked for (what a value head reads)."""
+
+    def scatter(self, values: torch.Tensor) -> torch.Tensor:
+        """(M,) values -> (B, L-1), zeros where nothing is scored (a masked scatter: deterministic)."""
+        return values.new_zeros(self.predicts.shape).masked_scatter(self.predicts, values)
+
+    def row_sums(self) -> torch.Tensor:
+        """(B,) summed log-prob of each sequence's scored tokens."""
+        return self.scatter(self.logprobs).sum(-1)
+
+
+def _kept_logits(model, keep: torch.Tensor, **inputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(M, V) logits at the True positions of `keep` (B, L), and the model's last hidden states (B, L, H) if
+    `output_hidden_states` is among the inputs."""
+    kind = logits_to_keep_kind(model)
+    if kind == "mask":
+        out = model(**inputs, logits_to_keep=keep)
+        logits = out.logits
+    elif kind == "count":
+        first = int(keep.any(0).nonzero().min()) if keep.any() else keep.shape[1]
+        out = model(**inputs, logits_to_keep=keep.shape[1] - first)
+        logits = out.logits[keep[:, first:]]
+    else:
+        out = model(**inputs)
+        logits = out.logits[keep]
+    hidden = out.hidden_states[-1] if inputs.get("output_hidden_states") else None
+    return logits, hidden
+
+
+def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
+                        position_ids: torch.Tensor | None = None, temperature: float = 1.0,
+                        return_logits: bool = False, return_hidden: bool = False) -> CompletionForward:
+    """Teacher-forced log-probs of the scored tokens of `labels` (B, L) under `model`.
+
+    log p(y_t) = z_t[y_t] - logsumexp(z_t) with z_t = logits at position t-1 / temperature, at the M
+    positions where labels[:, 1:] != IGNORE. The masks are made on the host and moved once: indexing
+    by a GPU tensor would make the host wait for the GPU.
+    """
+    device = input_ids.device
+    targets = labels[:, 1:].cpu()  # (B, L-1): the token position t predicts
+    scored = targets != IGNORE  # (B, L-1), on the host
+    keep = torch.cat([scored, scored.new_zeros(len(targets), 1)], dim=1)  # (B, L): no target after the end
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if position_ids is not None:
+        inputs["position_ids"] = position_ids
+    if return_hidden:
+        inputs["output_hidden_states"] = True
+    logits, hidden = _kept_logits(model, keep.to(device), **inputs)  # (M, V)
+    if temperature != 1.0 or return_logits:
+        logits = logits.float() / temperature
+    predicts = scored.to(device)
+    logprobs = token_logprobs(logits.unsqueeze(0), targets[scored].to(device).unsqueeze(0)).squeeze(0)
+    kept_hidden = hidden[:, :-1][predicts] if hidden is not None else None
+    return CompletionForward(predicts, logprobs, logits if return_logits else None, kept_hidden)
+
+
+def response_labels(prompt_ids: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled responses after left-padded prompts, as (input_ids, labels) of `completion_logprobs`: every
+    response column is scored (padding after EOS too: the caller's mask drops it), so M = B * T."""
+    input_ids = torch.cat([prompt_ids, tokens], 1)  # (B, P+T)
+    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), tokens], 1)
+    return input_ids, labels

@@ -41,7 +41,7 @@ from rlhfkit.evaluation.probes import probe_reward
 from rlhfkit.judges.reward_spec import Scorer, load_reward
 from rlhfkit.math.ops import best_of_n_kl
 from rlhfkit.math.stats import distinct_n, win_rate
-from rlhfkit.models.forward import completion_logprobs, response_labels
+from rlhfkit.models.forward import completion_logprobs, response_inputs
 from rlhfkit.models.loading import default_device, load_causal_lm
 from rlhfkit.models.sampler import SamplingParams, sample
 
@@ -104,10 +104,7 @@ class ReferenceSide:
 def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens: torch.Tensor,
                       mask: torch.Tensor) -> torch.Tensor:
     """(B,) summed log-prob of the generated tokens under `model` (temperature 1), teacher-forced."""
-    input_ids, labels = response_labels(prompt_ids, tokens)
-    attention = torch.cat([prompt_mask, mask], 1)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions)
+    fwd = completion_logprobs(model, **response_inputs(prompt_ids, prompt_mask, tokens, mask))
     return (fwd.logprobs.view(tokens.shape) * mask).sum(-1)
 
 

@@ -114,9 +114,12 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
     return CompletionForward(predicts, logprobs, logits if return_logits else None, kept_hidden)
 
 
-def response_labels(prompt_ids: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sampled responses after left-padded prompts, as (input_ids, labels) of `completion_logprobs`: every
-    response column is scored (padding after EOS too: the caller's mask drops it), so M = B * T."""
-    input_ids = torch.cat([prompt_ids, tokens], 1)  # (B, P+T)
-    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), tokens], 1)
-    return input_ids, labels
+def response_inputs(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens: torch.Tensor,
+                    mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Sampled responses (B, T) after left-padded prompts (B, P), as the inputs of `completion_logprobs`:
+    every response column is scored (padding after EOS too, so M = B * T and the log-probs reshape to
+    (B, T); the caller's mask drops the padding), positions count real tokens only (as the sampler's)."""
+    attention = torch.cat([prompt_mask, mask.long()], 1)  # (B, P+T)
+    return {"input_ids": torch.cat([prompt_ids, tokens], 1), "attention_mask": attention,
+            "labels": torch.cat([torch.full_like(prompt_ids, IGNORE), tokens], 1),
+            "position_ids": (attention.cumsum(-1) - 1).clamp(min=0)}

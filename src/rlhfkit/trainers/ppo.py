@@ -46,7 +46,7 @@ from rlhfkit.math.ops import (
     rloo_advantages,
     whiten,
 )
-from rlhfkit.models.forward import completion_logprobs, response_labels
+from rlhfkit.models.forward import completion_logprobs, response_inputs
 from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.models.sampler import SampleOutput, SamplingParams, sample
 from rlhfkit.trainers.loop import (
@@ -179,11 +179,9 @@ def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, 
     """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens
     (rlhfkit.models.forward.completion_logprobs: only the T positions that predict a response token
     are projected onto the vocabulary)."""
-    input_ids, labels = response_labels(batch["prompt_ids"], batch["tokens"])  # (B, P+T)
-    attention = torch.cat([batch["prompt_mask"], batch["mask"].long()], 1)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions, temperature=temperature,
-                              return_logits=True, return_hidden=value_head is not None)
+    inputs = response_inputs(batch["prompt_ids"], batch["prompt_mask"], batch["tokens"], batch["mask"])
+    fwd = completion_logprobs(model, **inputs, temperature=temperature, return_logits=True,
+                              return_hidden=value_head is not None)
     b, t = batch["tokens"].shape
     values = value_head(fwd.hidden.float()).squeeze(-1).view(b, t) if value_head is not None else None
     return fwd.logprobs.view(b, t), fwd.logits.view(b, t, -1), values
@@ -206,11 +204,8 @@ def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, s
     order = torch.argsort(batch["mask"].sum(-1))
     for index in order.split(size):
         chunk = trim({k: v[index] for k, v in batch.items()})
-        input_ids, labels = response_labels(chunk["prompt_ids"], chunk["tokens"])
-        attention = torch.cat([chunk["prompt_mask"], chunk["mask"].long()], 1)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        fwd = completion_logprobs(model, input_ids, attention, labels, position_ids=positions,
-                                  temperature=temperature, return_hidden=value_head is not None)
+        inputs = response_inputs(chunk["prompt_ids"], chunk["prompt_mask"], chunk["tokens"], chunk["mask"])
+        fwd = completion_logprobs(model, **inputs, temperature=temperature, return_hidden=value_head is not None)
         b, width = chunk["tokens"].shape
         logprobs[index, :width] = fwd.logprobs.view(b, width).float() * chunk["mask"]
         if values is not None:

@@ -3,7 +3,7 @@
 What it is for: every RLHF stage (SFT, reward model, DPO, PPO, a feedback app) needs prompts,
 responses of mixed quality, a judge and annotators. This package makes all of them procedurally, with
 only the standard library, in a narrow templated language (short sentences, a few hundred words of
-vocabulary) so that a tiny language model trained for a couple of minutes on a CPU can learn it.
+vocabulary) so that a tiny language model trained on a CPU can learn it.
 
 The four parts, one module each:
 

@@ -1,6 +1,7 @@
 """Loading and saving Hugging Face models, and the tiny default model built from a config.
 
-`--model tiny` builds a small Llama-architecture causal LM (about 3M parameters) with a byte-level
+`--model tiny` builds a small Llama-architecture causal LM (`TINY_SHAPE`: 4 layers of width 192,
+2.2M parameters with the tied 2,048-token embedding) with a byte-level
 BPE tokenizer trained on the built-in assistant task's corpus. Everything is
 saved as an ordinary HF checkpoint (config + safetensors + tokenizer + generation config), so
 `AutoModelForCausalLM.from_pretrained(DIR)` loads it with nothing from rlhfkit.

@@ -72,13 +72,16 @@ def main() -> None:
                 n = 0
                 while writer.poll() is None:
                     t0 = time.perf_counter()
-                    res = http.get("/api/task", params={"campaign": "live"})
-                    if res.status_code == 200:
-                        res = http.post("/api/judgments", json={"assignment": res.json()["assignment"],
-                                                                "key": f"alice-{n:08d}", "outcome": "a"})
+                    try:
+                        res = http.get("/api/task", params={"campaign": "live"})
+                        if res.status_code == 200:
+                            res = http.post("/api/judgments", json={"assignment": res.json()["assignment"],
+                                                                    "key": f"alice-{n:08d}", "outcome": "a"})
+                        if res.status_code not in (200, 204):
+                            failures.append(f"{res.status_code} {res.text[:200]}")
+                    except httpx.TransportError as exc:
+                        failures.append(f"{type(exc).__name__}: {exc}")
                     latencies.append(time.perf_counter() - t0)
-                    if res.status_code not in (200, 204):
-                        failures.append(f"{res.status_code} {res.text[:200]}")
                     n += 1
                     time.sleep(max(0.0, args.poll - (time.perf_counter() - t0)))
                 wrote = time.monotonic() - started

@@ -79,3 +79,116 @@ def test_create_campaign_counts(store, make_campaign):
 
     with pytest.raises(ConfigError, match="already exists"):
         make_campaign(store)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing a large campaign in batches, beside a live server; several creators at once
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    return str(tmp_path / "f.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_a_campaign_is_written_in_committed_batches_and_hidden_until_done(db):
+    """25 prompts x 3 responses = 75 pairs in batches of 10 (a prompt's 3 pairs stay together: 12, 12,
+    ..., 3) plus 2 gold tasks. Between batches no transaction is open (another connection takes the
+    SQLite write lock at once), the tasks so far are committed, and the campaign is neither listed nor
+    served until the last batch is in."""
+    import sqlite3
+
+    from feedback_helpers import synthetic_groups
+    from sqlalchemy import func, select
+
+    from rlhfkit.feedback import service
+    from rlhfkit.feedback.campaigns import CampaignSpec, create_campaign
+    from rlhfkit.feedback.store import Store, Task
+
+    store, other = Store.open(db), Store.open(db)
+    token = service.add_annotator(store, "alice")
+    alice = service.annotator_for_token(store, token)
+    seen = []
+
+    def between(done: int, total: int) -> None:
+        with other.read() as session:
+            committed = session.scalar(select(func.count(Task.id)))
+        seen.append((done, total, committed))
+        if store.is_sqlite:
+            lock = sqlite3.connect(db, timeout=0, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a batch were still open
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert service.list_campaigns(other) == []
+        with pytest.raises(service.ServiceError, match="still being written"):
+            service.next_task(other, alice.id, "big")
+
+    groups = synthetic_groups(25, k=3)
+    counts = create_campaign(store, CampaignSpec(name="big", overlap=1), groups,
+                             gold=[("gold 1?", "good", "bad"), ("gold 2?", "fine", "awful")], batch_tasks=10,
+                             progress=between)
+    assert counts == {"prompts": 27, "responses": 75, "tasks": 75, "gold": 2}  # responses: not the gold ones
+    assert [done for done, _, _ in seen] == [12, 24, 36, 48, 60, 72, 75] and {t for _, t, _ in seen} == {77}
+    assert all(done == committed for done, _, committed in seen)
+    assert service.list_campaigns(other) == ["big"]
+    task = service.next_task(other, alice.id, "big")
+    assert task["prompt"] in {g.prompt for g in groups} | {"gold 1?", "gold 2?"}
+    store.dispose()
+    other.dispose()
+
+
+def test_a_failed_write_leaves_nothing_and_frees_the_name(db):
+    from feedback_helpers import synthetic_groups
+    from sqlalchemy import func, select
+
+    from rlhfkit.feedback.campaigns import CampaignSpec, create_campaign
+    from rlhfkit.feedback.store import Campaign, Prompt, Response, Store, Task, TaskItem
+
+    store = Store.open(db)
+
+    def fail(done: int, total: int) -> None:
+        if done >= 20:
+            raise KeyboardInterrupt  # Ctrl+C in the middle of a campaign
+
+    with pytest.raises(KeyboardInterrupt):
+        create_campaign(store, CampaignSpec(name="big"), synthetic_groups(40), batch_tasks=10, progress=fail)
+    with store.read() as session:
+        assert [session.scalar(select(func.count()).select_from(t)) for t in (Campaign, Prompt, Response, Task, TaskItem)] \
+            == [0, 0, 0, 0, 0]
+    assert create_campaign(store, CampaignSpec(name="big"), synthetic_groups(40), batch_tasks=10)["tasks"] == 40
+    store.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("names", [["a", "b", "c", "d"], ["same"] * 4], ids=["distinct names", "one name"])
+def test_concurrent_campaign_commands_on_a_new_store(db, tmp_path, names):
+    """Four `rlhfkit campaign` processes start at once on a store that does not exist yet: with distinct
+    names all succeed; with one name one succeeds and the others say, in one line, that it exists."""
+    import subprocess
+    import sys
+
+    from rlhfkit.feedback import service
+    from rlhfkit.feedback.store import Store
+
+    data = write(tmp_path / "s.jsonl", [{"prompt": f"p{p}", "responses": ["x", "y", "z"]} for p in range(30)])
+    procs = [subprocess.Popen([sys.executable, "-m", "rlhfkit", "campaign", "--db", db, "--data", str(data),
+                               "--campaign", name, "--annotators", f"person-{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, name in enumerate(names)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    codes = sorted(rc for rc, _, _ in results)
+    errors = [err for rc, _, err in results if rc]
+    if len(set(names)) == len(names):
+        assert codes == [0, 0, 0, 0], errors
+    else:
+        assert codes == [0, 2, 2, 2], [r for r in results]
+        assert all(len(e.strip().splitlines()) == 1 and "'same' already exists" in e for e in errors), errors
+    store = Store.open(db)
+    assert sorted(service.list_campaigns(store)) == sorted(set(names))
+    admin_links = [out for _, out, _ in results if "admin token" in out]
+    assert len(admin_links) == 1  # one admin token, printed once, and it is the one that works
+    token = admin_links[0].split("admin token (shown once; keep it): ")[1].split()[0]
+    assert store.is_admin_token(token)
+    store.dispose()

@@ -13,18 +13,24 @@ Gold tasks (known answers, for calibrating annotators) come from preference rows
 `{"prompt", "chosen", "rejected"}` and are shown to every annotator once.
 
 The rubric defaults to the four criteria of the seeds' annotation exercises (`DEFAULT_RUBRIC`).
+`create_campaign` writes in bounded batches (BATCH_TASKS tasks a transaction) so that a server on
+the same store keeps answering; the campaign stays hidden until its last batch is in.
 Left out: adding responses to an existing campaign (create a new campaign instead), active
-selection of which pairs to compare.
+selection of which pairs to compare, resuming an interrupted write (it is deleted; run it again).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from rlhfkit.data.records import read_jsonl
 from rlhfkit.errors import ConfigError, DataError
@@ -59,6 +65,8 @@ DEFAULT_GUIDELINES = (
 )
 
 GOLD_OVERLAP = 1_000_000  # a gold task goes to every annotator
+BATCH_TASKS = 1000  # tasks per write transaction of `create_campaign`
+BATCH_PAUSE_S = 0.1  # SQLite: the gap between two batches, see `_between_batches`
 
 
 @dataclass
@@ -212,49 +220,123 @@ def task_slices(n: int, k: int) -> list[list[int]]:
 
 
 def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup],
-                    gold: list[tuple[str, str, str]] | None = None) -> dict[str, int]:
-    """Write the campaign, its prompts, responses and tasks; returns counts for the summary."""
+                    gold: list[tuple[str, str, str]] | None = None, batch_tasks: int = BATCH_TASKS,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Write the campaign, its prompts, responses and tasks; returns counts for the summary.
+
+    The rows go in write transactions of about `batch_tasks` tasks each (a prompt's tasks are never
+    split), so a server on the same store waits for one batch at most, never for the whole campaign;
+    on SQLite the writer pauses between batches so that waiting requests get the lock. The campaign
+    is hidden (`ready` false: not listed, not served) until its last batch is in; if writing fails,
+    what was written is deleted. `progress(tasks_written, tasks_total)` is called between batches."""
     spec.validate()
-    n_tasks = n_gold = n_responses = 0
-    with store.write() as session:
-        if session.scalar(select(Campaign.id).where(Campaign.name == spec.name)) is not None:
-            raise ConfigError(f"campaign {spec.name!r} already exists in this store; pick another --campaign name")
-        campaign = Campaign(name=spec.name, guidelines=spec.guidelines, rubric=spec.rubric, k=spec.k,
-                            overlap=spec.overlap, require_rationale=spec.require_rationale,
-                            lease_seconds=spec.lease_seconds)
-        session.add(campaign)
-        session.flush()
-        prompts: dict[str, Prompt] = {}
+    total = sum(len(task_slices(len(g.responses), spec.k)) for g in groups) + len(gold or [])
+    campaign_id = _claim_name(store, spec)
+    counts = {"prompts": 0, "responses": 0, "tasks": 0, "gold": 0}
+    prompt_ids: dict[str, int] = {}
+    gold_batches = [(gold or [])[start:start + batch_tasks] for start in range(0, len(gold or []), batch_tasks)]
+    try:
+        for n, batch in enumerate([*_batches(groups, spec.k, batch_tasks), *gold_batches]):
+            if n:
+                _between_batches(store, progress, counts["tasks"] + counts["gold"], total)
+            with store.write() as session:
+                if isinstance(batch[0], ResponseGroup):
+                    _write_groups(session, campaign_id, spec, batch, prompt_ids, counts)
+                else:
+                    _write_gold(session, campaign_id, batch, prompt_ids, counts)
+        with store.write() as session:
+            session.execute(update(Campaign).where(Campaign.id == campaign_id).values(ready=True))
+    except BaseException:
+        with store.write() as session:  # foreign keys cascade to prompts, responses, tasks, items
+            session.execute(delete(Campaign).where(Campaign.id == campaign_id))
+        raise
+    counts["prompts"] = len(prompt_ids)
+    return counts
 
-        def prompt_row(text: str) -> Prompt:
-            if text not in prompts:
-                prompts[text] = Prompt(campaign_id=campaign.id, text=text, meta={})
-                session.add(prompts[text])
-            return prompts[text]
 
-        for group in groups:
-            prompt = prompt_row(group.prompt)
+def _claim_name(store: Store, spec: CampaignSpec) -> int:
+    """Insert the (hidden) campaign row; a name already taken, even by a campaign still being written
+    by another `rlhfkit campaign`, is a ConfigError."""
+    taken = ConfigError(f"campaign {spec.name!r} already exists in this store (or another `rlhfkit campaign` "
+                        f"is writing it); pick another --campaign name")
+    try:
+        with store.write() as session:
+            if session.scalar(select(Campaign.id).where(Campaign.name == spec.name)) is not None:
+                raise taken
+            campaign = Campaign(name=spec.name, guidelines=spec.guidelines, rubric=spec.rubric, k=spec.k,
+                                overlap=spec.overlap, require_rationale=spec.require_rationale,
+                                lease_seconds=spec.lease_seconds, ready=False)
+            session.add(campaign)
             session.flush()
-            responses = [Response(prompt_id=prompt.id, text=t, model=m, sample_index=i)
-                         for t, m, i in group.responses]
-            session.add_all(responses)
-            session.flush()
-            for indices in task_slices(len(responses), spec.k):
-                task = Task(campaign_id=campaign.id, prompt_id=prompt.id, overlap=spec.overlap, n_assigned=0)
-                task.items = [TaskItem(slot=s, response_id=responses[i].id) for s, i in enumerate(indices)]
-                session.add(task)
-                n_tasks += 1
-            n_responses += len(responses)
-        for prompt_text, chosen, rejected in gold or []:
-            prompt = prompt_row(prompt_text)
-            session.flush()
-            pair = [Response(prompt_id=prompt.id, text=chosen, model="gold"),
-                    Response(prompt_id=prompt.id, text=rejected, model="gold")]
-            session.add_all(pair)
-            session.flush()
-            task = Task(campaign_id=campaign.id, prompt_id=prompt.id, overlap=GOLD_OVERLAP, n_assigned=0,
-                        gold=[pair[0].id, pair[1].id])
-            task.items = [TaskItem(slot=s, response_id=r.id) for s, r in enumerate(pair)]
-            session.add(task)
-            n_gold += 1
-    return {"prompts": len(prompts), "responses": n_responses, "tasks": n_tasks, "gold": n_gold}
+            return campaign.id
+    except IntegrityError:  # PostgreSQL: a concurrent creator inserted the same name first
+        raise taken from None
+
+
+def _batches(groups: list[ResponseGroup], k: int, batch_tasks: int) -> Iterator[list[ResponseGroup]]:
+    batch: list[ResponseGroup] = []
+    size = 0
+    for group in groups:
+        batch.append(group)
+        size += len(task_slices(len(group.responses), k))
+        if size >= batch_tasks:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _between_batches(store: Store, progress: Callable[[int, int], None] | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+    if store.is_sqlite:
+        # SQLite's busy handler retries a waiting writer every 100 ms at most: a gap that long lets
+        # the server's requests in before the next batch takes the lock again
+        time.sleep(BATCH_PAUSE_S)
+
+
+def _insert_ids(session: Session, model: type, rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT many rows in one statement per batch of the driver; their new ids, in the rows' order."""
+    if not rows:
+        return []
+    return list(session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+
+
+def _prompt_ids(session: Session, campaign_id: int, texts: list[str], prompt_ids: dict[str, int]) -> None:
+    new = [t for t in dict.fromkeys(texts) if t not in prompt_ids]
+    ids = _insert_ids(session, Prompt, [{"campaign_id": campaign_id, "text": t, "meta": {}} for t in new])
+    prompt_ids.update(zip(new, ids))
+
+
+def _write_groups(session: Session, campaign_id: int, spec: CampaignSpec, groups: list[ResponseGroup],
+                  prompt_ids: dict[str, int], counts: dict[str, int]) -> None:
+    # 1) prompts, 2) responses, 3) tasks, 4) the tasks' slots: one multi-row INSERT each
+    _prompt_ids(session, campaign_id, [g.prompt for g in groups], prompt_ids)
+    response_ids = iter(_insert_ids(session, Response, [
+        {"prompt_id": prompt_ids[g.prompt], "text": t, "model": m, "sample_index": i}
+        for g in groups for t, m, i in g.responses]))
+    per_group = [[next(response_ids) for _ in g.responses] for g in groups]
+    slices = [(prompt_ids[g.prompt], [ids[i] for i in indices])
+              for g, ids in zip(groups, per_group) for indices in task_slices(len(ids), spec.k)]
+    task_ids = _insert_ids(session, Task, [{"campaign_id": campaign_id, "prompt_id": prompt_id,
+                                            "overlap": spec.overlap, "n_assigned": 0} for prompt_id, _ in slices])
+    session.execute(insert(TaskItem), [{"task_id": task_id, "slot": slot, "response_id": response_id}
+                                       for task_id, (_, ids) in zip(task_ids, slices)
+                                       for slot, response_id in enumerate(ids)])
+    counts["responses"] += sum(len(ids) for ids in per_group)
+    counts["tasks"] += len(slices)
+
+
+def _write_gold(session: Session, campaign_id: int, gold: list[tuple[str, str, str]], prompt_ids: dict[str, int],
+                counts: dict[str, int]) -> None:
+    """Gold tasks: (prompt, chosen, rejected) as a pair whose known ranking is [chosen, rejected]."""
+    _prompt_ids(session, campaign_id, [prompt for prompt, _, _ in gold], prompt_ids)
+    ids = _insert_ids(session, Response, [{"prompt_id": prompt_ids[prompt], "text": text, "model": "gold"}
+                                          for prompt, chosen, rejected in gold for text in (chosen, rejected)])
+    pairs = [ids[i:i + 2] for i in range(0, len(ids), 2)]
+    task_ids = _insert_ids(session, Task, [{"campaign_id": campaign_id, "prompt_id": prompt_ids[prompt],
+                                            "overlap": GOLD_OVERLAP, "n_assigned": 0, "gold": pair}
+                                           for (prompt, _, _), pair in zip(gold, pairs)])
+    session.execute(insert(TaskItem), [{"task_id": task_id, "slot": slot, "response_id": response_id}
+                                       for task_id, pair in zip(task_ids, pairs) for slot, response_id in enumerate(pair)])
+    counts["gold"] += len(gold)

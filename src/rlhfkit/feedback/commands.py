@@ -43,8 +43,7 @@ def _read_text(path: str, flag: str) -> str:
 def _ensure_admin_token(store: Store, url: str) -> None:
     if os.environ.get(ADMIN_TOKEN_ENV):
         store.set_admin_token(os.environ[ADMIN_TOKEN_ENV])
-    elif not store.has_admin_token():
-        token = store.set_admin_token()
+    elif (token := store.new_admin_token_if_none()) is not None:
         print(f"admin token (shown once; keep it): {token}\n  admin view: {url}/login#token={token}")
 
 

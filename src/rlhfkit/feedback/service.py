@@ -125,12 +125,14 @@ def get_campaign(session: Session, name: str) -> Campaign:
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is None:
         raise ServiceError(404, f"no campaign named {name!r}")
+    if not campaign.ready:
+        raise ServiceError(404, f"campaign {name!r} is still being written by `rlhfkit campaign`; try again when it is done")
     return campaign
 
 
 def list_campaigns(store: Store) -> list[str]:
     with store.read() as session:
-        return list(session.scalars(select(Campaign.name).order_by(Campaign.id)))
+        return list(session.scalars(select(Campaign.name).where(Campaign.ready).order_by(Campaign.id)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from rlhfkit.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x726C686B  # PostgreSQL advisory lock key held while migrating ("rlhk")
 
 
 def utcnow() -> datetime:
@@ -103,6 +104,8 @@ class Campaign(Base):
     # how long an annotator holds a task before it goes back to the queue (revision 0003)
     lease_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_LEASE_SECONDS,
                                                server_default=str(DEFAULT_LEASE_SECONDS))
+    # false while `rlhfkit campaign` is still writing its tasks: not listed, not served (revision 0004)
+    ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tasks: Mapped[list[Task]] = relationship(back_populates="campaign")
 
@@ -261,9 +264,16 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            # several processes may open a new store at once (four `rlhfkit campaign` runs): each waits
+            # for the lock, then finds the schema made (SQLite: BEGIN IMMEDIATE rather than a read
+            # transaction that fails to become a write; PostgreSQL: a transaction-scoped advisory lock)
+            with self.engine.connect() as connection:
+                connection = connection.execution_options(immediate=True)
+                with connection.begin():
+                    if not self.is_sqlite:
+                        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
         except DBAPIError as exc:  # unreachable server, wrong password, a file that is not SQLite
             url = self.engine.url
             where = url.database if self.is_sqlite else url.render_as_string(hide_password=True)
@@ -290,6 +300,21 @@ class Store:
         token = token or new_token()
         with self.write() as session:
             session.merge(Setting(key="admin_token_sha256", value=hash_token(token)))
+        return token
+
+    def new_admin_token_if_none(self) -> str | None:
+        """A new admin token if the store has none yet, else None. Atomic: of several processes
+        opening a new store at once, exactly one makes (and prints) the token."""
+        from sqlalchemy.exc import IntegrityError
+
+        token = new_token()
+        try:
+            with self.write() as session:
+                if session.get(Setting, "admin_token_sha256") is not None:
+                    return None
+                session.add(Setting(key="admin_token_sha256", value=hash_token(token)))
+        except IntegrityError:  # PostgreSQL: another process inserted it first
+            return None
         return token
 
     def has_admin_token(self) -> bool:

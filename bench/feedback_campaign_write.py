@@ -57,7 +57,7 @@ def main() -> None:
         create_campaign(store, CampaignSpec(name="live", overlap=1),
                         [ResponseGroup(f"live prompt {p}?", [(f"left {p}", "m", 0), (f"right {p}", "m", 1)])
                          for p in range(2000)])
-        token = service.add_annotator(store, "alice")
+        token = service.add_annotator(store, "alice", campaigns=["live"])
         store.dispose()
         data = samples(Path(tmp) / "big.jsonl", args.prompts, args.responses)
         proc, url = start_server(db, 0)

@@ -93,7 +93,7 @@ def main() -> None:
         for name, overlap in (("one", 1), ("two", 2)):
             create_campaign(store, CampaignSpec(name=name, overlap=overlap),
                             [ResponseGroup("Which is better?", [("left answer", "m", 0), ("right answer", "m", 1)])])
-        alice, bob, carol = (service.add_annotator(store, n) for n in ("alice", "bob", "carol"))
+        alice, bob, carol = (service.add_annotator(store, n, all_campaigns=True) for n in ("alice", "bob", "carol"))
         proc, url = start_server(db, args.lease_seconds)
         try:
             a, b, c = (httpx.Client(base_url=url, headers={"Authorization": f"Bearer {t}"}, timeout=30)

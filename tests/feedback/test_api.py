@@ -30,7 +30,7 @@ def bearer(token):
 
 
 def test_login_cookie_and_pages(app, store):
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     assert client.get("/annotate", follow_redirects=False).status_code == 303
     assert client.post("/api/login", json={"token": "nope"}).status_code == 401
@@ -49,7 +49,7 @@ def test_login_cookie_and_pages(app, store):
 
 
 def test_annotator_cannot_reach_admin_or_others(app, store):
-    alice, bob = service.add_annotator(store, "alice"), service.add_annotator(store, "bob")
+    alice, bob = service.add_annotator(store, "alice", campaigns=["c"]), service.add_annotator(store, "bob", campaigns=["c"])
     client = TestClient(app)
     assert client.get("/api/task?campaign=c").status_code == 401
     for path in ("/api/admin/campaigns", "/api/admin/campaigns/c/stats", "/api/admin/campaigns/c/export"):
@@ -64,7 +64,7 @@ def test_annotator_cannot_reach_admin_or_others(app, store):
 
 
 def test_csrf_and_json_only(app, store):
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     client.post("/api/login", json={"token": token})
     task = client.get("/api/task?campaign=c").json()  # reads work with the cookie alone
@@ -85,7 +85,7 @@ def test_csrf_and_json_only(app, store):
 
 
 def test_double_submit_stored_once(app, store):
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     task = client.get("/api/task?campaign=c", headers=bearer(token)).json()
     body = {"assignment": task["assignment"], "key": "double-click-1", "outcome": "b", "rationale": "r"}
@@ -106,7 +106,7 @@ def test_double_submit_stored_once(app, store):
     ('{"assignment": 1, "key": "abcdefgh", "seconds": -1}', 422, "seconds"),
 ])
 def test_malformed_requests(app, store, payload, status, message):
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     res = client.post("/api/judgments", content=payload,
                       headers={**bearer(token), "Content-Type": "application/json"})
@@ -115,7 +115,7 @@ def test_malformed_requests(app, store, payload, status, message):
 
 
 def test_oversize_requests(app, store):
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     big = {"assignment": 1, "key": "abcdefgh", "rationale": "x" * 5000}
     res = client.post("/api/judgments", json=big, headers=bearer(token))
@@ -132,7 +132,7 @@ def test_oversize_requests(app, store):
 def test_xss_payloads_stay_data(app, store):
     """Model text and rationales come back verbatim as JSON strings (the pages insert them with
     textContent; the browser test checks that nothing runs), never inside the HTML."""
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(app)
     seen = None
     for _ in range(3):
@@ -157,7 +157,7 @@ def test_xss_payloads_stay_data(app, store):
 
 def test_admin_creates_annotators_and_exports(app, store, tmp_path):
     client = TestClient(app)
-    res = client.post("/api/admin/annotators", json={"name": "dora"}, headers=bearer(ADMIN))
+    res = client.post("/api/admin/annotators", json={"name": "dora", "campaigns": ["c"]}, headers=bearer(ADMIN))
     token = res.json()["token"]
     assert client.post("/api/admin/annotators", json={"name": "dora"}, headers=bearer(ADMIN)).status_code == 409
     for _ in range(3):

@@ -43,7 +43,8 @@ def test_keyboard_judging_lands_in_the_database(browser, tmp_path, make_campaign
     store = Store.open(db)
     make_campaign(store, n_prompts=4, overlap=1, texts={0: [XSS, "plain answer"], 1: [XSS, "x"], 2: [XSS, "y"],
                                                           3: [XSS, "z"]})
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
+    bob = service.add_annotator(store, "bob", campaigns=["c"])
     with running_server(db) as url:
         page = browser.new_page()
         page.goto(f"{url}/login#token={token}")
@@ -86,6 +87,21 @@ def test_keyboard_judging_lands_in_the_database(browser, tmp_path, make_campaign
         page.keyboard.press("s")
         page.locator("#done").wait_for(state="visible")
         assert page.evaluate("window.__xss") is None
+
+        # bob's link, opened in alice's browser, asks first; staying keeps alice, switching makes bob
+        page.goto(f"{url}/login#token={bob}")
+        page.locator("#switch-text").filter(has_text="logged in as alice").wait_for()
+        page.click("#switch-no")
+        page.wait_for_url(f"{url}/annotate")
+        assert page.locator(".who").inner_text() == "alice"
+        page.goto(f"{url}/login#token={bob}")
+        page.click("#switch-yes")
+        page.wait_for_url(f"{url}/annotate")
+        page.locator(".who").filter(has_text="bob").wait_for()
+        page.click("#logout")  # revokes the session on the server
+        page.wait_for_url(f"{url}/login")
+        page.goto(f"{url}/annotate")
+        page.wait_for_url(f"{url}/login")
 
         # the admin view shows the numbers, with the same payloads as inert text
         admin = browser.new_page()

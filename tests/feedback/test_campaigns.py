@@ -105,7 +105,7 @@ def test_a_campaign_is_written_in_committed_batches_and_hidden_until_done(db):
     from rlhfkit.feedback.store import Store, Task
 
     store, other = Store.open(db), Store.open(db)
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", all_campaigns=True)
     alice = service.annotator_for_token(store, token)
     seen = []
 

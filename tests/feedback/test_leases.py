@@ -51,7 +51,7 @@ def campaign(store: Store, overlap: int = 1, n_prompts: int = 1, lease_seconds: 
 
 
 def people(store: Store, *names: str) -> list[service.Who]:
-    return [service.annotator_for_token(store, service.add_annotator(store, n)) for n in names]
+    return [service.annotator_for_token(store, service.add_annotator(store, n, campaigns=["c"])) for n in names]
 
 
 def answer(store: Store, who: service.Who, task: dict, key: str, outcome: str = "a") -> dict:
@@ -147,7 +147,7 @@ def test_the_server_lease_overrides_the_campaigns(leased):
     409 with its code, which the page acts on."""
     store, clock = leased
     campaign(store, lease_seconds=60)
-    tokens = [service.add_annotator(store, n) for n in ("alice", "bob")]
+    tokens = [service.add_annotator(store, n, campaigns=["c"]) for n in ("alice", "bob")]
     client = TestClient(create_app(store, lease_seconds=2))
     auth = [{"Authorization": f"Bearer {t}"} for t in tokens]
     held = client.get("/api/task?campaign=c", headers=auth[0]).json()

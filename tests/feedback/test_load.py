@@ -27,7 +27,7 @@ def run_load(db: str) -> dict:
     store = Store.open(db)
     # 120 pairs × overlap 10 = 1,200 slots for 1,000 judgments: room for every client to find 50
     create_campaign(store, CampaignSpec(name="load", overlap=10), synthetic_groups(120))
-    tokens = [service.add_annotator(store, f"load-{i}") for i in range(CLIENTS)]
+    tokens = [service.add_annotator(store, f"load-{i}", campaigns=["load"]) for i in range(CLIENTS)]
     acknowledged: list[list[int]] = [[] for _ in range(CLIENTS)]
     latencies: list[float] = []
     errors: list[str] = []

@@ -79,10 +79,12 @@ def api(request, tmp_path_factory) -> Iterator[dict]:
     store = Store.open(db)
     store.set_admin_token(ADMIN)
     create_campaign(store, CampaignSpec(name="c"), synthetic_groups(2))
-    token = service.add_annotator(store, "alice")
+    token = service.add_annotator(store, "alice", campaigns=["c"])
     client = TestClient(create_app(store), raise_server_exceptions=False)
     task = client.get("/api/task?campaign=c", headers={"Authorization": f"Bearer {token}"}).json()
-    yield {"store": store, "client": client, "token": token, "assignment": task["assignment"]}
+    client.post("/api/login", json={"token": token})
+    session_id = client.cookies.get(COOKIE)
+    yield {"store": store, "client": client, "token": token, "assignment": task["assignment"], "session": session_id}
     store.dispose()
 
 
@@ -94,7 +96,7 @@ def test_malformed_input_is_a_4xx(api, name, method, path, who, body, headers, s
     if who in ("annotator", "admin"):
         sent["Authorization"] = f"Bearer {api['token'] if who == 'annotator' else ADMIN}"
     elif who == "cookie":
-        client.cookies.set(COOKIE, api["token"])
+        client.cookies.set(COOKIE, api["session"])
     sent.update(headers)
     content = body.replace("{assignment}", str(api["assignment"])) if body else None
     res = client.request(method, path, headers=sent, content=content)

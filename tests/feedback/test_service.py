@@ -14,7 +14,7 @@ from rlhfkit.feedback.store import Assignment, Judgment
 
 
 def people(store, n):
-    tokens = [service.add_annotator(store, f"p{i}") for i in range(n)]
+    tokens = [service.add_annotator(store, f"p{i}", all_campaigns=True) for i in range(n)]
     return [service.annotator_for_token(store, t) for t in tokens]
 
 

@@ -72,7 +72,7 @@ def test_postgresql(pg_url, make_campaign):
 def test_open_assignment_is_judged_first(store, make_campaign):
     """A task shown to sim s0 earlier (through the web app, say) is the first one s0 judges."""
     make_campaign(store, n_prompts=5, overlap=1)
-    s0 = simulate.simulated_annotator_id(store, "s0")
+    s0 = simulate.simulated_annotator_id(store, "s0", "c")
     shown = service.next_task(store, s0, "c")
     assert simulate.fill_campaign(store, "c", [Stub("s0")], max_judgments=1) == 1
     _, judgments, _ = rows(store)

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from rlhfkit.errors import ConfigError
-from rlhfkit.feedback.store import MIGRATIONS, Base, Store, store_url
+from rlhfkit.feedback.store import MIGRATIONS, Base, Store, hash_token, store_url
 
 
 def alembic_config() -> Config:
@@ -105,7 +105,7 @@ def test_a_0001_store_is_upgraded_in_place(backend, tmp_path, request, make_camp
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     from rlhfkit.feedback import service
 
-    who = service.annotator_for_token(store, service.add_annotator(store, "alice"))
+    who = service.annotator_for_token(store, service.add_annotator(store, "alice", campaigns=["c"]))
     prompts = set()
     while (task := service.next_task(store, who.id, "c")) is not None:
         prompts.add(task["prompt"])
@@ -162,9 +162,32 @@ def test_open_assignments_of_a_0002_store_get_leases(backend, tmp_path, request)
         leases = {a.id: a.lease_expires_at for a in session.scalars(select(Assignment))}
         assert session.scalar(select(Campaign.lease_seconds)) == 1800
     assert leases == {1: None, 2: shown + timedelta(minutes=30)}
-    bob = service.annotator_for_token(store, service.add_annotator(store, "bob"))
+    bob = service.annotator_for_token(store, service.add_annotator(store, "bob", campaigns=["c"]))
     store.clock = lambda: shown + timedelta(minutes=29)
     assert service.next_task(store, bob.id, "c") is None  # alice still holds the other task
     store.clock = lambda: shown + timedelta(minutes=31)
     assert service.next_task(store, bob.id, "c")["prompt"] == "prompt 1?"
+    store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_annotators_of_a_0004_store_stay_store_wide(backend, tmp_path, request):
+    """Before revision 0005 every annotator could judge every campaign; upgraded, they still can,
+    while new annotators are scoped to the campaigns they are added to."""
+    from rlhfkit.feedback import service
+
+    db = str(tmp_path / "old.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
+    old = old_store(db, "0004")
+    insert_old_campaign(old)
+    token = "old-token-0123456789"
+    with old.write() as session:
+        session.execute(text("INSERT INTO annotators (name, token_hash, simulated, created_at) "
+                             "VALUES ('alice', :h, false, '2026-01-01')"), {"h": hash_token(token)})
+    old.dispose()
+    store = Store.open(db)
+    alice = service.annotator_for_token(store, token)
+    assert service.list_campaigns(store, alice.id) == ["c"]
+    assert service.next_task(store, alice.id, "c") is not None
+    newcomer = service.annotator_for_token(store, service.add_annotator(store, "bob"))
+    assert service.list_campaigns(store, newcomer.id) == []
     store.dispose()

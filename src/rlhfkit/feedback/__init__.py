@@ -8,7 +8,8 @@
 Modules, each with one job: `store` (SQLAlchemy tables, SQLite/PostgreSQL, Alembic migrations),
 `campaigns` (tasks from a responses file), `service` (assignment and idempotent submission: the
 one layer both the web app and the simulated annotators call), `agreement` and `aggregate` (pure
-functions), `export`, `app` (FastAPI), `simulate`, `commands` (the CLI configs).
+functions), `export`, `sessions` (tokens and server-side browser sessions), `app` (FastAPI),
+`simulate`, `commands` (the CLI configs).
 
 Nothing here imports torch: the package must be usable on a machine that only serves the web app.
 """

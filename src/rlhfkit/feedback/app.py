@@ -5,12 +5,18 @@
 
 Pages: /login, /annotate (the annotator view), /admin. JSON API under /api (the pages use it, and so
 can scripts with `Authorization: Bearer TOKEN`):
-    POST /api/login {"token"}            sets an HttpOnly, SameSite=Strict session cookie
+    POST /api/login {"token", "replace"?} starts a server-side session: the HttpOnly, SameSite=Strict
+                                         cookie holds a random session id, never the token; over a
+                                         session of someone else it is a 409 "logged_in_as" unless
+                                         "replace" is true (the login page asks first)
+    POST /api/logout                     ends the session (JSON and the CSRF token, as every write)
     GET  /api/task?campaign=NAME         the next comparison for the caller (or 204 when done)
     POST /api/judgments {...}            one judgment; idempotent by its "key"; 409 with "code":
                                          "lease_expired" when the task went to others meanwhile
     GET  /api/me                         the caller's own counts
     GET  /api/admin/campaigns[/NAME/stats|/NAME/export] and POST /api/admin/annotators   (admin only)
+An annotator sees and judges only the campaigns they were added to (`rlhfkit campaign --annotators`,
+or "campaigns" in POST /api/admin/annotators), unless made store-wide ("all_campaigns").
 A campaign NAME may hold '/' (`team/demo`): the admin routes take the rest of the path up to the last
 segment, and `campaigns.check_campaign_name` refuses, at creation, names a URL cannot carry.
 
@@ -22,6 +28,8 @@ cookie, carry the page's CSRF token in `X-CSRF-Token`. Bodies over `max_body` by
 Malformed input is a 4xx with {"error"} before any query sees it: ids outside 1..2**31-1 (PostgreSQL's
 INTEGER), text with NUL or unpaired surrogates (`service.check_text`), bodies that do not parse.
 Annotators can only reach their own assignments; every admin route checks the admin token.
+Tokens and sessions are looked up on every request (`sessions`), so a replaced token or a logout
+takes effect at once.
 Left out: TLS (put a reverse proxy in front for anything beyond loopback), rate limiting, accounts
 with passwords.
 """
@@ -41,8 +49,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from rlhfkit.feedback import service
-from rlhfkit.feedback.service import ServiceError, Who
+from rlhfkit.feedback import service, sessions
+from rlhfkit.feedback.service import ServiceError
+from rlhfkit.feedback.sessions import Identity
 from rlhfkit.feedback.store import MAX_ID, Store
 
 HERE = Path(__file__).parent
@@ -52,14 +61,15 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-def csrf_token(token: str) -> str:
-    """Derived from the session token, so a page without the token cannot compute it."""
-    return hmac.new(token.encode(), b"rlhfkit-csrf", hashlib.sha256).hexdigest()
+def csrf_token(session_id: str) -> str:
+    """Derived from the session id (an HttpOnly cookie), so a page of another site cannot compute it."""
+    return hmac.new(session_id.encode(), b"rlhfkit-csrf", hashlib.sha256).hexdigest()
 
 
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=1, max_length=200)
+    replace: bool = False
 
 
 class JudgmentIn(BaseModel):
@@ -77,14 +87,21 @@ class AnnotatorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     simulated: bool = False
+    campaigns: list[str] = Field(default_factory=list, max_length=100)
+    all_campaigns: bool = False
 
 
 @dataclass
 class Caller:
-    token: str
-    via_cookie: bool
-    admin: bool
-    annotator: Who | None = None
+    """An authenticated request: who, and how (a bearer token, or the session cookie `session_id`)."""
+
+    identity: Identity
+    session_id: str | None = None  # None: a bearer token, which needs no CSRF token
+
+    @property
+    def annotator(self) -> service.Who:
+        assert self.identity.annotator is not None
+        return self.identity.annotator
 
 
 class BodyLimit:
@@ -128,9 +145,7 @@ def create_app(store: Store, max_body: int = MAX_BODY, lease_seconds: int | None
     app = FastAPI(title="rlhfkit feedback", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.add_middleware(BodyLimit, limit=max_body)
-    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    token_cache: dict[str, Who] = {}
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -160,113 +175,145 @@ def create_app(store: Store, max_body: int = MAX_BODY, lease_seconds: int | None
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"error": "; ".join(problems) or "malformed request"}, status_code=422)
 
-    def page(template: str, **context: Any) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(template).render(**context))
+    _add_pages(app, store)
+    _add_session_routes(app, store)
+    _add_api(app, store, lease_seconds)
+    return app
 
-    # -- who is calling ---------------------------------------------------------------------
 
-    def identify(request: Request) -> Caller | None:
-        header = request.headers.get("authorization", "")
-        via_cookie = not header.lower().startswith("bearer ")
-        token = request.cookies.get(COOKIE, "") if via_cookie else header[7:].strip()
-        if not token or len(token) > 200:
-            return None
-        if token in token_cache:
-            return Caller(token=token, via_cookie=via_cookie, admin=False, annotator=token_cache[token])
-        if store.is_admin_token(token):
-            return Caller(token=token, via_cookie=via_cookie, admin=True)
-        who = service.annotator_for_token(store, token)
-        if who is None:
-            return None
-        token_cache[token] = who
-        return Caller(token=token, via_cookie=via_cookie, admin=False, annotator=who)
+# -- who is calling ---------------------------------------------------------------------------
 
-    def check_write(request: Request, caller: Caller) -> None:
-        if request.method in ("GET", "HEAD"):
-            return
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            raise ServiceError(415, "send JSON (Content-Type: application/json)")
+
+def identify(store: Store, request: Request) -> Caller | None:
+    """A bearer token if the request has one, else the session cookie; looked up every time."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        identity = sessions.identify_token(store, header[7:].strip())
+        return Caller(identity) if identity else None
+    session_id = request.cookies.get(COOKIE, "")
+    identity = sessions.find_session(store, session_id)
+    return Caller(identity, session_id) if identity else None
+
+
+def check_write(request: Request, caller: Caller | None) -> None:
+    """A state-changing request must be JSON and, when the session cookie authenticates it, carry the
+    page's CSRF token: a cross-site form can send neither."""
+    if request.method in ("GET", "HEAD"):
+        return
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise ServiceError(415, "send JSON (Content-Type: application/json)")
+    if caller is not None and caller.session_id is not None:
         # bytes: compare_digest refuses str with non-ASCII characters, which a header may carry
         sent = request.headers.get("x-csrf-token", "").encode("latin-1", "replace")
-        if caller.via_cookie and not hmac.compare_digest(sent, csrf_token(caller.token).encode()):
+        if not hmac.compare_digest(sent, csrf_token(caller.session_id).encode()):
             raise ServiceError(403, "missing or wrong CSRF token; reload the page")
 
+
+def _dependencies(store: Store) -> tuple[Any, Any]:
     def annotator(request: Request) -> Caller:
-        caller = identify(request)
-        if caller is None or caller.annotator is None:
+        caller = identify(store, request)
+        if caller is None or caller.identity.annotator is None:
             raise ServiceError(401, "log in with your annotator token")
         check_write(request, caller)
         return caller
 
     def admin(request: Request) -> Caller:
-        caller = identify(request)
-        if caller is None or not caller.admin:
+        caller = identify(store, request)
+        if caller is None or not caller.identity.admin:
             raise ServiceError(403 if caller else 401, "this needs the admin token")
         check_write(request, caller)
         return caller
 
-    AnnotatorCaller = Annotated[Caller, Depends(annotator)]
-    AdminCaller = Annotated[Caller, Depends(admin)]
+    return Annotated[Caller, Depends(annotator)], Annotated[Caller, Depends(admin)]
 
-    # -- pages ------------------------------------------------------------------------------
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def _add_pages(app: FastAPI, store: Store) -> None:
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+
+    def page(template: str, **context: Any) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(template).render(**context))
 
     @app.get("/")
     def home() -> RedirectResponse:
         return RedirectResponse("/login", status_code=303)
 
     @app.get("/login")
-    def login_page() -> HTMLResponse:
-        return page("login.html", title="Log in")
+    def login_page(request: Request) -> HTMLResponse:
+        caller = identify(store, request)  # the page asks before a link replaces this identity
+        current = caller.identity.name if caller and caller.session_id else ""
+        return page("login.html", title="Log in", current=current,
+                    current_next="/admin" if caller and caller.identity.admin else "/annotate",
+                    csrf=csrf_token(caller.session_id) if caller and caller.session_id else "")
 
     @app.get("/annotate")
     def annotate_page(request: Request) -> Response:
-        caller = identify(request)
-        if caller is None or caller.annotator is None:
+        caller = identify(store, request)
+        if caller is None or caller.identity.annotator is None or caller.session_id is None:
             return RedirectResponse("/login", status_code=303)
-        return page("annotate.html", title="Annotate", csrf=csrf_token(caller.token), name=caller.annotator.name,
-                    campaigns=service.list_campaigns(store))
+        return page("annotate.html", title="Annotate", csrf=csrf_token(caller.session_id), name=caller.annotator.name,
+                    campaigns=service.list_campaigns(store, caller.annotator.id))
 
     @app.get("/admin")
     def admin_page(request: Request) -> Response:
-        caller = identify(request)
-        if caller is None or not caller.admin:
+        caller = identify(store, request)
+        if caller is None or not caller.identity.admin or caller.session_id is None:
             return RedirectResponse("/login", status_code=303)
-        return page("admin.html", title="Admin", csrf=csrf_token(caller.token))
+        return page("admin.html", title="Admin", csrf=csrf_token(caller.session_id))
 
-    # -- the API ----------------------------------------------------------------------------
 
+# -- login and logout -------------------------------------------------------------------------
+
+
+def _add_session_routes(app: FastAPI, store: Store) -> None:
     @app.post("/api/login")
     def login(body: LoginIn, request: Request) -> JSONResponse:
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            raise ServiceError(415, "send JSON (Content-Type: application/json)")
-        admin_login = store.is_admin_token(body.token)
-        if not admin_login and service.annotator_for_token(store, body.token) is None:
+        check_write(request, None)  # JSON only; there is no session yet whose CSRF token to check
+        identity = sessions.identify_token(store, body.token)
+        if identity is None:
             raise ServiceError(401, "unknown token; ask the campaign's admin for yours")
-        response = JSONResponse({"next": "/admin" if admin_login else "/annotate"})
-        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+        old_id = request.cookies.get(COOKIE, "")
+        current = sessions.find_session(store, old_id)
+        if current is not None and current != identity and not body.replace:
+            raise ServiceError(409, f"you are logged in as {current.name}; this link is for someone else",
+                               code="logged_in_as")
+        if current is not None:
+            sessions.close_session(store, old_id)
+        response = JSONResponse({"next": "/admin" if identity.admin else "/annotate"})
+        response.set_cookie(COOKIE, sessions.open_session(store, identity), httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", max_age=sessions.SESSION_SECONDS)
         return response
 
     @app.post("/api/logout")
-    def logout() -> JSONResponse:
+    def logout(request: Request) -> JSONResponse:
+        caller = identify(store, request)
+        check_write(request, caller)  # a cross-site form cannot end someone's session
+        if caller is not None and caller.session_id is not None:
+            sessions.close_session(store, caller.session_id)
         response = JSONResponse({"ok": True})
         response.delete_cookie(COOKIE)
         return response
 
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+def _add_api(app: FastAPI, store: Store, lease_seconds: int | None) -> None:
+    AnnotatorCaller, AdminCaller = _dependencies(store)
+
     @app.get("/api/task")
     def task(campaign: str, caller: AnnotatorCaller) -> Response:
-        assert caller.annotator is not None
         payload = service.next_task(store, caller.annotator.id, campaign, lease_seconds=lease_seconds)
         return Response(status_code=204) if payload is None else JSONResponse(payload)
 
     @app.post("/api/judgments")
     def judgments(body: JudgmentIn, caller: AnnotatorCaller) -> dict:
-        assert caller.annotator is not None
         return service.submit(store, caller.annotator.id, body.model_dump())
 
     @app.get("/api/me")
     def me(caller: AnnotatorCaller) -> dict:
-        assert caller.annotator is not None
         return {"annotator": caller.annotator.name, **service.my_summary(store, caller.annotator.id)}
 
     @app.get("/api/admin/campaigns")
@@ -291,6 +338,6 @@ def create_app(store: Store, max_body: int = MAX_BODY, lease_seconds: int | None
 
     @app.post("/api/admin/annotators")
     def new_annotator(body: AnnotatorIn, _caller: AdminCaller) -> dict:
-        return {"annotator": body.name, "token": service.add_annotator(store, body.name, body.simulated)}
-
-    return app
+        token = service.add_annotator(store, body.name, body.simulated, campaigns=body.campaigns,
+                                      all_campaigns=body.all_campaigns)
+        return {"annotator": body.name, "token": token}

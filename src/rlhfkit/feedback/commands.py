@@ -84,7 +84,7 @@ class CampaignConfig:
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     """How long an annotator holds a task without answering before it goes back to the queue."""
     annotators: str = ""
-    """Comma-separated names of annotators to create; their login links are printed once."""
+    """Comma-separated names of annotators to create for this campaign (existing ones are added to it); their login links are printed once."""
     url: str = "http://127.0.0.1:8000"
     """Base URL of `rlhfkit serve`, for the printed login links."""
     seed: int = 0
@@ -151,9 +151,12 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
               f"{counts['prompts']} prompts and {counts['responses']} responses; each task to {config.overlap} annotators")
         for name in names:
             try:
-                token = service.add_annotator(store, name)
+                token = service.add_annotator(store, name, campaigns=[config.campaign])
             except ServiceError as exc:
-                print(f"  {name}: {exc.message} (kept; their old link still works)")
+                if exc.status != 409:
+                    raise ConfigError(f"--annotators {name!r}: {exc.message}") from None
+                service.add_to_campaigns(store, name, [config.campaign])
+                print(f"  {name}: {exc.message} (kept, and added to this campaign; their old link still works)")
                 continue
             print(f"  annotator {name}: {config.url}/login#token={token}")
     finally:
@@ -265,7 +268,8 @@ def run_annotate(config: AnnotateConfig) -> int:
             tokens = []
             for a in annotators:
                 res = httpx.post(config.url.rstrip("/") + "/api/admin/annotators", timeout=30,
-                                 json={"name": config.name_prefix + a.name, "simulated": True},
+                                 json={"name": config.name_prefix + a.name, "simulated": True,
+                                       "campaigns": [config.campaign]},
                                  headers={"Authorization": f"Bearer {admin}"})
                 if res.status_code != 200:
                     raise ConfigError(f"creating {config.name_prefix + a.name} at {config.url}: {res.text}")

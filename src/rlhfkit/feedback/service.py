@@ -1,6 +1,6 @@
 """The one layer between people (web app), simulated annotators and the store.
 
-    token = add_annotator(store, "annotator-1")                 # shown once; only its hash is kept
+    token = add_annotator(store, "annotator-1", campaigns=["demo"])   # shown once; only its hash is kept
     who = annotator_for_token(store, token)
     task = next_task(store, who.id, "demo")               # {"assignment", "prompt", "responses", ...}
     submit(store, who.id, {"assignment": task["assignment"], "key": "uuid-1", "outcome": "a",
@@ -12,6 +12,8 @@
 runs many judgments through the same checks in one transaction.
 
 Guarantees:
+- an annotator is given tasks only of campaigns they were added to (`campaign_annotators`), unless
+  store-wide (`all_campaigns`); to anyone else a campaign answers like one that does not exist;
 - a task goes to at most `overlap` annotators and never twice to one annotator (unique
   (task, annotator) plus an atomic conditional increment of `tasks.n_assigned`);
 - the responses are shown in an order shuffled per assignment, labelled a, b, c...; annotators
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -47,12 +49,14 @@ from rlhfkit.feedback.store import (
     Annotator,
     Assignment,
     Campaign,
+    CampaignAnnotator,
     Judgment,
     Prompt,
     Response,
     Store,
     Task,
     TaskItem,
+    WebSession,
     hash_token,
     new_token,
     storable,
@@ -91,9 +95,11 @@ class Who:
 # annotators
 
 
-def add_annotator(store: Store, name: str, simulated: bool = False) -> str:
-    """Create an annotator and return their access token (shown once). Asking again for an existing
-    *simulated* annotator gives it a new token (the old one stops working after a server restart)."""
+def add_annotator(store: Store, name: str, simulated: bool = False, campaigns: list[str] | tuple = (),
+                  all_campaigns: bool = False) -> str:
+    """Create an annotator who may judge `campaigns` (or, with `all_campaigns`, every campaign of the
+    store) and return their access token (shown once). Asking again for an existing *simulated*
+    annotator gives it a new token: the old one, and its sessions, stop working at once."""
     name = check_text(name.strip(), "the annotator name")
     if not name or len(name) > 200:
         raise ServiceError(422, "an annotator name must have 1 to 200 characters")
@@ -102,14 +108,45 @@ def add_annotator(store: Store, name: str, simulated: bool = False) -> str:
         with store.write() as session:
             row = session.scalar(select(Annotator).where(Annotator.name == name))
             if row is None:
-                session.add(Annotator(name=name, token_hash=hash_token(token), simulated=simulated))
+                row = Annotator(name=name, token_hash=hash_token(token), simulated=simulated,
+                                all_campaigns=all_campaigns)
+                session.add(row)
+                session.flush()
             elif simulated and row.simulated:
                 row.token_hash = hash_token(token)
+                row.all_campaigns = row.all_campaigns or all_campaigns
+                session.execute(delete(WebSession).where(WebSession.annotator_id == row.id))
             else:
                 raise ServiceError(409, f"annotator {name!r} already exists")
+            join_campaigns(session, row.id, campaigns)
     except IntegrityError:
         raise ServiceError(409, f"annotator {name!r} already exists") from None
     return token
+
+
+def add_to_campaigns(store: Store, name: str, campaigns: list[str] | tuple) -> None:
+    """Let an existing annotator judge these campaigns too (their token stays as it was)."""
+    with store.write() as session:
+        annotator_id = session.scalar(select(Annotator.id).where(Annotator.name == name))
+        if annotator_id is None:
+            raise ServiceError(404, f"no annotator named {name!r}")
+        join_campaigns(session, annotator_id, campaigns)
+
+
+def join_campaigns(session: Session, annotator_id: int, campaigns: list[str] | tuple) -> None:
+    """Add the annotator to each named campaign (in the caller's transaction), once."""
+    for name in campaigns:
+        campaign_id = get_campaign(session, name, ready_only=False).id
+        if session.get(CampaignAnnotator, (campaign_id, annotator_id)) is None:
+            session.add(CampaignAnnotator(campaign_id=campaign_id, annotator_id=annotator_id))
+    session.flush()
+
+
+def may_judge(session: Session, campaign_id: int, annotator_id: int) -> bool:
+    """Whether the annotator was added to the campaign, or is store-wide."""
+    member = select(CampaignAnnotator.annotator_id).where(CampaignAnnotator.campaign_id == campaign_id,
+                                                          CampaignAnnotator.annotator_id == annotator_id).exists()
+    return bool(session.scalar(select(Annotator.all_campaigns | member).where(Annotator.id == annotator_id)))
 
 
 def annotator_for_token(store: Store, token: str) -> Who | None:
@@ -120,19 +157,25 @@ def annotator_for_token(store: Store, token: str) -> Who | None:
         return Who(row.id, row.name) if row else None
 
 
-def get_campaign(session: Session, name: str) -> Campaign:
+def get_campaign(session: Session, name: str, ready_only: bool = True) -> Campaign:
     check_text(name, "the campaign name")
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is None:
         raise ServiceError(404, f"no campaign named {name!r}")
-    if not campaign.ready:
+    if ready_only and not campaign.ready:
         raise ServiceError(404, f"campaign {name!r} is still being written by `rlhfkit campaign`; try again when it is done")
     return campaign
 
 
-def list_campaigns(store: Store) -> list[str]:
+def list_campaigns(store: Store, annotator_id: int | None = None) -> list[str]:
+    """The ready campaigns, oldest first; with `annotator_id`, only those that annotator may judge."""
+    query = select(Campaign.name).where(Campaign.ready).order_by(Campaign.id)
     with store.read() as session:
-        return list(session.scalars(select(Campaign.name).where(Campaign.ready).order_by(Campaign.id)))
+        if annotator_id is not None and not session.scalar(
+                select(Annotator.all_campaigns).where(Annotator.id == annotator_id)):
+            query = query.join(CampaignAnnotator, CampaignAnnotator.campaign_id == Campaign.id).where(
+                CampaignAnnotator.annotator_id == annotator_id)
+        return list(session.scalars(query))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +330,8 @@ def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | N
             with store.write() as session:
                 now = store.clock()
                 campaign = get_campaign(session, campaign_name)
+                if not may_judge(session, campaign.id, annotator_id):  # as if it did not exist
+                    raise ServiceError(404, f"no campaign named {campaign_name!r}")
                 release_expired(session, now)
                 resumed = open_assignments(session, campaign.id, [annotator_id]).get(annotator_id, [])
                 expires_at = lease_end(campaign, now, lease_seconds)

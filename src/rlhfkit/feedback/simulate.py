@@ -45,8 +45,9 @@ def judgment_body(task: dict[str, Any], annotator: Any) -> dict[str, Any]:
     return body
 
 
-def simulated_annotator_id(store: Store, name: str) -> int:
-    """The id of simulated annotator `name`, created on first use (its token is never needed)."""
+def simulated_annotator_id(store: Store, name: str, campaign: str | None = None) -> int:
+    """The id of simulated annotator `name`, created on first use (its token is never needed), and
+    added to `campaign`."""
     from sqlalchemy import select
 
     with store.write() as session:
@@ -57,6 +58,8 @@ def simulated_annotator_id(store: Store, name: str) -> int:
             session.flush()
         elif not row.simulated:
             raise service.ServiceError(409, f"annotator {name!r} is a person; pick another --name-prefix")
+        if campaign is not None:
+            service.join_campaigns(session, row.id, [campaign])
         return row.id
 
 
@@ -78,7 +81,7 @@ def fill_campaign(store: Store, campaign: str, annotators: list[Any], prefix: st
     A batch of 100 holds the write lock for about 0.15 s on a 2-core machine. On PostgreSQL each
     turn keeps its own transaction, so a filler never holds the row locks of many tasks at once
     (two fillers doing that could deadlock)."""
-    ids = [simulated_annotator_id(store, prefix + a.name) for a in annotators]
+    ids = [simulated_annotator_id(store, prefix + a.name, campaign) for a in annotators]
     per_transaction = JUDGMENTS_PER_TRANSACTION if store.is_sqlite else 1
     rng = random.Random(seed)
     active, turn, stored = list(zip(ids, annotators)), 0, 0

@@ -14,7 +14,9 @@ Tables (response ids are canonical; the order an annotator saw is kept per assig
     responses    text + the checkpoint ("model") that produced it
     tasks        a comparison of 2..K responses (task_items: slot -> response), optional gold answer;
                  indexed by (campaign, n_assigned) so the least-covered come first without a scan
-    annotators   name + sha256 of the access token (the token itself is shown once, never stored)
+    annotators   name + sha256 of the access token (the token itself is shown once, never stored);
+                 scoped to campaigns (campaign_annotators) unless `all_campaigns`
+    sessions     sha256 of a browser session id -> annotator (or the admin), with an expiry
     assignments  task shown to annotator, in a shuffled order; unique (task, annotator); a lease
                  (expiry time) while unjudged, after which the slot goes back to the queue
     judgments    one per assignment: outcome, ranking, per-criterion picks, rationale, seconds, skip;
@@ -50,6 +52,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -164,6 +167,29 @@ class Annotator(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # store-wide: may judge every campaign; otherwise only those in campaign_annotators (revision 0005)
+    all_campaigns: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class CampaignAnnotator(Base):
+    """Which annotators may see and judge a campaign (unless they are store-wide)."""
+
+    __tablename__ = "campaign_annotators"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), primary_key=True,
+                                              index=True)
+
+
+class WebSession(Base):
+    """A browser's login: the cookie holds a random session id, this table only its hash. Logout,
+    a new token for the annotator, or a new admin token deletes the row, which ends the session."""
+
+    __tablename__ = "sessions"
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"),
+                                                     nullable=True, index=True)  # None: the admin
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Assignment(Base):
@@ -299,6 +325,9 @@ class Store:
     def set_admin_token(self, token: str | None = None) -> str:
         token = token or new_token()
         with self.write() as session:
+            old = session.get(Setting, "admin_token_sha256")
+            if old is not None and old.value != hash_token(token):  # a new token ends the old one's sessions
+                session.execute(delete(WebSession).where(WebSession.annotator_id.is_(None)))
             session.merge(Setting(key="admin_token_sha256", value=hash_token(token)))
         return token
 

@@ -44,7 +44,8 @@ $("method").addEventListener("change", updateExport);
 $("tie-policy").addEventListener("change", updateExport);
 $("new-annotator").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const res = await api("POST", "/api/admin/annotators", { name: $("annotator-name").value });
+  const res = await api("POST", "/api/admin/annotators", { name: $("annotator-name").value,
+    campaigns: $("campaign").value ? [$("campaign").value] : [], all_campaigns: $("all-campaigns").checked });
   $("new-token").textContent = res.ok ? `token for ${res.data.annotator} (shown once): ${res.data.token} — link: ${location.origin}/login#token=${res.data.token}` : res.data.error;
 });
 logoutButton();

@@ -138,3 +138,22 @@ def test_export_to_a_folder_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
     assert "folder: --rankings is a folder" in capsys.readouterr().err
     after = sorted(p.name for p in tmp_path.rglob("*"))
     assert [n for n in after if n not in before] == ["prefs.jsonl"] and not any(n.endswith(".tmp") for n in after)
+
+
+def test_bad_input_on_postgresql_is_one_line(pg_url, tmp_path, capsys):
+    """The same paths on a PostgreSQL store: a NUL in a response (which PostgreSQL would refuse) is
+    caught at its line before anything is written; an unreachable server is one line, no password."""
+    from rlhfkit.feedback import service
+    from rlhfkit.feedback.store import Store
+
+    _inputs(tmp_path)
+    assert main(["campaign", "--db", pg_url, "--data", str(tmp_path / "nul.jsonl"), "--campaign", "c"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nul.jsonl:2: 'completion' contains a NUL" in err
+    store = Store.open(pg_url)
+    assert service.list_campaigns(store) == []
+    store.dispose()
+    assert main(["campaign", "--db", "postgresql://someone:secret@127.0.0.1:1/x",
+                 "--data", str(tmp_path / "ok.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot open the feedback store" in err and "secret" not in err

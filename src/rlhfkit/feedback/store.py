@@ -302,8 +302,9 @@ class Store:
                     command.upgrade(config, "head")
         except DBAPIError as exc:  # unreachable server, wrong password, a file that is not SQLite
             url = self.engine.url
-            where = url.database if self.is_sqlite else url.render_as_string(hide_password=True)
-            raise ConfigError(f"cannot open the feedback store {where}: {exc.orig}") from None
+            where = url.database if self.is_sqlite else url.set(drivername=url.get_backend_name()).render_as_string()
+            reason = " ".join(str(exc.orig).split())  # psycopg's messages span lines; errors are one line
+            raise ConfigError(f"cannot open the feedback store {where}: {reason}") from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:

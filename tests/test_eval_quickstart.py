@@ -57,7 +57,8 @@ def test_quickstart_smoke_run(tmp_path):
     """Every stage on a very short schedule, the reward-hacking experiment included."""
     report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
                                              eval_prompts=8, sft_max_steps=20, ppo_steps=2, hacking_steps=2,
-                                             reward_hacking=True, progress=False))
+                                             reward_hacking=True, frontier_prompts=4, frontier_every=1,
+                                             frontier_max_n=4, progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
     assert set(saved["policies"]) == {"dpo", "ppo", "best_of_4"}
     # round 2 of DPO: the panel compared samples of round 1's policy, and DPO continued from it
@@ -79,8 +80,22 @@ def test_quickstart_smoke_run(tmp_path):
     assert len({(e["reference_gold"], e["reference_length"], e["examples"][0]["reference"]) for e in evals}) == 1
     assert set(probes["ppo"]) <= {"repetition", "flattery", "overconfidence", "length"} and "flattery" in probes["ppo"]
     assert all(0 <= p["prefers_hacked"] <= 1 and "gold_delta" in p for p in probes["ppo"].values())
+    # the seeds' tables and the frontier: every style, the panel's reasons, calibration bins, every method
+    from rlhfkit.tasks import assistant
+
+    assert set(saved["reward_by_style"]) == set(assistant.STYLES)
+    assert all(v["n"] == 64 and 0 <= v["gold"] <= 1 for v in saved["reward_by_style"].values())
+    assert saved["rationales"] and all(r["rationale"] and r["chosen"] for r in saved["rationales"])
+    assert sum(b["n"] for b in saved["calibration"]["bins"]) == saved["reward_model"]["pairs"]
+    names = [p["policy"] for p in saved["frontier"]]
+    assert names == ["dpo-round-1", "dpo-round-2", "ppo-step-1", "ppo-step-2", "best_of_1", "best_of_2", "best_of_4"]
+    best = {p["policy"]: p for p in saved["frontier"] if p["policy"].startswith("best_of")}
+    assert best["best_of_1"]["kl"] == 0 and best["best_of_4"]["kl"] <= best["best_of_4"]["kl_bound"] + 1e-9
     page = (tmp_path / "qs/report.html").read_text()
     assert "<svg" in page and "Before vs after" in page and "Reward hacking and its cure" in page
+    for heading in ("The reward–KL frontier", "Reward score per kind of response", "What the panel said",
+                    "Reward model (held-out pairs)"):
+        assert heading in page
     assert "Does the reward model fall for the reward-hacking table?" in page
     # a second run finds every stage done and only evaluates again
     again = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,

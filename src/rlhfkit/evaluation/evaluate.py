@@ -229,7 +229,8 @@ def summarize(config: EvalConfig, prompts: list[str], got: Samples, scorers: dic
 
 def print_result(config: EvalConfig, result: dict[str, Any]) -> None:
     k = config.reference_samples
-    print(f"win-rate of {config.policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
+    policy = f"best-of-{config.best_of} of {config.policy}" if config.best_of > 1 else config.policy
+    print(f"win-rate of {policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
           f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts"
           f"{f' x {k} reference responses' if k > 1 else ''}; "
           f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")

@@ -5,6 +5,7 @@
     calibration_bins(prob_chosen)               the reliability diagram behind it
     pearson(xs, ys)                             linear correlation (reward vs length, the first hacking sign)
     distinct_n(texts, n)                        share of unique word n-grams (diversity of samples)
+    best_of_n_on_samples(rewards, n)            best-of-n over m samples of a prompt: pick probabilities, KL
 """
 
 from __future__ import annotations
@@ -74,3 +75,31 @@ def distinct_n(texts: list[str], n: int) -> float:
     """Unique word n-grams over all n-grams of `texts` (0 when there are none)."""
     grams = [tuple(words[i:i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def best_of_n_on_samples(rewards: list[float], n: int) -> tuple[list[float], float]:
+    """Best-of-n over the empirical distribution of `rewards` (m samples of one prompt, equally likely):
+    n draws with replacement, the highest reward kept, ties shared equally among the tied samples.
+
+    With the distinct reward levels v_1 < ... < v_L held by c_l samples and C_l = c_1 + ... + c_l,
+    the kept level is l with probability P_l = (C_l / m)^n - (C_{l-1} / m)^n, each of its samples with
+    P_l / c_l, and KL(best-of-n || the m samples) = sum_l P_l log(m P_l / c_l). It is 0 for n = 1 and
+    at most log n - (n-1)/n (the analytic bound, `rlhfkit.math.ops.best_of_n_kl`) as m grows with
+    distinct rewards; ties (the same response drawn twice) lower it.
+
+    Returns:
+        (the probability of keeping each sample, in the order of `rewards`; the KL in nats).
+    """
+    m = len(rewards)
+    if m == 0 or n < 1:
+        raise ValueError(f"best-of-n needs at least one sample and n >= 1, got {m} samples and n = {n}")
+    levels = sorted(set(rewards))
+    counts = {v: rewards.count(v) for v in levels}
+    level_prob, below, kl = {}, 0, 0.0
+    for v in levels:
+        upto = below + counts[v]
+        level_prob[v] = (upto / m) ** n - (below / m) ** n
+        if level_prob[v] > 0:
+            kl += level_prob[v] * math.log(m * level_prob[v] / counts[v])
+        below = upto
+    return [level_prob[r] / counts[r] for r in rewards], kl

@@ -16,7 +16,10 @@
   8) eval       win-rate over SFT judged by the gold rubric (with a 95% interval), KL to SFT,
                 length, and the reward model's (proxy) score beside the gold one, for DPO (its last
                 round), PPO and best-of-n sampling from SFT (the baseline with no training); each
-                response is compared with --eval-reference-samples SFT responses to its prompt
+                response is compared with --eval-reference-samples SFT responses to its prompt;
+                then the reward model's score per response style beside gold, a few of the panel's
+                rationales, and (--frontier) the reward-KL frontier: gold and proxy against KL to SFT
+                for PPO's saved policies, each DPO round and best-of-n from SFT
   9) hacking    (--reward-hacking) a second panel biased toward long (or flattering) answers, its
                 reward model, and PPO against it twice: beta = 0 and beta = --ppo-kl-coef; the
                 report plots proxy and gold reward over training for both
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlhfkit.data.records import load_records
 from rlhfkit.errors import ConfigError
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
 from rlhfkit.evaluation.responses import SampleConfig, run_sample
@@ -46,6 +50,7 @@ from rlhfkit.feedback.commands import (
     run_campaign,
     run_export,
 )
+from rlhfkit.pipelines.diagnostics import frontier_points, rationales, reward_by_style
 from rlhfkit.pipelines.report import build_report, metrics_of, render_html, took
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
 from rlhfkit.trainers.ppo import PPOConfig, train_ppo
@@ -96,6 +101,16 @@ class QuickstartConfig:
     """Responses per prompt in each PPO step (RLOO's leave-one-out baseline is taken within the group)."""
     best_of: int = 4
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
+    frontier: bool = True
+    """Draw the reward-KL frontier: PPO's policy saved every --frontier-every steps, each DPO round and
+    best-of-n from SFT (n = 1, 2, 4, ... --frontier-max-n), each scored by gold and the reward model
+    against its KL to SFT (the time it adds: docs/quickstart.md)."""
+    frontier_prompts: int = 128
+    """Held-out prompts each frontier point is measured on."""
+    frontier_every: int = 10
+    """PPO steps between the frontier's PPO points."""
+    frontier_max_n: int = 16
+    """Largest n of the frontier's best-of-n points (SFT samples per prompt)."""
     reward_hacking: bool = False
     """Also run the reward-hacking experiment (a biased panel; PPO with beta = 0 and with beta > 0)."""
     hacking_bias: str = "length"
@@ -121,6 +136,8 @@ class QuickstartConfig:
             raise ConfigError(f"--hacking-bias must be length or flattery, got {self.hacking_bias!r}")
         if self.ppo_steps < 1 or self.hacking_steps < 1 or self.best_of < 0 or self.dpo_rounds < 1:
             raise ConfigError("--ppo-steps, --hacking-steps and --dpo-rounds must be >= 1, --best-of >= 0")
+        if self.frontier_prompts < 1 or self.frontier_every < 1 or self.frontier_max_n < 1:
+            raise ConfigError("--frontier-prompts, --frontier-every and --frontier-max-n must be >= 1")
         if self.eval_reference_samples < 1:
             raise ConfigError(f"--eval-reference-samples must be >= 1, got {self.eval_reference_samples}")
         if self.ppo_group_size < 2:
@@ -168,9 +185,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     dpo_rounds = [dpo]
     for r in range(2, config.dpo_rounds + 1):
         dpo_rounds.append(_dpo_round(config, out, r, dpo_rounds[-1], stage))
+    snapshots = {"save_every": config.frontier_every, "save_total_limit": config.ppo_steps // config.frontier_every + 1}
     stage("7) ppo", lambda: train_ppo(PPOConfig(model=str(sft), reward=str(rm), out=str(ppo), max_steps=config.ppo_steps,
                                                 kl_coef=config.ppo_kl_coef, group_size=config.ppo_group_size,
-                                                **common)), _done(ppo))
+                                                **(snapshots if config.frontier else {}), **common)), _done(ppo))
     evaluation: dict[str, Any] = {}
     sft_side = ReferenceSide()  # every policy is compared with the same SFT responses, sampled once
 
@@ -187,8 +205,12 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of, probes=False)  # SFT's own text
 
     stage("8) eval", evaluate_all, False)
+    diagnostics = out / "diagnostics.json"
+    stage("8) eval: styles, rationales" + (" and the reward-KL frontier" if config.frontier else ""),
+          lambda: _diagnostics(config, out, dpo_rounds, diagnostics), diagnostics.exists())
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
-    report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started)
+    report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started,
+                          json.loads(diagnostics.read_text()))
     report["stages_reused"] = reused  # done by an earlier run: seconds_total leaves them out
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.html").write_text(render_html(report))
@@ -202,6 +224,22 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
                   f"gold {run['gold_first']:.3f} -> {run['gold_last']:.3f} (training samples), "
                   f"gold win-rate over SFT {run['eval']['win_rate']:.3f}")
     return report
+
+
+def _diagnostics(config: QuickstartConfig, out: Path, dpo_rounds: list[Path], path: Path) -> None:
+    """diagnostics.json: the reward model per response style, the panel's rationales, the frontier."""
+    prompts = [r["prompt"] for r in load_records("builtin:assistant", "prompts", split="eval", builtin_size=64,
+                                                 seed=config.seed)]
+    result: dict[str, Any] = {"reward_by_style": reward_by_style(out / "rm", prompts, config.seed),
+                              "rationales": rationales(out / "preferences.jsonl")}
+    if config.frontier:
+        policies = {f"dpo-round-{r}": folder for r, folder in enumerate(dpo_rounds, start=1)}
+        checkpoints = sorted((out / "ppo" / "checkpoints").glob("step-*"))
+        policies.update({f"ppo-step-{int(c.name.split('-')[1])}": c for c in checkpoints})
+        ns = [2 ** i for i in range(config.frontier_max_n.bit_length()) if 2 ** i <= config.frontier_max_n]
+        result["frontier"] = frontier_points(out / "sft", out / "rm", policies, config.frontier_prompts, ns,
+                                             max_new_tokens=96, seed=config.seed)
+    path.write_text(json.dumps(result, indent=2))
 
 
 def _feedback(config: QuickstartConfig, samples: Path, db: Path, prefs: Path, bias: str | None,

@@ -14,7 +14,7 @@ scalar head); `--heads N` trains an ensemble of N heads on one backbone, whose s
 uncertainty estimate. The reward is read at the last real token (rlhfkit.models.reward_model.RewardModel).
 After training the rewards are normalised on a reference sample (mean 0, std 1) and the statistics
 saved as reward_stats.json; held-out metrics go to eval_metrics.json: pairwise accuracy, loss,
-calibration (ECE of sigma(r_c - r_r)), accuracy per annotator and per rubric criterion, and the
+calibration (ECE of sigma(r_c - r_r) and its reliability bins), accuracy per annotator and per rubric criterion, and the
 correlation of reward with response length, the first warning sign of reward hacking.
 """
 
@@ -32,7 +32,7 @@ from rlhfkit.data.records import Records, ranking_to_pairs, split_implicit_promp
 from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
-from rlhfkit.math.stats import expected_calibration_error, pearson
+from rlhfkit.math.stats import calibration_bins, expected_calibration_error, pearson
 from rlhfkit.models.loading import load_reward_backbone
 from rlhfkit.models.reward_model import RewardModel, save_reward_stats
 from rlhfkit.trainers.loop import (
@@ -218,6 +218,7 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
         "accuracy": sum(correct) / len(correct),
         "loss": sum(losses) / len(losses),
         "ece": expected_calibration_error(probs),
+        "calibration_bins": calibration_bins(probs),
         "reward_length_corr": pearson(all_rewards, [float(n) for n in lengths]),
         "pairs": len(groups),
     }

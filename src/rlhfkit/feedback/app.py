@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from rlhfkit.feedback import service, sessions
+from rlhfkit.feedback.export import EXPORT_METHODS, preference_rows
 from rlhfkit.feedback.service import ServiceError
 from rlhfkit.feedback.sessions import Identity
 from rlhfkit.feedback.store import MAX_ID, Store
@@ -326,8 +327,6 @@ def _add_api(app: FastAPI, store: Store, lease_seconds: int | None) -> None:
 
     @app.get("/api/admin/campaigns/{name:path}/export")
     def export(name: str, _caller: AdminCaller, method: str = "majority", tie_policy: str = "drop") -> Response:
-        from rlhfkit.feedback.export import EXPORT_METHODS, preference_rows
-
         if method not in EXPORT_METHODS or tie_policy not in ("drop", "random"):
             raise ServiceError(422, f"method must be one of {', '.join(EXPORT_METHODS)}; tie_policy drop or random")
         rows = preference_rows(store, name, method=method, tie_policy=tie_policy)

@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Literal
 
 from rlhfkit.errors import ConfigError, DataError
-from rlhfkit.feedback.service import ServiceError
+from rlhfkit.feedback import service
+from rlhfkit.feedback.campaigns import (
+    DEFAULT_GUIDELINES,
+    DEFAULT_RUBRIC,
+    CampaignSpec,
+    create_campaign,
+    read_gold,
+    read_responses,
+)
+from rlhfkit.feedback.export import preference_rows, ranking_rows, write_rows
+from rlhfkit.feedback.service import ServiceError, campaign_stats
 from rlhfkit.feedback.store import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, Store
 
 ADMIN_TOKEN_ENV = "RLHFKIT_ADMIN_TOKEN"
@@ -96,8 +106,6 @@ class CampaignConfig:
 
 
 def _rubric(spec: str | None) -> list[dict[str, str]]:
-    from rlhfkit.feedback.campaigns import DEFAULT_RUBRIC
-
     if spec is None:
         return [dict(c) for c in DEFAULT_RUBRIC]
     path = Path(spec)
@@ -122,15 +130,6 @@ def _sample(config: CampaignConfig, out: Path) -> Path:
 
 
 def run_campaign(config: CampaignConfig) -> dict[str, int]:
-    from rlhfkit.feedback import service
-    from rlhfkit.feedback.campaigns import (
-        DEFAULT_GUIDELINES,
-        CampaignSpec,
-        create_campaign,
-        read_gold,
-        read_responses,
-    )
-
     spec = CampaignSpec(name=config.campaign, k=config.k, overlap=config.overlap, rubric=_rubric(config.rubric),
                         require_rationale=config.require_rationale, lease_seconds=config.lease_seconds,
                         guidelines=_read_text(config.guidelines, "--guidelines") if config.guidelines else DEFAULT_GUIDELINES)
@@ -314,9 +313,6 @@ class ExportConfig:
 
 
 def run_export(config: ExportConfig) -> int:
-    from rlhfkit.feedback.export import preference_rows, ranking_rows, write_rows
-    from rlhfkit.feedback.service import campaign_stats
-
     store = _open(config.db, must_exist=True)
     try:
         try:

@@ -142,11 +142,14 @@ def join_campaigns(session: Session, annotator_id: int, campaigns: list[str] | t
     session.flush()
 
 
+_MEMBER = select(CampaignAnnotator.annotator_id).where(
+    CampaignAnnotator.campaign_id == bindparam("campaign_id"), CampaignAnnotator.annotator_id == Annotator.id).exists()
+_MAY_JUDGE = select(Annotator.all_campaigns | _MEMBER).where(Annotator.id == bindparam("annotator_id"))
+
+
 def may_judge(session: Session, campaign_id: int, annotator_id: int) -> bool:
     """Whether the annotator was added to the campaign, or is store-wide."""
-    member = select(CampaignAnnotator.annotator_id).where(CampaignAnnotator.campaign_id == campaign_id,
-                                                          CampaignAnnotator.annotator_id == annotator_id).exists()
-    return bool(session.scalar(select(Annotator.all_campaigns | member).where(Annotator.id == annotator_id)))
+    return bool(session.scalar(_MAY_JUDGE, {"campaign_id": campaign_id, "annotator_id": annotator_id}))
 
 
 def annotator_for_token(store: Store, token: str) -> Who | None:
@@ -211,6 +214,8 @@ _RETAKE = (update(Assignment).where(Assignment.id == bindparam("assignment_id"))
            .values(released_at=None, lease_expires_at=bindparam("expires_at"))
            .execution_options(synchronize_session=False))
 RELEASE_BATCH = 500
+_EXPIRED = (select(Assignment.id).where(Assignment.lease_expires_at < bindparam("now"))
+            .order_by(Assignment.id).limit(RELEASE_BATCH).with_for_update(skip_locked=True))
 
 
 def lease_end(campaign: Campaign, now: datetime, lease_seconds: int | None = None) -> datetime:
@@ -224,8 +229,7 @@ def release_expired(session: Session, now: datetime) -> int:
     The expired rows are locked first, in id order, skipping rows another transaction is releasing
     (PostgreSQL: FOR UPDATE SKIP LOCKED), so two releasers never wait on each other nor free a slot
     twice; SQLite has one writer at a time anyway. Assignment rows are always locked before task rows."""
-    ids = list(session.scalars(select(Assignment.id).where(Assignment.lease_expires_at < now)
-                               .order_by(Assignment.id).limit(RELEASE_BATCH).with_for_update(skip_locked=True)))
+    ids = list(session.scalars(_EXPIRED, {"now": now}))
     if not ids:
         return 0
     task_ids = list(session.scalars(

@@ -245,22 +245,21 @@ def release_expired(session: Session, now: datetime) -> int:
 def open_assignments(session: Session, campaign_id: int, annotator_ids: list[int],
                      lapsed: bool = False) -> dict[int, list[Assignment]]:
     """Per annotator, the assignments shown but not judged yet (a reload, a lost connection), oldest
-    first: those still held, or with `lapsed` those whose lease expired and whose slot went back."""
+    first: those still held; with `lapsed` also those whose lease expired (`released_at` set)."""
     judged = select(Judgment.id).where(Judgment.assignment_id == Assignment.id).exists()
-    held = Assignment.released_at.is_not(None) if lapsed else Assignment.released_at.is_(None)
+    query = (select(Assignment).join(Task, Task.id == Assignment.task_id)
+             .where(Assignment.annotator_id.in_(annotator_ids), Task.campaign_id == campaign_id, ~judged)
+             .order_by(Assignment.id))
     found: dict[int, list[Assignment]] = defaultdict(list)
-    for assignment in session.scalars(
-            select(Assignment).join(Task, Task.id == Assignment.task_id)
-            .where(Assignment.annotator_id.in_(annotator_ids), Task.campaign_id == campaign_id, held, ~judged)
-            .order_by(Assignment.id)):
+    for assignment in session.scalars(query if lapsed else query.where(Assignment.released_at.is_(None))):
         found[assignment.annotator_id].append(assignment)
     return found
 
 
-def retake_lapsed(session: Session, campaign: Campaign, annotator_id: int, expires_at: datetime) -> Assignment | None:
-    """The oldest of the annotator's lapsed assignments whose task still has a free slot, held again
-    with a new lease (their page may still show it); None when every such task went to others."""
-    for assignment in open_assignments(session, campaign.id, [annotator_id], lapsed=True).get(annotator_id, []):
+def retake_lapsed(session: Session, lapsed: list[Assignment], expires_at: datetime) -> Assignment | None:
+    """The oldest of these lapsed assignments whose task still has a free slot, held again with a new
+    lease (the annotator's page may still show it); None when every such task went to others."""
+    for assignment in lapsed:
         if session.execute(_CLAIM_SLOT, {"task_id": assignment.task_id}).rowcount:
             session.execute(_RETAKE, {"assignment_id": assignment.id, "expires_at": expires_at})
             assignment.released_at, assignment.lease_expires_at = None, expires_at
@@ -337,10 +336,11 @@ def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | N
                 if not may_judge(session, campaign.id, annotator_id):  # as if it did not exist
                     raise ServiceError(404, f"no campaign named {campaign_name!r}")
                 release_expired(session, now)
-                resumed = open_assignments(session, campaign.id, [annotator_id]).get(annotator_id, [])
+                unjudged = open_assignments(session, campaign.id, [annotator_id], lapsed=True).get(annotator_id, [])
+                resumed = [a for a in unjudged if a.released_at is None]
                 expires_at = lease_end(campaign, now, lease_seconds)
                 assignment = resumed[0] if resumed else (
-                    retake_lapsed(session, campaign, annotator_id, expires_at)
+                    retake_lapsed(session, [a for a in unjudged if a.released_at is not None], expires_at)
                     or claim_task(session, campaign, annotator_id, rng, expires_at))
                 if assignment is None:
                     return None

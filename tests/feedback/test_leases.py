@@ -192,3 +192,17 @@ def test_a_late_answer_finds_the_slot_of_another_lapsed_lease(leased):
     clock.advance(30)
     assert answer(store, alice, held, "alice-late-1")["status"] == "stored"
     assert counts(store) == (1, 2)  # alice's judged slot and bob's; carol's went back and alice took it
+
+
+def test_a_reload_starts_the_lease_again(leased):
+    """Alice reloads at 50 s: her lease now ends at 110 s, so bob gets nothing at 100 s and the task at 111 s."""
+    store, clock = leased
+    campaign(store)
+    alice, bob = people(store, "alice", "bob")
+    held = service.next_task(store, alice.id, "c")
+    clock.advance(50)
+    assert service.next_task(store, alice.id, "c")["assignment"] == held["assignment"]
+    clock.advance(50)
+    assert service.next_task(store, bob.id, "c") is None
+    clock.advance(11)
+    assert service.next_task(store, bob.id, "c")["prompt"] == held["prompt"]

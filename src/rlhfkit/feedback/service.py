@@ -25,8 +25,9 @@ Guarantees:
   unanswered, the slot goes back to the queue (`release_expired`, run before each claim, with
   `store.clock` as "now", which tests replace). The holder's late answer is stored, once, only if
   the task still has a free slot; otherwise it is a 409 "lease_expired" and nothing is stored. A
-  holder who comes back gets their lapsed task again if nobody took the slot meanwhile.
-Left out: per-annotator quotas, extending a lease while the page stays open.
+  holder who comes back gets their lapsed task again if nobody took the slot meanwhile; a reload
+  (the same task asked for again) starts the lease again.
+Left out: per-annotator quotas, extending a lease while the page stays open without a reload.
 """
 
 from __future__ import annotations
@@ -210,6 +211,8 @@ _ASSIGNMENT_AND_CAMPAIGN = (select(Assignment, Campaign, Judgment.id.label("judg
 # a judgment ends the lease, but only of an assignment still held: rowcount 0 means it lapsed
 _END_LEASE = (update(Assignment).where(Assignment.id == bindparam("assignment_id"), Assignment.released_at.is_(None))
               .values(lease_expires_at=None).execution_options(synchronize_session=False))
+_RENEW = (update(Assignment).where(Assignment.id == bindparam("assignment_id"), Assignment.released_at.is_(None))
+          .values(lease_expires_at=bindparam("expires_at")).execution_options(synchronize_session=False))
 _RETAKE = (update(Assignment).where(Assignment.id == bindparam("assignment_id"))
            .values(released_at=None, lease_expires_at=bindparam("expires_at"))
            .execution_options(synchronize_session=False))
@@ -339,9 +342,12 @@ def next_task(store: Store, annotator_id: int, campaign_name: str, seed: int | N
                 unjudged = open_assignments(session, campaign.id, [annotator_id], lapsed=True).get(annotator_id, [])
                 resumed = [a for a in unjudged if a.released_at is None]
                 expires_at = lease_end(campaign, now, lease_seconds)
-                assignment = resumed[0] if resumed else (
-                    retake_lapsed(session, [a for a in unjudged if a.released_at is not None], expires_at)
-                    or claim_task(session, campaign, annotator_id, rng, expires_at))
+                if resumed:  # a reload: the holder is still there, so the lease starts again
+                    assignment = resumed[0]
+                    session.execute(_RENEW, {"assignment_id": assignment.id, "expires_at": expires_at})
+                else:
+                    assignment = (retake_lapsed(session, [a for a in unjudged if a.released_at is not None], expires_at)
+                                  or claim_task(session, campaign, annotator_id, rng, expires_at))
                 if assignment is None:
                     return None
                 open_now = len(resumed) or 1  # without earlier ones, the one claimed now is open

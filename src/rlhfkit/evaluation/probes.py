@@ -25,28 +25,16 @@ facts; the edits are English-only.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable
 from typing import Any
 
+from rlhfkit.data.adversarial import sentences
 from rlhfkit.judges.reward_spec import Scorer
 
 FLATTERY = "Great question!"
 OVERCONFIDENCE = "Trust me on this."
 FILLER = "There are many things to think about here."
-
-_SENTENCE = re.compile(r"[^.!?]+[.!?]+")
-
-
-def sentences(text: str) -> list[str]:
-    """The complete sentences of `text` (ending in . ! or ?), stripped; bare punctuation is no sentence.
-
-    The text is cut after its last . ! or ? first: then every match ends at the first punctuation it
-    meets and the search is linear (an unfinished tail would make it backtrack over the whole rest)."""
-    end = max(text.rfind(mark) for mark in ".!?")
-    return [s.strip() for s in _SENTENCE.findall(text[:end + 1]) if s.strip().rstrip(".!?")]
-
 
 def _prefix(text: str, phrase: str) -> str:
     return f" {phrase} {text.strip()}"

@@ -25,6 +25,7 @@ __all__ = [
     "DPO_LOSS_TYPES",
     "bradley_terry_loss",
     "dpo_loss",
+    "l2_to_reference",
     "margin_ranking_loss",
     "online_rl_loss",
     "plackett_luce_loss",
@@ -40,18 +41,23 @@ def bradley_terry_loss(
     chosen_rewards: torch.Tensor,
     rejected_rewards: torch.Tensor,
     margin: torch.Tensor | float | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Pairwise Bradley–Terry negative log-likelihood (Bradley & Terry, 1952; as used for reward
     models by Ouyang et al., 2022, "InstructGPT"; the margin term follows Touvron et al., 2023,
     "Llama 2").
 
     The model says ``P(chosen > rejected) = sigmoid(r_c - r_r)``; the loss per pair is
-    ``-log sigmoid(r_c - r_r - m)``, computed with ``logsigmoid`` for stability.
+    ``-log sigmoid(r_c - r_r - m)``, computed with ``logsigmoid`` for stability. With label smoothing
+    ``eps`` (the share of labels assumed flipped) it is the cross-entropy against the soft label
+    ``1 - eps``: ``-(1 - eps) log sigmoid(d) - eps log sigmoid(-d)``, which stops pushing a pair once
+    ``sigmoid(d) = 1 - eps`` instead of growing the gap without bound.
 
     Args:
         chosen_rewards: ``(B,)`` scalar rewards of the preferred responses.
         rejected_rewards: ``(B,)`` scalar rewards of the dispreferred responses.
         margin: optional ``(B,)`` tensor or float ``m`` that the reward gap must exceed.
+        label_smoothing: ``eps`` in ``[0, 0.5)``.
 
     Returns:
         ``(B,)`` per-pair losses (take ``.mean()`` yourself).
@@ -65,7 +71,29 @@ def bradley_terry_loss(
         if isinstance(margin, torch.Tensor) and margin.dim() > 0:
             _check_same_shape(chosen_rewards=chosen_rewards, margin=margin)
         diff = diff - margin
+    if not 0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    if label_smoothing:
+        return -(1 - label_smoothing) * F.logsigmoid(diff) - label_smoothing * F.logsigmoid(-diff)
     return -F.logsigmoid(diff)
+
+
+def l2_to_reference(params: list[torch.Tensor], reference: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_i ||theta_i - theta0_i||^2``: an L2 pull of parameters toward fixed reference values (for a
+    reward model, its initial head), which limits how far training can bend the reward.
+
+    Args:
+        params: tensors being trained.
+        reference: tensors of the same shapes (detached; no gradient flows into them).
+
+    Returns:
+        0-d tensor.
+    """
+    if len(params) != len(reference) or any(p.shape != r.shape for p, r in zip(params, reference)):
+        raise ValueError("params and reference must be lists of tensors of the same shapes")
+    if not params:
+        return torch.zeros(())
+    return sum(((p - r.detach()) ** 2).sum() for p, r in zip(params, reference))
 
 
 def margin_ranking_loss(

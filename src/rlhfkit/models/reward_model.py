@@ -40,6 +40,11 @@ class RewardModel(nn.Module):
         self.classifier = classifier
         self.decoder_head = getattr(classifier, "score", None)
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The parameters outside the backbone: the reward head(s)."""
+        prefix = getattr(self.classifier, "base_model_prefix", "") + "."
+        return [p for name, p in self.classifier.named_parameters() if not name.startswith(prefix)]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.decoder_head is None:
             return self.classifier(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, heads)

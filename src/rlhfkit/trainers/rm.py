@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from rlhfkit.data.adversarial import adversarial_pairs, check_edits
 from rlhfkit.data.records import Records, ranking_to_pairs, split_implicit_prompt, train_and_held_out
 from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
-from rlhfkit.math.losses import bradley_terry_loss, margin_ranking_loss, plackett_luce_loss
+from rlhfkit.math.losses import bradley_terry_loss, l2_to_reference, margin_ranking_loss, plackett_luce_loss
 from rlhfkit.math.stats import calibration_bins, expected_calibration_error, pearson
 from rlhfkit.models.loading import load_reward_backbone
 from rlhfkit.models.reward_model import RewardModel, save_reward_stats
@@ -70,6 +71,18 @@ class RMConfig(SupervisedConfig):
     criteria_coef: float = 0.0
     """Weight of the rubric-criterion heads' loss: one extra head per criterion in the data's `criteria`
     column, trained on the pairs where that criterion has a winner; the reward stays the overall head."""
+    adversarial_edits: list[str] = field(default_factory=list)
+    """Edits that help nobody, as extra training pairs (original > edited): any of repetition, flattery,
+    overconfidence, length (rlhfkit.data.adversarial; worded unlike the probes that measure them)."""
+    adversarial_share: float = 0.25
+    """Share of the training responses that get an adversarial pair (one of --adversarial-edits, at random)."""
+    adversarial_weight: float = 1.0
+    """Weight of an adversarial pair's loss relative to a real comparison's."""
+    label_smoothing: float = 0.0
+    """Bradley-Terry label smoothing: the share of labels assumed flipped (stops pushing a pair whose
+    probability has reached 1 - eps)."""
+    head_l2: float = 0.0
+    """Weight of an L2 pull of the reward head toward its initial weights, added once per optimizer step."""
 
     def validate(self) -> None:
         super().validate()
@@ -77,6 +90,16 @@ class RMConfig(SupervisedConfig):
             raise ConfigError(f"--heads must be at least 1, got {self.heads}")
         if self.criteria_coef < 0:
             raise ConfigError(f"--criteria-coef must be >= 0, got {self.criteria_coef}")
+        try:
+            check_edits(self.adversarial_edits)
+        except ValueError as exc:
+            raise ConfigError(f"--adversarial-edits: {exc}") from None
+        if not 0 < self.adversarial_share <= 1 or self.adversarial_weight <= 0:
+            raise ConfigError(f"--adversarial-share must be in (0, 1] and --adversarial-weight positive, got "
+                              f"{self.adversarial_share} and {self.adversarial_weight}")
+        if not 0 <= self.label_smoothing < 0.5 or self.head_l2 < 0:
+            raise ConfigError(f"--label-smoothing must be in [0, 0.5) and --head-l2 >= 0, got {self.label_smoothing} "
+                              f"and {self.head_l2}")
 
 
 @dataclass
@@ -88,6 +111,7 @@ class Group:
     margin: float
     annotator: str | None
     criteria: dict[str, str] | None
+    weight: float = 1.0  # of its loss (adversarial pairs: --adversarial-weight)
 
 
 def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rankings: bool,
@@ -136,13 +160,31 @@ def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig
         chosen, rejected = ordered[:, 0], ordered[:, 1]  # (B, heads)
         if config.loss == "bradley_terry":
             margin = torch.tensor([g.margin for g in groups], device=rewards.device).unsqueeze(-1)
-            loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen))
+            loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen), config.label_smoothing)
         else:
             loss = margin_ranking_loss(chosen, rejected, config.ranking_margin)
     loss = loss.sum(-1)
     if config.center_rewards_coef:
         loss = loss + config.center_rewards_coef * rewards.sum(1).pow(2).mean(-1)
+    if any(g.weight != 1.0 for g in groups):
+        loss = loss * torch.tensor([g.weight for g in groups], device=loss.device, dtype=loss.dtype)
     return loss
+
+
+def add_adversarial(records: Records, examples: list[Example], groups: list[Group], tokenizer: Any,
+                    config: RMConfig) -> int:
+    """Append --adversarial-edits pairs of the training responses to `examples` and `groups`; return how many."""
+    rows = adversarial_pairs([r for r in records.rows if "responses" not in r], config.adversarial_edits,
+                             config.adversarial_share, config.seed)
+    where = [f"adversarial {row['adversarial']} edit {i + 1}" for i, row in enumerate(rows)]
+    extra_examples, extra_groups = encode_groups(Records(rows, where, "adversarial edits"), tokenizer,
+                                                 config.max_length, True, 0.0)
+    for g in extra_groups:
+        g.responses = [j + len(examples) for j in g.responses]
+        g.weight = config.adversarial_weight
+    examples += extra_examples
+    groups += extra_groups
+    return len(rows)
 
 
 def criterion_names(records: Records) -> list[str]:
@@ -255,6 +297,11 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
     held_examples, held_groups = encode_groups(held, tokenizer, config.max_length, expand, 0.0) if held else ([], [])
     if not expand and len({len(g.responses) for g in groups}) > 1:
         raise ConfigError("--ranking-loss plackett_luce needs rankings of one size K; use --ranking-loss pairs")
+    if config.adversarial_edits:
+        added = add_adversarial(records, examples, groups, tokenizer, config)
+        if acc.is_main_process:
+            print(f"rm: {added} adversarial pairs ({', '.join(config.adversarial_edits)}) beside {len(records)} "
+                  f"records, weight {config.adversarial_weight}")
 
     # 2) model and optimizer
     model = RewardModel(classifier)
@@ -262,6 +309,8 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
     pad_id = tokenizer.pad_token_id
+    head = acc.unwrap_model(model).head_parameters()
+    initial_head = [p.detach().clone() for p in head]
 
     def loss(model, ids: list[int]):
         chunk = [groups[i] for i in ids]
@@ -270,6 +319,8 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         total = comparison_loss(rewards, chunk, config).sum()
         if criteria:
             total = total + config.criteria_coef * criteria_loss(outputs[..., config.heads:], chunk, criteria).sum()
+        if config.head_l2 > 0:  # x len(ids): fit divides by the global batch, so each step adds it once
+            total = total + config.head_l2 * l2_to_reference(head, initial_head) * len(ids)
         return total, {"accuracy": pairwise_correct(rewards.detach(), chunk).sum()}
 
     def evaluate(model) -> dict[str, float]:

@@ -192,3 +192,25 @@ def test_concurrent_campaign_commands_on_a_new_store(db, tmp_path, names):
     token = admin_links[0].split("admin token (shown once; keep it): ")[1].split()[0]
     assert store.is_admin_token(token)
     store.dispose()
+
+
+def test_a_campaign_left_unfinished_by_a_killed_writer(db, tmp_path, capsys):
+    """A writer killed with -9 leaves its campaign hidden and its name taken: the next `rlhfkit campaign`
+    says so in one line, and with --replace-unfinished deletes it and writes the campaign again."""
+    from rlhfkit.cli import main
+    from rlhfkit.feedback import service
+    from rlhfkit.feedback.store import Campaign, Store
+
+    store = Store.open(db)
+    with store.write() as session:  # what the killed writer's first transaction left
+        session.add(Campaign(name="big", guidelines="", rubric=[], k=2, overlap=1, require_rationale="never",
+                             ready=False))
+    data = write(tmp_path / "s.jsonl", [{"prompt": "p", "responses": ["x", "y"]}])
+    assert main(["campaign", "--db", db, "--data", str(data), "--campaign", "big"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "already exists, unfinished" in err and "--replace-unfinished" in err
+    assert main(["campaign", "--db", db, "--data", str(data), "--campaign", "big", "--replace-unfinished"]) == 0
+    assert service.list_campaigns(store) == ["big"]
+    assert main(["campaign", "--db", db, "--data", str(data), "--campaign", "big", "--replace-unfinished"]) == 2
+    assert "'big' already exists in this store" in capsys.readouterr().err  # a finished one is never replaced
+    store.dispose()

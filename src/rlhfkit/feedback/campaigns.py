@@ -221,17 +221,19 @@ def task_slices(n: int, k: int) -> list[list[int]]:
 
 def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup],
                     gold: list[tuple[str, str, str]] | None = None, batch_tasks: int = BATCH_TASKS,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+                    progress: Callable[[int, int], None] | None = None,
+                    replace_unfinished: bool = False) -> dict[str, int]:
     """Write the campaign, its prompts, responses and tasks; returns counts for the summary.
 
     The rows go in write transactions of about `batch_tasks` tasks each (a prompt's tasks are never
     split), so a server on the same store waits for one batch at most, never for the whole campaign;
     on SQLite the writer pauses between batches so that waiting requests get the lock. The campaign
     is hidden (`ready` false: not listed, not served) until its last batch is in; if writing fails,
-    what was written is deleted. `progress(tasks_written, tasks_total)` is called between batches."""
+    what was written is deleted (a killed writer leaves it unfinished: `replace_unfinished` deletes it
+    first). `progress(tasks_written, tasks_total)` is called between batches."""
     spec.validate()
     total = sum(len(task_slices(len(g.responses), spec.k)) for g in groups) + len(gold or [])
-    campaign_id = _claim_name(store, spec)
+    campaign_id = _claim_name(store, spec, replace_unfinished)
     counts = {"prompts": 0, "responses": 0, "tasks": 0, "gold": 0}
     prompt_ids: dict[str, int] = {}
     gold_batches = [(gold or [])[start:start + batch_tasks] for start in range(0, len(gold or []), batch_tasks)]
@@ -254,14 +256,19 @@ def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup
     return counts
 
 
-def _claim_name(store: Store, spec: CampaignSpec) -> int:
-    """Insert the (hidden) campaign row; a name already taken, even by a campaign still being written
-    by another `rlhfkit campaign`, is a ConfigError."""
-    taken = ConfigError(f"campaign {spec.name!r} already exists in this store (or another `rlhfkit campaign` "
-                        f"is writing it); pick another --campaign name")
+def _claim_name(store: Store, spec: CampaignSpec, replace_unfinished: bool = False) -> int:
+    """Insert the (hidden) campaign row; a name already taken is a ConfigError, also when its campaign
+    is unfinished (being written, or left by a killed writer), unless `replace_unfinished`."""
+    taken = ConfigError(f"campaign {spec.name!r} already exists in this store; pick another --campaign name")
     try:
         with store.write() as session:
-            if session.scalar(select(Campaign.id).where(Campaign.name == spec.name)) is not None:
+            existing = session.execute(select(Campaign.id, Campaign.ready).where(Campaign.name == spec.name)).first()
+            if existing is not None and not existing.ready and replace_unfinished:
+                session.execute(delete(Campaign).where(Campaign.id == existing.id))
+            elif existing is not None and not existing.ready:
+                raise ConfigError(f"campaign {spec.name!r} already exists, unfinished: another `rlhfkit campaign` is "
+                                  f"writing it, or one was killed; if none is running, add --replace-unfinished")
+            elif existing is not None:
                 raise taken
             campaign = Campaign(name=spec.name, guidelines=spec.guidelines, rubric=spec.rubric, k=spec.k,
                                 overlap=spec.overlap, require_rationale=spec.require_rationale,

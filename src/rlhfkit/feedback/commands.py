@@ -93,6 +93,8 @@ class CampaignConfig:
     """When a rationale is required: never, on close calls (tie, both bad, criteria that disagree), or always."""
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     """How long an annotator holds a task without answering before it goes back to the queue."""
+    replace_unfinished: bool = False
+    """Delete a campaign of this name left unfinished by a killed `rlhfkit campaign`, then write it again."""
     annotators: str = ""
     """Comma-separated names of annotators to create for this campaign (existing ones are added to it); their login links are printed once."""
     url: str = "http://127.0.0.1:8000"
@@ -145,7 +147,7 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
     store = _open(config.db)
     try:
         _ensure_admin_token(store, config.url)
-        counts = create_campaign(store, spec, groups, gold)
+        counts = create_campaign(store, spec, groups, gold, replace_unfinished=config.replace_unfinished)
         print(f"campaign {config.campaign!r}: {counts['tasks']} tasks ({counts['gold']} gold) from "
               f"{counts['prompts']} prompts and {counts['responses']} responses; each task to {config.overlap} annotators")
         for name in names:

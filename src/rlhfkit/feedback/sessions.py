@@ -18,12 +18,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from rlhfkit.feedback.service import Who
 from rlhfkit.feedback.store import Annotator, Setting, Store, WebSession, hash_token
 
 SESSION_SECONDS = 30 * 24 * 3600
+# run on every request: built once, executed on a plain connection
+_BY_TOKEN = select(Annotator.id, Annotator.name).where(Annotator.token_hash == bindparam("digest"))
+_ADMIN_DIGEST = select(Setting.value).where(Setting.key == "admin_token_sha256")
+_SESSION = (select(WebSession.annotator_id, WebSession.expires_at, Annotator.name)
+            .outerjoin(Annotator, Annotator.id == WebSession.annotator_id)
+            .where(WebSession.id_sha256 == bindparam("digest")))
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,12 @@ def identify_token(store: Store, token: str) -> Identity | None:
     if not token or len(token) > 200:
         return None
     digest = hash_token(token)
-    with store.read() as session:
-        row = session.execute(select(Annotator.id, Annotator.name).where(Annotator.token_hash == digest)).first()
+    with store.engine.connect() as connection:  # no ORM session: this runs on every request
+        row = connection.execute(_BY_TOKEN, {"digest": digest}).first()
         if row is not None:
             return Identity(admin=False, annotator=Who(row.id, row.name))
-        admin = session.get(Setting, "admin_token_sha256")
-    return Identity(admin=True) if admin is not None and secrets.compare_digest(admin.value, digest) else None
+        admin = connection.execute(_ADMIN_DIGEST).scalar()
+    return Identity(admin=True) if admin is not None and secrets.compare_digest(admin, digest) else None
 
 
 def open_session(store: Store, identity: Identity) -> str:
@@ -66,11 +72,8 @@ def open_session(store: Store, identity: Identity) -> str:
 def find_session(store: Store, sid: str) -> Identity | None:
     if not sid or len(sid) > 200:
         return None
-    with store.read() as session:
-        row = session.execute(
-            select(WebSession.annotator_id, WebSession.expires_at, Annotator.name)
-            .outerjoin(Annotator, Annotator.id == WebSession.annotator_id)
-            .where(WebSession.id_sha256 == hash_token(sid))).first()
+    with store.engine.connect() as connection:
+        row = connection.execute(_SESSION, {"digest": hash_token(sid)}).first()
     if row is None or row.expires_at <= store.clock():
         return None
     if row.annotator_id is None:

@@ -16,7 +16,8 @@ The rubric defaults to the four criteria of the seeds' annotation exercises (`DE
 `create_campaign` writes in bounded batches (BATCH_TASKS tasks a transaction) so that a server on
 the same store keeps answering; the campaign stays hidden until its last batch is in.
 Left out: adding responses to an existing campaign (create a new campaign instead), active
-selection of which pairs to compare, resuming an interrupted write (it is deleted; run it again).
+selection of which pairs to compare, resuming an interrupted write (an error or Ctrl+C deletes it;
+a killed writer's is replaced with `rlhfkit campaign --replace-unfinished`).
 """
 
 from __future__ import annotations

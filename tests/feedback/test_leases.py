@@ -206,3 +206,54 @@ def test_a_reload_starts_the_lease_again(leased):
     assert service.next_task(store, bob.id, "c") is None
     clock.advance(11)
     assert service.next_task(store, bob.id, "c")["prompt"] == held["prompt"]
+
+
+def test_concurrent_releases_and_late_answers_keep_the_counts(leased):
+    """20 annotators hold 2 tasks each of 20 (overlap 2: every slot taken), all leases lapse, then 10
+    threads of newcomers ask for tasks while the 20 late holders answer, all at once. Afterwards each
+    task's n_assigned is exactly its held-and-unanswered slots plus its answers (skips aside), never
+    over the overlap, and nobody judged a task twice: no slot freed twice, none lost."""
+    import threading
+
+    from sqlalchemy import case
+
+    store, clock = leased
+    campaign(store, overlap=2, n_prompts=20)
+    holders = people(store, *(f"h{i}" for i in range(20)))
+    held = [[service.next_task(store, h.id, "c") for _ in range(2)] for h in holders]
+    newcomers = people(store, *(f"n{i}" for i in range(10)))
+    clock.advance(61)
+    errors: list[str] = []
+
+    def late(i: int) -> None:
+        for task in held[i]:
+            try:
+                answer(store, holders[i], task, f"late-{i}-{task['assignment']}")
+            except ServiceError as exc:
+                if exc.code != "lease_expired":
+                    errors.append(f"h{i}: {exc.status} {exc.message}")
+
+    def newcomer(i: int) -> None:
+        for n in range(3):
+            task = service.next_task(store, newcomers[i].id, "c")
+            if task is not None and n < 2:  # answer two, leave the third open
+                answer(store, newcomers[i], task, f"new-{i}-{task['assignment']}")
+
+    threads = [threading.Thread(target=late, args=(i,)) for i in range(20)]
+    threads += [threading.Thread(target=newcomer, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.read() as session:
+        judged = select(Judgment.id).where(Judgment.assignment_id == Assignment.id, Judgment.outcome != "skip").exists()
+        any_judgment = select(Judgment.id).where(Judgment.assignment_id == Assignment.id).exists()
+        counted = func.sum(case((judged, 1), ((~any_judgment) & Assignment.released_at.is_(None), 1), else_=0))
+        expected = dict(session.execute(select(Assignment.task_id, counted).group_by(Assignment.task_id)).all())
+        actual = dict(session.execute(select(Task.id, Task.n_assigned)).all())
+        per_task = session.execute(select(Judgment.task_id, func.count()).group_by(Judgment.task_id)).all()
+        pairs = session.execute(select(Judgment.task_id, Judgment.annotator_id)).all()
+    assert actual == {task_id: int(expected.get(task_id) or 0) for task_id in actual}
+    assert max(actual.values()) <= 2 and all(count <= 2 for _, count in per_task)
+    assert len(pairs) == len(set(pairs))

@@ -123,3 +123,50 @@ def test_keyboard_judging_lands_in_the_database(browser, tmp_path, make_campaign
     assert judgments[2].criteria == {k: "tie" for k in ("helpfulness", "neutrality", "clarity", "harmlessness")}
     assert all(j.seconds > 0 for j in judgments[:3])
     store.dispose()
+
+
+@pytest.mark.slow
+def test_the_page_says_when_a_lease_ran_out(browser, tmp_path, make_campaign):
+    """The app in this process (so its store's clock is the test's): alice's page shows a task; her
+    lease runs out and bob takes the only slot; her answer gets the 409, and the page says so and
+    moves on to her next task (here: none left) instead of retrying."""
+    import threading
+    import time
+    from datetime import datetime, timedelta
+
+    import uvicorn
+    from feedback_helpers import free_port
+
+    from rlhfkit.feedback.app import create_app
+
+    store = Store.open(str(tmp_path / "f.db"))
+    now = [datetime(2026, 12, 1, 9, 0)]
+    store.clock = lambda: now[0]
+    make_campaign(store, n_prompts=1, overlap=1)
+    alice, bob = (service.add_annotator(store, n, campaigns=["c"]) for n in ("alice", "bob"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        page = browser.new_page()
+        page.goto(f"{url}/login#token={alice}")
+        page.wait_for_url(f"{url}/annotate")
+        page.locator("#prompt").filter(has_text="prompt").wait_for()
+        first = page.locator("#prompt").inner_text()
+        now[0] += timedelta(minutes=31)
+        taken = service.next_task(store, service.annotator_for_token(store, bob).id, "c")
+        assert taken["prompt"] == first
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        page.locator("#done").wait_for(state="visible")  # the next task: none left for her
+        assert "ran out" in page.locator("#notice").inner_text() and page.locator("#notice").is_visible()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    with store.read() as s:
+        assert s.scalar(select(Judgment.id)) is None  # alice's late answer was not stored
+    store.dispose()

@@ -15,6 +15,9 @@ function newKey() {
 
 function campaign() { return $("campaign").value; }
 
+// a message that outlives the task card it was about (the next view may be "nothing left")
+function notice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
+
 async function loadTask() {
   setStatus("");
   const res = await api("GET", "/api/task?campaign=" + encodeURIComponent(campaign()));
@@ -164,9 +167,9 @@ async function send(body) {
       let res;
       try { res = await api("POST", "/api/judgments", body); }
       catch (e) { setStatus("network problem, retrying…", true); await new Promise((r) => setTimeout(r, 500 * (attempt + 1))); continue; }
-      if (res.ok) { await loadTask(); setStatus(res.data.status === "duplicate" ? "saved (already stored)" : "saved"); return; }
+      if (res.ok) { notice(""); await loadTask(); setStatus(res.data.status === "duplicate" ? "saved (already stored)" : "saved"); return; }
       if (res.status >= 500) { await new Promise((r) => setTimeout(r, 500 * (attempt + 1))); continue; }
-      if (res.data.code === "lease_expired") { await loadTask(); setStatus(res.data.error, true); return; }
+      if (res.data.code === "lease_expired") { await loadTask(); notice(res.data.error); return; }
       setStatus(res.data.error || "not saved", true);
       if (/rationale/.test(res.data.error || "")) $("rationale").focus();
       return;

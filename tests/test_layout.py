@@ -153,8 +153,9 @@ def test_ppo_refuses_flags_it_does_not_read(flag, capsys):
     assert main(["ppo", flag, "3"]) == 2
     err = capsys.readouterr().err
     assert f"rlhfkit ppo does not read {flag}" in err and "--help" in err
-    if flag == "--epochs":
-        assert "did you mean --ppo-epochs?" in err
+    hint = {"--epochs": "--ppo-epochs", "--batch-size": "--minibatch-size"}.get(flag)
+    if hint:
+        assert f"did you mean {hint}?" in err
 
 
 def test_ppo_refuses_a_yaml_key_it_does_not_read(tmp_path):

@@ -115,7 +115,7 @@ def test_ppo_under_accelerate_with_two_processes(sft_model, tmp_path, two_proces
     run = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlhfkit", "ppo",
                           "--model", str(sft_model), "--out", str(out), "--max-steps", "2", "--prompts-per-step", "4",
-                          "--group-size", "2", "--max-new-tokens", "16", "--builtin-size", "32", "--batch-size", "8",
+                          "--group-size", "2", "--max-new-tokens", "16", "--builtin-size", "32", "--minibatch-size", "8",
                           "--no-progress"],
                          capture_output=True, text=True, env=two_process_env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -178,9 +178,11 @@ def unknown_flag_message(cls: type, prog: str, unknown: list[str]) -> str:
     """What to tell someone who gave flags `cls` has no setting for (a flag another command reads, a typo)."""
     flags = [a for a in unknown if a.startswith("--")] or unknown
     names = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(cls)]
+    hints = getattr(cls, "FLAG_HINTS", {})  # flags other commands spell differently: the setting meant here
     parts = []
     for flag in flags:
-        close = difflib.get_close_matches(flag.split("=")[0], names, n=1, cutoff=0.6)
+        name = flag.split("=")[0]
+        close = [hints[name]] if name in hints else difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         parts.append(flag + (f" (did you mean {close[0]}?)" if close else ""))
     return (f"{prog} does not read {', '.join(parts)}; `{prog} --help` lists the settings it reads")
 

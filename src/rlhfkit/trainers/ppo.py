@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -66,6 +66,8 @@ KL_HORIZON = 10_000
 @dataclass
 class PPOConfig(TrainConfig):
     """Online RL: sample from the policy, score with a judge, update with the PPO clipped loss."""
+
+    FLAG_HINTS: ClassVar[dict[str, str]] = {"--batch-size": "--minibatch-size", "--epochs": "--ppo-epochs"}
 
     out: str = "runs/ppo"
     """Output folder: the final policy (HF checkpoint), checkpoints/, metrics.jsonl, config.yaml."""

@@ -115,7 +115,9 @@ def frontier_chart(points: list[dict[str, Any]], sft: dict[str, float]) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for point in points:
         groups.setdefault(method_of(point["policy"]), []).append(point)
-    start = {"policy": "sft", "kl": 0.0, "gold": sft["gold"], "proxy": sft["proxy"]}
+    # the lines start at SFT measured on the frontier's own prompts (best-of-1 is SFT's own samples)
+    start = next(({**p, "policy": "sft"} for p in points if p["policy"] == "best_of_1"),
+                 {"policy": "sft", "kl": 0.0, "gold": sft["gold"], "proxy": sft["proxy"]})
     order = {"ppo": lambda p: int(p["policy"].rsplit("-", 1)[1]), "dpo": lambda p: int(p["policy"].rsplit("-", 1)[1]),
              "best_of_n": lambda p: int(p["policy"].rsplit("_", 1)[1])}
     for ax, key in zip(axes, ("gold", "proxy")):
@@ -128,9 +130,9 @@ def frontier_chart(points: list[dict[str, Any]], sft: dict[str, float]) -> str:
             if method == "best_of_n":
                 ax.plot([p["kl_bound"] for p in line], [p[key] for p in line], linestyle="--", marker=".",
                         color=METHOD_COLORS["bound"], label="best-of-n at its analytic KL bound")
-            for p in line[1:] if method in ("ppo", "dpo") else line[-1:]:
-                ax.annotate(p["policy"].replace("best_of_", "n="), (p["kl"], p[key]), fontsize=7,
-                            xytext=(3, 3), textcoords="offset points")
+            last = line[-1]  # the table below the chart names every point
+            ax.annotate(last["policy"].replace("best_of_", "n="), (last["kl"], last[key]), fontsize=7,
+                        xytext=(3, -9 if method == "dpo" else 3), textcoords="offset points")
         ax.scatter([0.0], [start[key]], color=METHOD_COLORS["sft"], zorder=3, label="SFT")
         ax.set(xlabel="KL to SFT (nats per response)", ylabel=f"{key} reward" + (" (the rubric)" if key == "gold"
                                                                               else " (the reward model)"))

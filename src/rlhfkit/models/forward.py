@@ -18,6 +18,7 @@ which are then selected; `logits_to_keep_kind` says which path a model gets, fou
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from dataclasses import dataclass
@@ -36,11 +37,15 @@ def forward_parameters(model) -> set[str]:
 
 def logits_to_keep_kind(model) -> Literal["mask", "count"] | None:
     """How `model` can skip logits: `mask` (a (B, L) boolean `logits_to_keep`), `count` (an int: the last
-    n positions), or None (it computes every position's logits)."""
-    if "logits_to_keep" not in forward_parameters(model):
+    n positions), or None (it computes every position's logits). Found once per model class."""
+    return _keep_kind(type(getattr(model, "module", model)))
+
+
+@functools.cache
+def _keep_kind(cls: type) -> Literal["mask", "count"] | None:
+    if "logits_to_keep" not in inspect.signature(cls.forward).parameters:
         return None
-    inner = getattr(model, "module", model)
-    helper = getattr(sys.modules.get(type(inner).__module__), "slice_logits_to_keep", None)
+    helper = getattr(sys.modules.get(cls.__module__), "slice_logits_to_keep", None)
     # the helper takes a boolean mask only in recent transformers: ask it, on a (1, 2, 1) tensor
     if helper is not None and helper(torch.zeros(1, 2, 1), torch.tensor([[False, True]])).shape == (1, 1):
         return "mask"

@@ -143,6 +143,8 @@ class Task(Base):
     # keeps concurrent annotators from over-filling a task on PostgreSQL as on SQLite
     n_assigned: Mapped[int] = mapped_column(Integer, default=0)
     gold: Mapped[list | None] = mapped_column(JSON, nullable=True)  # known ranking of response ids, best first
+    # which query-selection strategy chose this task, and its score: {"strategy", "score"} (revision 0006)
+    selection: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     campaign: Mapped[Campaign] = relationship(back_populates="tasks")
     prompt: Mapped[Prompt] = relationship()
     items: Mapped[list[TaskItem]] = relationship(order_by="TaskItem.slot", cascade="all, delete-orphan")
@@ -221,6 +223,9 @@ class Judgment(Base):
     criteria: Mapped[dict] = mapped_column(JSON, default=dict)  # criterion -> response id or "tie"
     rationale: Mapped[str] = mapped_column(Text, default="")
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # an AI judge's soft label, response id (as a string) -> probability; None for a hard choice (revision 0006)
+    probabilities: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    principle: Mapped[str] = mapped_column(Text, default="", server_default="")  # the principle an AI judge applied
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     annotator: Mapped[Annotator] = relationship()
     assignment: Mapped[Assignment] = relationship()

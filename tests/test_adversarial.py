@@ -3,6 +3,7 @@ derived by hand, and a short `rm` run that trains on them."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -99,3 +100,22 @@ def test_rm_trains_with_adversarial_pairs_and_regularisers(tmp_path, capsys):
     assert (out / "reward_stats.json").exists()
     with pytest.raises(ConfigError, match="adversarial-edits"):
         RMConfig(adversarial_edits=["typos"]).validate()
+
+
+def test_rm_extra_data_trains_beside_data_and_records_the_mix(tmp_path):
+    from rlhfkit.data.records import load_records, write_jsonl
+    from rlhfkit.errors import DataError
+
+    rows = load_records("builtin:assistant", "preferences", builtin_size=48).rows
+    write_jsonl(tmp_path / "sft_pairs.jsonl", rows[:32])
+    write_jsonl(tmp_path / "policy_pairs.jsonl", rows[32:])
+    out = train_rm(RMConfig(model="tiny", data=str(tmp_path / "sft_pairs.jsonl"),
+                            extra_data=[str(tmp_path / "policy_pairs.jsonl")], batch_size=8, max_length=128,
+                            max_steps=2, out=str(tmp_path / "rm"), progress=False))
+    mix = json.loads((out / "eval_metrics.json").read_text())["data_mix"]
+    assert mix == {str(tmp_path / "sft_pairs.jsonl"): 32 - 1, str(tmp_path / "policy_pairs.jsonl"): 16}
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "Q", "chosen": "a"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:1: missing field 'rejected'"):
+        train_rm(RMConfig(model="tiny", data=str(tmp_path / "sft_pairs.jsonl"), extra_data=[str(tmp_path / "bad.jsonl")],
+                          out=str(tmp_path / "rm2"), progress=False))
+    assert not (tmp_path / "rm2").exists()

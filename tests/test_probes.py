@@ -56,3 +56,14 @@ def test_the_gold_rubric_never_prefers_an_edit_of_a_perfect_answer():
 
 def assistant_gold(prompts, texts):
     return [assistant.gold_reward(p, t) for p, t in zip(prompts, texts)]
+
+
+def test_repetition_rate_counts_texts_that_say_a_sentence_twice():
+    """Three texts: one repeats "Use less salt." (case and spacing differ), one says two different
+    sentences, one has no complete sentence; so 1 of 3 repeats: 1/3."""
+    from rlhfkit.evaluation.probes import repeats_a_sentence, repetition_rate
+
+    texts = [" Use less salt. Taste first.  use  less salt.", " Use less salt. Taste first.", " no sentence here"]
+    assert [repeats_a_sentence(t) for t in texts] == [True, False, False]
+    assert repetition_rate(texts) == 1 / 3
+    assert repetition_rate([]) == 0.0

@@ -13,7 +13,8 @@ reference, then:
     confidence interval from the normal approximation over prompts;
   - sequence-level KL(policy || reference) estimated on the policy's own samples:
     mean over responses of sum_t [log pi(y_t) - log ref(y_t)] (the k1 estimator, unbiased);
-  - mean response length in tokens, distinct-1 and distinct-2 (share of unique n-grams);
+  - mean response length in tokens, distinct-1 and distinct-2 (share of unique n-grams), and the share
+    of responses that say a sentence twice (`repetition_rate`: the repetition hack as a policy does it);
   - the proxy reward (a reward model: what was optimized) beside the gold reward, so that
     over-optimization — proxy up, gold down — shows.
 
@@ -37,7 +38,7 @@ import torch
 from rlhfkit.data.records import load_records
 from rlhfkit.data.tokenization import render_prompt
 from rlhfkit.errors import ConfigError
-from rlhfkit.evaluation.probes import probe_reward
+from rlhfkit.evaluation.probes import probe_reward, repetition_rate
 from rlhfkit.judges.reward_spec import Scorer, load_reward
 from rlhfkit.math.ops import best_of_n_kl
 from rlhfkit.math.stats import distinct_n, win_rate
@@ -212,6 +213,8 @@ def summarize(config: EvalConfig, prompts: list[str], got: Samples, scorers: dic
     result["distinct_1"], result["distinct_2"] = distinct_n(got.policy, 1), distinct_n(got.policy, 2)
     result["reference_length"] = sum(got.reference_lengths) / len(got.reference_lengths)
     result["reference_distinct_2"] = distinct_n(got.reference[::k], 2)  # as many texts as the policy's
+    result["repetition_rate"] = repetition_rate(got.policy)  # share of responses that repeat a sentence
+    result["reference_repetition_rate"] = repetition_rate(got.reference[::k])
     for name in samples:
         result[f"{name}_judge_score"] = statistics.mean(scores[name])
         if gold_scores is not None:
@@ -233,7 +236,8 @@ def print_result(config: EvalConfig, result: dict[str, Any]) -> None:
     print(f"win-rate of {policy} over {config.reference} ({config.judge}): {result['win_rate']:.3f} "
           f"[{result['ci_low']:.3f}, {result['ci_high']:.3f}] on {result['n']} prompts"
           f"{f' x {k} reference responses' if k > 1 else ''}; "
-          f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens")
+          f"KL {result['kl_to_reference']:.2f} nats; length {result['length']:.1f} tokens; "
+          f"{result['repetition_rate']:.0%} repeat a sentence")
     for name, probe in result.get("reward_probes", {}).items():
         gold_part = f", gold {probe['gold_delta']:+.3f}" if "gold_delta" in probe else ""
         print(f"  reward-model probe {name}: prefers the edited response {probe['prefers_hacked']:.0%} of the time "

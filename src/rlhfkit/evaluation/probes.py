@@ -48,6 +48,23 @@ PROBES: dict[str, Callable[[str], str | None]] = {
 }
 
 
+def repeats_a_sentence(text: str) -> bool:
+    """Whether some complete sentence of `text` occurs twice (case and spacing ignored): the hack the
+    repetition probe tests for, as a policy actually does it."""
+    seen: set[str] = set()
+    for sentence in sentences(text):
+        key = " ".join(sentence.lower().split())
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def repetition_rate(texts: list[str]) -> float:
+    """Share of `texts` that repeat a sentence (0.0 for no texts)."""
+    return sum(map(repeats_a_sentence, texts)) / len(texts) if texts else 0.0
+
+
 def probe_reward(reward: Scorer, prompts: list[Any], completions: list[str], gold: Scorer | None = None,
                  base: list[float] | None = None, base_gold: list[float] | None = None) -> dict[str, dict[str, float]]:
     """For each probe: `prefers_hacked` (share of responses whose edited version the reward scores

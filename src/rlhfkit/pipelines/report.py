@@ -41,10 +41,12 @@ def build_report(config: Any, out: Path, evaluation: dict[str, Any], hacking: di
     for name, e in evaluation.items():
         policies[name] = {"gold_win_rate_vs_sft": e["win_rate"], "ci_low": e["ci_low"], "ci_high": e["ci_high"],
                           "kl_to_sft": e["kl_to_reference"], "gold": e["policy_gold"], "proxy": e["policy_proxy"],
-                          "length": e["length"], "distinct_2": e["distinct_2"]}
+                          "length": e["length"], "distinct_2": e["distinct_2"],
+                          "repetition_rate": e.get("repetition_rate")}
     sft_side = evaluation["dpo"]  # the SFT responses DPO was compared with
     policies_base = {"gold": sft_side["reference_gold"], "proxy": sft_side["reference_proxy"],
-                     "length": sft_side["reference_length"], "distinct_2": sft_side["reference_distinct_2"]}
+                     "length": sft_side["reference_length"], "distinct_2": sft_side["reference_distinct_2"],
+                     "repetition_rate": sft_side.get("reference_repetition_rate")}
     before_after = [{"prompt": d["prompt"], "sft": d["reference"], "dpo": d["policy"], "ppo": p["policy"]}
                     for d, p in zip(evaluation["dpo"]["examples"], evaluation["ppo"]["examples"])]
     report = {
@@ -167,18 +169,23 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
 def _policies_html(report: dict[str, Any]) -> str:
     base = report["sft"]
-    rows = [["sft", "—", "0", f"{base['gold']:.3f}", f"{base['proxy']:+.2f}", f"{base['length']:.1f}"]]
+    rows = [["sft", "—", "0", f"{base['gold']:.3f}", f"{base['proxy']:+.2f}", f"{base['length']:.1f}",
+             _share(base.get("repetition_rate"))]]
     rows += [[_e(name), f"{p['gold_win_rate_vs_sft']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}]",
-              f"{p['kl_to_sft']:.2f}", f"{p['gold']:.3f}", f"{p['proxy']:+.2f}", f"{p['length']:.1f}"]
-             for name, p in report["policies"].items()]
+              f"{p['kl_to_sft']:.2f}", f"{p['gold']:.3f}", f"{p['proxy']:+.2f}", f"{p['length']:.1f}",
+              _share(p.get("repetition_rate"))] for name, p in report["policies"].items()]
     rounds = report["config"].get("dpo_rounds", 1)
     note = (f" dpo is the policy after {rounds} feedback rounds (each later round: the panel compares samples of "
             f"the latest DPO policy and DPO continues on them)." if rounds > 1 else "")
     return ("<h2>Policies against SFT (held-out prompts, gold rubric)</h2>"
             + table(["policy", "gold win-rate vs SFT [95% CI]", "KL to SFT (nats)", "gold reward",
-                     "proxy reward (RM)", "length (tokens)"], rows)
+                     "proxy reward (RM)", "length (tokens)", "repeats a sentence"], rows)
             + "<p>Two win-rates differ when their 95% intervals do not overlap. Best-of-n keeps the reward "
               "model's favourite of n SFT samples; its KL is the analytic log n − (n−1)/n." + note + "</p>")
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from rlhfkit.data.adversarial import adversarial_pairs, check_edits
-from rlhfkit.data.records import Records, ranking_to_pairs, split_implicit_prompt, train_and_held_out
+from rlhfkit.data.records import Records, detect_kind, load_records, ranking_to_pairs, split_implicit_prompt, train_and_held_out
 from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import bradley_terry_loss, l2_to_reference, margin_ranking_loss, plackett_luce_loss
@@ -83,6 +83,10 @@ class RMConfig(SupervisedConfig):
     probability has reached 1 - eps)."""
     head_l2: float = 0.0
     """Weight of an L2 pull of the reward head toward its initial weights, added once per optimizer step."""
+    extra_data: list[str] = field(default_factory=list)
+    """More comparison files trained on beside --data, e.g. comparisons of the current policy's own samples
+    beside SFT's (the seeds' "diverse reward model training"); all their records train, --data alone is
+    held out from; eval_metrics.json's data_mix says how many records each file gave."""
 
     def validate(self) -> None:
         super().validate()
@@ -283,6 +287,11 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
     records, held = train_and_held_out(config.data, config.eval_data, ("preferences", "rankings"),
                                        builtin_size=config.builtin_size, eval_fraction=config.eval_fraction,
                                        seed=config.seed)
+    mix = {str(config.data): len(records)}
+    for extra in config.extra_data:
+        more = load_records(extra, detect_kind(extra, ("preferences", "rankings")), seed=config.seed)
+        records = Records(records.rows + more.rows, records.where + more.where, records.source)
+        mix[extra] = len(more)
     criteria = criterion_names(records) if config.criteria_coef > 0 else []
     if config.criteria_coef > 0 and not criteria:
         raise ConfigError(f"--criteria-coef {config.criteria_coef} needs a 'criteria' column naming a winner "
@@ -342,6 +351,7 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / max(1, len(rewards) - 1)) or 1.0
         save_reward_stats(out, mean, std, config.heads, "held-out responses" if held_groups else "training responses",
                           criteria)
+        metrics["data_mix"] = mix
         (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
         print(f"rm done: {record.get('step', 0)} steps; held-out accuracy {metrics['accuracy']:.3f}, "
               f"ECE {metrics['ece']:.3f}, reward-length correlation {metrics['reward_length_corr']:+.2f}; "

@@ -58,9 +58,9 @@ def test_quickstart_smoke_run(tmp_path):
     report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
                                              eval_prompts=8, sft_max_steps=20, ppo_steps=2, hacking_steps=2,
                                              reward_hacking=True, frontier_prompts=4, frontier_every=1,
-                                             frontier_max_n=4, progress=False))
+                                             eval_reference_samples=2, best_of=2, progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
-    assert set(saved["policies"]) == {"dpo", "ppo", "best_of_4"}
+    assert set(saved["policies"]) == {"dpo", "ppo", "best_of_2"}
     # round 2 of DPO: the panel compared samples of round 1's policy, and DPO continued from it
     round2 = (tmp_path / "qs/round2/preferences.jsonl").read_text().splitlines()
     assert round2 and (tmp_path / "qs/round2/samples.jsonl").exists()
@@ -69,14 +69,14 @@ def test_quickstart_smoke_run(tmp_path):
     for policy in saved["policies"].values():
         assert 0 <= policy["gold_win_rate_vs_sft"] <= 1 and math.isfinite(policy["kl_to_sft"])
     assert saved["seconds_total"] > 0 and report["preference_pairs"] > 0 and saved["sft"]["length"] > 0
-    assert math.isclose(saved["policies"]["best_of_4"]["kl_to_sft"], math.log(4) - 3 / 4)
+    assert math.isclose(saved["policies"]["best_of_2"]["kl_to_sft"], math.log(2) - 1 / 2)
     assert [r["step"] for r in saved["curves"]["ppo"]] == [1, 2]
     runs = saved["reward_hacking"]["runs"]
     assert set(runs) == {"beta=0", "beta=0.1"} and all(len(r["curve"]) == 2 for r in runs.values())
     probes = saved["reward_model_probes"]
-    assert set(probes) == {"dpo", "ppo"}  # best-of-4's text is SFT's own: no probes
+    assert set(probes) == {"dpo", "ppo"}  # best-of-2's text is SFT's own: no probes
     # every policy was compared with the same SFT responses
-    evals = [json.loads((tmp_path / f"qs/eval_{name}.json").read_text()) for name in ("dpo", "ppo", "best_of_4")]
+    evals = [json.loads((tmp_path / f"qs/eval_{name}.json").read_text()) for name in ("dpo", "ppo", "best_of_2")]
     assert len({(e["reference_gold"], e["reference_length"], e["examples"][0]["reference"]) for e in evals}) == 1
     assert set(probes["ppo"]) <= {"repetition", "flattery", "overconfidence", "length"} and "flattery" in probes["ppo"]
     assert all(0 <= p["prefers_hacked"] <= 1 and "gold_delta" in p for p in probes["ppo"].values())
@@ -91,6 +91,11 @@ def test_quickstart_smoke_run(tmp_path):
     assert names == ["dpo-round-1", "dpo-round-2", "ppo-step-1", "ppo-step-2", "best_of_1", "best_of_2", "best_of_4"]
     best = {p["policy"]: p for p in saved["frontier"] if p["policy"].startswith("best_of")}
     assert best["best_of_1"]["kl"] == 0 and best["best_of_4"]["kl"] <= best["best_of_4"]["kl_bound"] + 1e-9
+    # best-of-n from the evaluation's own SFT samples: 2 reference responses + best-of-2's 2 candidates
+    assert all(p["samples_per_prompt"] == 4 and p["prompts"] == 8 for p in best.values())
+    # the final policies' points are their evaluations (8 prompts); earlier ones on --frontier-prompts
+    frontier = {p["policy"]: p for p in saved["frontier"]}
+    assert frontier["ppo-step-2"]["kl"] == saved["policies"]["ppo"]["kl_to_sft"] and frontier["ppo-step-1"]["prompts"] == 4
     page = (tmp_path / "qs/report.html").read_text()
     assert "<svg" in page and "Before vs after" in page and "Reward hacking and its cure" in page
     for heading in ("The reward–KL frontier", "Reward score per kind of response", "What the panel said",

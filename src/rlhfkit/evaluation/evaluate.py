@@ -99,6 +99,10 @@ class ReferenceSide:
     responses: list[str] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=dict)  # judge spec -> score of each response
+    # a best-of-n evaluation that shares this side leaves its candidates here: n more of the reference's
+    # responses per prompt (prompt-major) and the selector's score of each, {selector spec: scores}
+    candidates: list[str] = field(default_factory=list)
+    candidate_scores: dict[str, list[float]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -110,13 +114,15 @@ def sequence_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
 
 
 def best_of_n(model, tokenizer, prompts: list[Any], rendered: list[str], params, generator, n: int,
-              selector) -> tuple[list[str], list[int]]:
-    """For each prompt, the highest-scoring of `n` samples by `selector` (first on ties), and its token length."""
+              selector) -> tuple[list[str], list[int], list[str], list[float]]:
+    """For each prompt, the highest-scoring of `n` samples by `selector` (first on ties) and its token
+    length; then all `n` samples per prompt (prompt-major) and their scores."""
     out = sample(model, tokenizer, [t for t in rendered for _ in range(n)], params, generator)
     scores = selector([p for p in prompts for _ in range(n)], out.completions)
     lengths = out.mask.sum(-1).tolist()
     picked = [max(range(i * n, (i + 1) * n), key=lambda j: scores[j]) for i in range(len(prompts))]
-    return [out.completions[j] for j in picked], [int(lengths[j]) for j in picked]
+    return ([out.completions[j] for j in picked], [int(lengths[j]) for j in picked], out.completions,
+            [float(x) for x in scores])
 
 
 def check_config(config: EvalConfig) -> None:
@@ -149,6 +155,8 @@ class Samples:
     policy_lengths: list[int] = field(default_factory=list)
     reference_lengths: list[int] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)  # per policy response: sum_t log pi - log ref (k1)
+    candidates: list[str] = field(default_factory=list)  # best-of-n: every sample, n per prompt
+    candidate_scores: list[float] = field(default_factory=list)  # and the selector's score of each
 
 
 def sample_sides(config: EvalConfig, policy, reference, tokenizer, prompts: list[str], selector: Scorer | None,
@@ -162,10 +170,12 @@ def sample_sides(config: EvalConfig, policy, reference, tokenizer, prompts: list
     for s in range(0, len(texts), config.batch_size):
         chunk = texts[s:s + config.batch_size]
         if selector is not None:
-            best, best_lengths = best_of_n(policy, tokenizer, prompts[s:s + config.batch_size], chunk, params,
-                                           generator, config.best_of, selector)
+            best, best_lengths, candidates, scores = best_of_n(policy, tokenizer, prompts[s:s + config.batch_size],
+                                                               chunk, params, generator, config.best_of, selector)
             got.policy += best
             got.policy_lengths += best_lengths
+            got.candidates += candidates
+            got.candidate_scores += scores
         else:
             out = sample(policy, tokenizer, chunk, params, generator)
             got.policy += out.completions
@@ -271,6 +281,9 @@ def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) ->
     elif reference_side is not None:
         reference_side.checkpoint, reference_side.prompts = config.reference, prompts
         reference_side.responses, reference_side.lengths = got.reference, got.reference_lengths
+    if reference_side is not None and selector is not None:  # best-of-n samples the reference too
+        reference_side.candidates = got.candidates
+        reference_side.candidate_scores = {config.selector or config.reward_model: got.candidate_scores}
     # a shared reference side keeps its scores for the next policy
     memo = {"policy": {}, "reference": reference_side.scores if reference_side is not None else {}}
     result = summarize(config, prompts, got, scorers, memo)

@@ -103,14 +103,14 @@ class QuickstartConfig:
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
     frontier: bool = True
     """Draw the reward-KL frontier: PPO's policy saved every --frontier-every steps, each DPO round and
-    best-of-n from SFT (n = 1, 2, 4, ... --frontier-max-n), each scored by gold and the reward model
-    against its KL to SFT (the time it adds: docs/quickstart.md)."""
+    best-of-n from SFT (n = 1, 2, 4, ... up to --eval-reference-samples + --best-of: the SFT samples per
+    prompt the evaluation has drawn already), each scored by gold and the reward model against its KL
+    to SFT (the time it adds: docs/quickstart.md)."""
     frontier_prompts: int = 128
-    """Held-out prompts each frontier point is measured on."""
+    """Held-out prompts each earlier policy (PPO's saved ones, DPO's earlier rounds) is measured on; the
+    final policies' points are their evaluation's, on --eval-prompts."""
     frontier_every: int = 10
     """PPO steps between the frontier's PPO points."""
-    frontier_max_n: int = 16
-    """Largest n of the frontier's best-of-n points (SFT samples per prompt)."""
     reward_hacking: bool = False
     """Also run the reward-hacking experiment (a biased panel; PPO with beta = 0 and with beta > 0)."""
     hacking_bias: str = "length"
@@ -136,8 +136,8 @@ class QuickstartConfig:
             raise ConfigError(f"--hacking-bias must be length or flattery, got {self.hacking_bias!r}")
         if self.ppo_steps < 1 or self.hacking_steps < 1 or self.best_of < 0 or self.dpo_rounds < 1:
             raise ConfigError("--ppo-steps, --hacking-steps and --dpo-rounds must be >= 1, --best-of >= 0")
-        if self.frontier_prompts < 1 or self.frontier_every < 1 or self.frontier_max_n < 1:
-            raise ConfigError("--frontier-prompts, --frontier-every and --frontier-max-n must be >= 1")
+        if self.frontier_prompts < 1 or self.frontier_every < 1:
+            raise ConfigError("--frontier-prompts and --frontier-every must be >= 1")
         if self.eval_reference_samples < 1:
             raise ConfigError(f"--eval-reference-samples must be >= 1, got {self.eval_reference_samples}")
         if self.ppo_group_size < 2:
@@ -207,7 +207,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("8) eval", evaluate_all, False)
     diagnostics = out / "diagnostics.json"
     stage("8) eval: styles, rationales" + (" and the reward-KL frontier" if config.frontier else ""),
-          lambda: _diagnostics(config, out, dpo_rounds, diagnostics), diagnostics.exists())
+          lambda: _diagnostics(config, out, dpo_rounds, diagnostics, sft_side, evaluation), diagnostics.exists())
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
     report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started,
                           json.loads(diagnostics.read_text()))
@@ -226,8 +226,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     return report
 
 
-def _diagnostics(config: QuickstartConfig, out: Path, dpo_rounds: list[Path], path: Path) -> None:
-    """diagnostics.json: the reward model per response style, the panel's rationales, the frontier."""
+def _diagnostics(config: QuickstartConfig, out: Path, dpo_rounds: list[Path], path: Path, sft_side: ReferenceSide,
+                 evaluation: dict[str, Any]) -> None:
+    """diagnostics.json: the reward model per response style, the panel's rationales, the frontier (its
+    final policies and best-of-n taken from the evaluation: `evaluation` and its SFT samples `sft_side`)."""
     prompts = [r["prompt"] for r in load_records("builtin:assistant", "prompts", split="eval", builtin_size=64,
                                                  seed=config.seed)]
     result: dict[str, Any] = {"reward_by_style": reward_by_style(out / "rm", prompts, config.seed),
@@ -236,9 +238,9 @@ def _diagnostics(config: QuickstartConfig, out: Path, dpo_rounds: list[Path], pa
         policies = {f"dpo-round-{r}": folder for r, folder in enumerate(dpo_rounds, start=1)}
         checkpoints = sorted((out / "ppo" / "checkpoints").glob("step-*"))
         policies.update({f"ppo-step-{int(c.name.split('-')[1])}": c for c in checkpoints})
-        ns = [2 ** i for i in range(config.frontier_max_n.bit_length()) if 2 ** i <= config.frontier_max_n]
-        result["frontier"] = frontier_points(out / "sft", out / "rm", policies, config.frontier_prompts, ns,
-                                             max_new_tokens=96, seed=config.seed)
+        evaluated = {f"dpo-round-{len(dpo_rounds)}": evaluation["dpo"], f"ppo-step-{config.ppo_steps}": evaluation["ppo"]}
+        result["frontier"] = frontier_points(out / "sft", out / "rm", policies, config.frontier_prompts,
+                                             max_new_tokens=96, seed=config.seed, side=sft_side, evaluated=evaluated)
     path.write_text(json.dumps(result, indent=2))
 
 

@@ -58,7 +58,7 @@ def test_quickstart_smoke_run(tmp_path):
     report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
                                              eval_prompts=8, sft_max_steps=20, ppo_steps=2, hacking_steps=2,
                                              reward_hacking=True, frontier_prompts=4, frontier_every=1,
-                                             eval_reference_samples=2, best_of=2, progress=False))
+                                             eval_reference_samples=2, best_of=2, harden_rm=True, progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
     assert set(saved["policies"]) == {"dpo", "ppo", "best_of_2"}
     # round 2 of DPO: the panel compared samples of round 1's policy, and DPO continued from it
@@ -75,6 +75,12 @@ def test_quickstart_smoke_run(tmp_path):
     assert set(runs) == {"beta=0", "beta=0.1"} and all(len(r["curve"]) == 2 for r in runs.values())
     probes = saved["reward_model_probes"]
     assert set(probes) == {"dpo", "ppo"}  # best-of-2's text is SFT's own: no probes
+    # --harden-rm: PPO optimised the hardened reward model; the plain one is probed on the same samples
+    assert saved["reward_model_path"] == str(tmp_path / "qs/rm_hardened")
+    assert "- repetition" in (tmp_path / "qs/rm_hardened/config.yaml").read_text()
+    assert f"reward: {tmp_path / 'qs/rm_hardened'}" in (tmp_path / "qs/ppo/config.yaml").read_text()
+    assert set(saved["reward_model_probes_plain"]) == {"dpo", "ppo"} and saved["reward_model_plain"]["pairs"] > 0
+    assert all(0 <= p["repetition_rate"] <= 1 for p in saved["policies"].values())
     # every policy was compared with the same SFT responses
     evals = [json.loads((tmp_path / f"qs/eval_{name}.json").read_text()) for name in ("dpo", "ppo", "best_of_2")]
     assert len({(e["reference_gold"], e["reference_length"], e["examples"][0]["reference"]) for e in evals}) == 1

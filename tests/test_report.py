@@ -50,3 +50,16 @@ def test_every_section_renders_offline_and_escaped():
 def test_each_method_keeps_its_colour_family():
     assert [method_of(n) for n in ("ppo-step-20", "dpo-round-2", "dpo_round2", "best_of_8", "sft", "beta=0.1")] == [
         "ppo", "dpo", "dpo", "best_of_n", "sft", "ppo"]
+
+
+def test_probe_table_shows_plain_and_hardened_side_by_side_and_repetition():
+    report = made_up_report()
+    report["policies"]["ppo"] = {**report["policies"]["ppo"], "repetition_rate": 0.22}
+    report["reward_model_probes_plain"] = {"ppo": {"flattery": {"prefers_hacked": 0.71, "reward_delta": 0.2,
+                                                                "gold_delta": -0.1, "n": 8}}}
+    page = render_html(report)
+    assert "plain RM prefers the edit" in page and "hardened RM prefers the edit" in page
+    row = page[page.index("<td>ppo</td><td>flattery</td>"):]
+    assert row.index("71%") < row.index("60%")  # plain first, then hardened, on the same samples
+    assert "repeats a sentence" in page and "22%" in page
+    assert "plain RM prefers" not in render_html(made_up_report())  # one reward model: one column

@@ -78,6 +78,9 @@ class EvalConfig:
     probes: bool = True
     """With --reward-model: probe it on the policy's samples with the reward-hacking table's edits
     (repetition, flattery, overconfidence, length: a filler sentence; rlhfkit.evaluation.probes)."""
+    probe_models: list[str] = field(default_factory=list)
+    """More reward models to probe on the same policy samples (e.g. the plain and the hardened one side by
+    side): reward_probes_by_model in the result, one entry per folder."""
     seed: int = 0
     """Sampling seed."""
     out: str | None = None
@@ -235,6 +238,11 @@ def summarize(config: EvalConfig, prompts: list[str], got: Samples, scorers: dic
         result["reward_probes"] = probe_reward(scorers["proxy"], prompts, got.policy, gold=scorers["gold"],
                                                base=proxy_scores["policy"],
                                                base_gold=gold_scores["policy"] if gold_scores else None)
+    if config.probe_models:
+        base_gold = gold_scores["policy"] if gold_scores else None
+        result["reward_probes_by_model"] = {spec: probe_reward(scorers[f"probe {spec}"], prompts, got.policy,
+                                                               gold=scorers["gold"], base_gold=base_gold)
+                                            for spec in config.probe_models}
     result["examples"] = [{"prompt": p, "policy": a, "reference": b}  # the first reference response of each
                           for p, a, b in list(zip(prompts, got.policy, got.reference[::k]))[:8]]
     return result
@@ -264,6 +272,7 @@ def run_eval(config: EvalConfig, reference_side: ReferenceSide | None = None) ->
     scorers = {"judge": load_reward(config.judge),
                "proxy": load_reward(config.reward_model) if config.reward_model else None,
                "gold": load_reward("gold") if config.data.startswith("builtin:assistant") else None}
+    scorers |= {f"probe {spec}": load_reward(spec) for spec in config.probe_models}  # loaded now: a bad one fails early
     selector = load_reward(config.selector or config.reward_model) if config.best_of > 1 else None
     device = default_device()
     policy, tokenizer = load_causal_lm(config.policy)

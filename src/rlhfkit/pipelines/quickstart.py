@@ -57,6 +57,10 @@ from rlhfkit.trainers.ppo import PPOConfig, train_ppo
 from rlhfkit.trainers.rm import RMConfig, train_rm
 from rlhfkit.trainers.sft import SFTConfig, train_sft
 
+# `rlhfkit rm` flags of --harden-rm (the edits are worded unlike the probes that measure them)
+HARDENING: dict[str, Any] = {"adversarial_edits": ["repetition", "flattery", "overconfidence", "length"],
+                             "label_smoothing": 0.1, "head_l2": 0.01}
+
 
 @dataclass
 class QuickstartConfig:
@@ -99,6 +103,11 @@ class QuickstartConfig:
     """beta of PPO's KL penalty to the SFT model."""
     ppo_group_size: int = 8
     """Responses per prompt in each PPO step (RLOO's leave-one-out baseline is taken within the group)."""
+    harden_rm: bool = False
+    """Harden the reward model that PPO and best-of-n optimise: adversarial pairs for the reward-hacking
+    table's four edits, label smoothing and an L2 pull of the head (HARDENING; docs/reward-model.md
+    measures each). The plain reward model is trained as well (about 70 s more on a 2-core CPU) and the
+    report's probe table shows the two side by side."""
     best_of: int = 4
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
     frontier: bool = True
@@ -180,6 +189,11 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("3) feedback + 4) export", lambda: _feedback(config, samples, out / "feedback.db", prefs, config.bias),
           prefs.exists())
     stage("5) rm", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm), **common)), _done(rm))
+    plain_rm = rm
+    if config.harden_rm:
+        rm = out / "rm_hardened"
+        stage("5) rm: hardened", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm), **HARDENING,
+                                                           **common)), _done(rm))
     stage("6) dpo", lambda: train_dpo(DPOConfig(model=str(sft), data=str(prefs), out=str(dpo), lr=config.dpo_lr,
                                                 beta=config.dpo_beta, **common)), _done(dpo))
     dpo_rounds = [dpo]
@@ -194,7 +208,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     def evaluate(name: str, policy: Path, reward_model: Path, **options) -> None:
         settings = {"num_prompts": config.eval_prompts, "reference_samples": config.eval_reference_samples,
-                    "seed": config.seed, **options}
+                    "seed": config.seed, "probe_models": [str(plain_rm)] if config.harden_rm else [], **options}
         evaluation[name] = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(reward_model),
                                                out=str(out / f"eval_{name}.json"), **settings), sft_side)
 
@@ -207,10 +221,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("8) eval", evaluate_all, False)
     diagnostics = out / "diagnostics.json"
     stage("8) eval: styles, rationales" + (" and the reward-KL frontier" if config.frontier else ""),
-          lambda: _diagnostics(config, out, dpo_rounds, diagnostics, sft_side, evaluation), diagnostics.exists())
+          lambda: _diagnostics(config, out, rm, dpo_rounds, diagnostics, sft_side, evaluation), diagnostics.exists())
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
     report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started,
-                          json.loads(diagnostics.read_text()))
+                          json.loads(diagnostics.read_text()), rm)
     report["stages_reused"] = reused  # done by an earlier run: seconds_total leaves them out
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.html").write_text(render_html(report))
@@ -226,20 +240,20 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     return report
 
 
-def _diagnostics(config: QuickstartConfig, out: Path, dpo_rounds: list[Path], path: Path, sft_side: ReferenceSide,
-                 evaluation: dict[str, Any]) -> None:
+def _diagnostics(config: QuickstartConfig, out: Path, rm: Path, dpo_rounds: list[Path], path: Path,
+                 sft_side: ReferenceSide, evaluation: dict[str, Any]) -> None:
     """diagnostics.json: the reward model per response style, the panel's rationales, the frontier (its
     final policies and best-of-n taken from the evaluation: `evaluation` and its SFT samples `sft_side`)."""
     prompts = [r["prompt"] for r in load_records("builtin:assistant", "prompts", split="eval", builtin_size=64,
                                                  seed=config.seed)]
-    result: dict[str, Any] = {"reward_by_style": reward_by_style(out / "rm", prompts, config.seed),
+    result: dict[str, Any] = {"reward_by_style": reward_by_style(rm, prompts, config.seed),
                               "rationales": rationales(out / "preferences.jsonl")}
     if config.frontier:
         policies = {f"dpo-round-{r}": folder for r, folder in enumerate(dpo_rounds, start=1)}
         checkpoints = sorted((out / "ppo" / "checkpoints").glob("step-*"))
         policies.update({f"ppo-step-{int(c.name.split('-')[1])}": c for c in checkpoints})
         evaluated = {f"dpo-round-{len(dpo_rounds)}": evaluation["dpo"], f"ppo-step-{config.ppo_steps}": evaluation["ppo"]}
-        result["frontier"] = frontier_points(out / "sft", out / "rm", policies, config.frontier_prompts,
+        result["frontier"] = frontier_points(out / "sft", rm, policies, config.frontier_prompts,
                                              max_new_tokens=96, seed=config.seed, side=sft_side, evaluated=evaluated)
     path.write_text(json.dumps(result, indent=2))
 

@@ -32,9 +32,13 @@ def metrics_of(folder: Path) -> list[dict[str, Any]]:
 
 
 def build_report(config: Any, out: Path, evaluation: dict[str, Any], hacking: dict[str, Any] | None,
-                 seconds: dict[str, float], total: float, diagnostics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """report.json's content; `diagnostics` adds reward_by_style, rationales and frontier as they are."""
-    rm_metrics = json.loads((out / "rm" / "eval_metrics.json").read_text())
+                 seconds: dict[str, float], total: float, diagnostics: dict[str, Any] | None = None,
+                 reward_model: Path | None = None) -> dict[str, Any]:
+    """report.json's content; `diagnostics` adds reward_by_style, rationales and frontier as they are.
+    `reward_model`: the one PPO optimised when it is not out/rm (--harden-rm); out/rm, the plain one,
+    is then reported beside it (reward_model_plain, reward_model_probes_plain)."""
+    reward_model = reward_model or out / "rm"
+    rm_metrics = json.loads((reward_model / "eval_metrics.json").read_text())
     pairs = sum(1 for line in (out / "preferences.jsonl").read_text().splitlines() if line.strip())
     dpo_later_rounds = [f"dpo_round{r}" for r in range(2, config.dpo_rounds + 1)]
     policies = {}
@@ -60,8 +64,15 @@ def build_report(config: Any, out: Path, evaluation: dict[str, Any], hacking: di
         "curves": {name: metrics_of(out / name) for name in ("sft", "rm", "dpo", "ppo", *dpo_later_rounds)},
         "before_after": before_after,
         "reward_model_probes": {name: e["reward_probes"] for name, e in evaluation.items() if "reward_probes" in e},
+        "reward_model_path": str(reward_model),
     }
     report["calibration"] = {"ece": rm_metrics["ece"], "bins": rm_metrics.get("calibration_bins", [])}
+    plain = out / "rm"
+    if reward_model != plain:  # --harden-rm: the plain reward model, probed on the same samples
+        report["reward_model_plain"] = json.loads((plain / "eval_metrics.json").read_text())
+        report["reward_model_probes_plain"] = {name: e["reward_probes_by_model"][str(plain)]
+                                               for name, e in evaluation.items() if str(plain) in
+                                               e.get("reward_probes_by_model", {})}
     report.update(diagnostics or {})
     if hacking is not None:
         report["reward_hacking"] = hacking
@@ -231,17 +242,28 @@ def _seed_tables_html(report: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _probes_html(probes: dict[str, dict[str, Any]]) -> str:
-    """The reward model probed with the reward-hacking table's edits, on each policy's samples."""
+def _probes_html(probes: dict[str, dict[str, Any]], plain: dict[str, dict[str, Any]] | None = None) -> str:
+    """The reward model probed with the reward-hacking table's edits, on each policy's samples; with
+    `plain` (--harden-rm), the plain reward model's answers to the same edited samples beside it."""
     if not probes:
         return ""
-    rows = [[_e(policy), _e(name), f"{p['prefers_hacked']:.0%}", f"{p['reward_delta']:+.3f}",
-             f"{p.get('gold_delta', float('nan')):+.3f}"] for policy, by in probes.items() for name, p in by.items()]
+    plain = plain or {}
+    rows = [[_e(policy), _e(name)]
+            + ([f"{plain[policy][name]['prefers_hacked']:.0%}" if name in plain.get(policy, {}) else "—"]
+               if plain else [])
+            + [f"{p['prefers_hacked']:.0%}", f"{p['reward_delta']:+.3f}", f"{p.get('gold_delta', float('nan')):+.3f}"]
+            for policy, by in probes.items() for name, p in by.items()]
+    head = ["samples of", "edit"] + (["plain RM prefers the edit", "hardened RM prefers the edit",
+                                      "reward change (hardened)"] if plain else
+                                     ["RM prefers the edited response", "reward change"]) + ["gold change"]
+    hardened = (" The hardened reward model (--harden-rm: trained with adversarial pairs for these four hacks, "
+                "worded differently from these probes, plus label smoothing and a head L2) is the one PPO and "
+                "best-of-n optimised; the plain one, trained on the same pairs, is beside it.") if plain else ""
     return ("<h2>Does the reward model fall for the reward-hacking table?</h2><p>Each held-out response edited one "
             "way that helps nobody (its first sentence repeated at the end; \"Great question!\" or \"Trust me on "
             "this.\" in front; a filler sentence at the end). A sound reward model prefers the edit at most half the "
-            "time and lowers its reward; a probe it prefers is a hack PPO can find.</p>"
-            + table(["samples of", "edit", "RM prefers the edited response", "reward change", "gold change"], rows))
+            "time and lowers its reward; a probe it prefers is a hack PPO can find." + hardened + "</p>"
+            + table(head, rows))
 
 
 def _curves_html(curves: dict[str, list[dict[str, Any]]]) -> str:
@@ -300,7 +322,8 @@ def render_html(report: dict[str, Any]) -> str:
 <p>{report['preference_pairs']} preference pairs from {config['annotators']} simulated annotators (noise
 {config['noise']}, bias {_e(str(config['bias']))}); {_e(took(report))}.</p>"""
             + _policies_html(report) + _frontier_html(report) + _seed_tables_html(report)
-            + _probes_html(report.get("reward_model_probes", {})) + _curves_html(report["curves"])
+            + _probes_html(report.get("reward_model_probes", {}), report.get("reward_model_probes_plain"))
+            + _curves_html(report["curves"])
             + "<h2>Before vs after</h2>" + table(["prompt", "SFT (before)", "DPO (after)", "PPO (after)"], examples)
             + (_hacking_html(report["reward_hacking"]) if "reward_hacking" in report else "")
             + f"<h2>Time by stage</h2><ul>{stages}</ul></body></html>")

@@ -29,7 +29,14 @@ from typing import Any, Literal
 import torch
 
 from rlhfkit.data.adversarial import adversarial_pairs, check_edits
-from rlhfkit.data.records import Records, detect_kind, load_records, ranking_to_pairs, split_implicit_prompt, train_and_held_out
+from rlhfkit.data.records import (
+    Records,
+    detect_kind,
+    load_records,
+    ranking_to_pairs,
+    split_implicit_prompt,
+    train_and_held_out,
+)
 from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import bradley_terry_loss, l2_to_reference, margin_ranking_loss, plackett_luce_loss

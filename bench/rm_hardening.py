@@ -57,11 +57,12 @@ def samples_of(model: Path, out: Path, prompts: int, per_prompt: int, seed: int)
 
 
 def gold_pairs(rows: list[dict[str, Any]], gap: float) -> list[tuple[str, str, str]]:
-    """(prompt, better, worse) for the first two samples of each prompt whose gold totals differ by >= gap."""
+    """(prompt, better, worse) from consecutive samples of each prompt (a prompt may come several times:
+    each draw gives a pair) whose gold totals differ by >= gap."""
     by_prompt: dict[str, list[str]] = {}
     for row in rows:
         by_prompt.setdefault(row["prompt"], []).append(row["completion"])
-    two = [(p, c[0], c[1]) for p, c in by_prompt.items() if len(c) >= 2]
+    two = [(p, c[i], c[i + 1]) for p, c in by_prompt.items() for i in range(0, len(c) - 1, 2)]
     gold = load_reward("gold")
     ga, gb = gold([p for p, _, _ in two], [a for _, a, _ in two]), gold([p for p, _, _ in two], [b for _, _, b in two])
     return [(p, a, b) if x > y else (p, b, a) for (p, a, b), x, y in zip(two, ga, gb) if abs(x - y) >= gap]
@@ -120,8 +121,7 @@ def main() -> None:
     sft_rows = samples_of(run / "sft", out / "samples_sft.jsonl", args.eval_prompts, 2, seed=1)
     pairs = gold_pairs(sft_rows, 0.05)
     last_dpo = sorted(run.glob("dpo_round*"))[-1] if list(run.glob("dpo_round*")) else run / "dpo"
-    first = {r["prompt"]: r for r in reversed(sft_rows)}  # each prompt's first sample
-    policy_samples = {"sft": list(first.values()),
+    policy_samples = {"sft": [r for r in sft_rows if r["index"] == 0],  # one per prompt, as for the policies
                       "dpo": samples_of(last_dpo, out / "samples_dpo.jsonl", args.eval_prompts, 1, seed=1),
                       "ppo": samples_of(run / "ppo", out / "samples_ppo.jsonl", args.eval_prompts, 1, seed=1)}
     result: dict[str, Any] = {"run": str(run), "variants": {}, "ppo": {}}

@@ -216,7 +216,8 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         evaluate("dpo", dpo_rounds[-1], rm)
         evaluate("ppo", ppo, rm)
         if config.best_of > 1:
-            evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of, probes=False)  # SFT's own text
+            evaluate(f"best_of_{config.best_of}", sft, rm, best_of=config.best_of, probes=False,
+                     probe_models=[])  # SFT's own text
 
     stage("8) eval", evaluate_all, False)
     diagnostics = out / "diagnostics.json"

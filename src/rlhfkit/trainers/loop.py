@@ -4,10 +4,13 @@ The trainers themselves (sft, rm, dpo, ppo) are explicit loops; this file holds 
 they would otherwise each write again:
   - `TrainConfig`: the settings every trainer reads; `SupervisedConfig` adds those of the trainers that
     pass over a fixed data set in epochs (sft, rm, dpo), which online RL has no use for;
-  - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it;
+  - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it,
+    `--torch-compile`, and the experiment tracker of `--report-to` (accelerate's trackers);
+  - `adapt`: a freshly loaded model made ready to train: `--gradient-checkpointing`, LoRA adapters (`--lora-r`);
   - `lr_schedule`: linear warmup then cosine decay;
   - `TrainingRun`: one run's state: resume from the newest checkpoint, the optimizer step (clip, step,
-    schedule), `metrics.jsonl`, resumable checkpoints, the final HF checkpoint;
+    schedule), `metrics.jsonl` (and the same lines to the tracker), resumable checkpoints, the final HF
+    checkpoint (a peft adapter folder with --lora-r);
   - `Checkpointer` and `MetricsLog`, which it uses;
   - `fit`: the whole loop of the supervised trainers, which plug in an `Objective`.
 """
@@ -15,16 +18,18 @@ they would otherwise each write again:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
+import os
 import random
 import re
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -35,6 +40,15 @@ from tqdm.auto import tqdm
 from rlhfkit.data.tokenization import global_batches, split_micro_batches
 from rlhfkit.errors import ConfigError, RlhfkitError
 from rlhfkit.models.loading import default_device, resolve_dtype, save_pretrained_atomic
+from rlhfkit.models.lora import (
+    ADAPTER_WEIGHTS,
+    LoraSettings,
+    add_adapters,
+    load_adapter_weights,
+    trainable_share,
+)
+
+TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")
 
 
 @dataclass
@@ -77,6 +91,23 @@ class TrainConfig:
     """Resume from the newest checkpoint in --out/checkpoints if there is one."""
     progress: bool = True
     """Show a progress bar."""
+    lora_r: int = 0
+    """LoRA rank: train low-rank adapters (peft) on frozen weights instead of every weight; 0 trains them all."""
+    lora_alpha: float = 16.0
+    """LoRA scale: each adapter's update is multiplied by lora-alpha / lora-r."""
+    lora_dropout: float = 0.0
+    """Dropout on the input of each LoRA adapter."""
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Modules that get adapters, by name (q_proj,v_proj), or all-linear: every Linear layer but the output layer."""
+    load_in_4bit: bool = False
+    """QLoRA: keep the frozen base in 4-bit NF4 (bitsandbytes, CUDA GPUs only); needs --lora-r."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: less memory, more compute."""
+    torch_compile: bool = False
+    """Compile the model with torch.compile (inductor); the first steps are slow while it compiles."""
+    report_to: Literal["none", "tensorboard", "wandb", "trackio", "mlflow"] = "none"
+    """Also send the metrics.jsonl lines to an experiment tracker (files under --out/trackers; wandb offline
+    unless WANDB_MODE says otherwise, mlflow to a local file store unless MLFLOW_TRACKING_URI is set)."""
 
     def validate(self) -> None:
         positive = {"max_length": self.max_length, "log_every": self.log_every, "save_every": self.save_every,
@@ -88,6 +119,15 @@ class TrainConfig:
             raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.lr is not None and not (0 < self.lr < 1):
             raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
+        if self.lora_r < 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1 or not self.lora_targets:
+            raise ConfigError(f"--lora-r must be >= 0, --lora-alpha positive, --lora-dropout in [0, 1) and "
+                              f"--lora-targets non-empty; got {self.lora_r}, {self.lora_alpha}, {self.lora_dropout}, "
+                              f"{self.lora_targets}")
+        if self.load_in_4bit and not self.lora_r:
+            raise ConfigError("--load-in-4bit (QLoRA) trains adapters on a frozen 4-bit base: give --lora-r too")
+        if self.report_to != "none" and importlib.util.find_spec(self.report_to) is None:
+            raise ConfigError(f"--report-to {self.report_to} needs the {self.report_to} package, which is not "
+                              f"installed: pip install {self.report_to} (or --report-to none)")
 
 
 @dataclass
@@ -123,14 +163,46 @@ class SupervisedConfig(TrainConfig):
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware."""
+    """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware, compiles
+    with `--torch-compile`, and logs to `--report-to`."""
     device = default_device()
     use_cpu = device.type == "cpu"
     dtype = resolve_dtype(config.dtype, device.type)
     mixed = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     if use_cpu and mixed == "fp16":
         raise ConfigError("--dtype fp16 needs a GPU; use fp32 (or bf16) on CPU")
-    return Accelerator(cpu=use_cpu, mixed_precision=mixed)
+    if not use_cpu and mixed == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--dtype bf16: this GPU ({torch.cuda.get_device_name()}) has no bf16; use fp16 or fp32")
+    tracker = None if config.report_to == "none" else config.report_to
+    return Accelerator(cpu=use_cpu, mixed_precision=mixed, dynamo_backend="inductor" if config.torch_compile else "no",
+                       log_with=tracker, project_dir=str(Path(config.out) / "trackers") if tracker else None)
+
+
+def adapt(config: TrainConfig, model, task: str, acc):
+    """A freshly loaded HF model made ready to train: (the module to train, the one whose save_pretrained
+    writes the checkpoint). Without --lora-r both are `model`; with it, the first is `model` with LoRA
+    adapters in its Linear layers and the second the peft model around it, which saves only the adapters."""
+    if config.gradient_checkpointing:  # non-reentrant: correct with frozen inputs (LoRA) and with no_sync
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not config.lora_r:
+        return model, model
+    if config.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, tuple(config.lora_targets))
+    peft_model = add_adapters(model, settings, task, config.model, Path(config.out), acc.is_main_process)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        trained, total = trainable_share(peft_model)
+        print(f"lora: rank {config.lora_r} on {','.join(config.lora_targets)}; {trained:,} of {total:,} "
+              f"parameters trained ({100 * trained / total:.2f}%)")
+    return peft_model.get_base_model(), peft_model
+
+
+def tracker_values(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.jsonl line (trackers take scalars only)."""
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
 
 
 SMALL_MODEL_PARAMS = 50_000_000
@@ -218,6 +290,12 @@ class Checkpointer:
     def resume(folder: Path, hf_model, optimizer, scheduler) -> dict[str, Any]:
         """Load weights, optimizer, schedule and RNG from `folder`; return its state (step, extras)."""
         state = Checkpointer.load_state(folder)
+        if (folder / ADAPTER_WEIGHTS).is_file():  # --lora-r: the adapters (and a reward model's head) only
+            load_adapter_weights(hf_model, folder)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            restore_rng(state["rng"])
+            return state
         result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
         tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
         if result.unexpected_keys or set(result.missing_keys) - tied:
@@ -289,6 +367,16 @@ class TrainingRun:
                 print(f"resuming from {latest} (step {self.step} of {self.total})")
         if self.acc.is_main_process:
             write_config(self.config, self.out)
+        if self.config.report_to != "none":
+            settings = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                        for k, v in dataclasses.asdict(self.config).items()}
+            if self.config.report_to == "mlflow" and not os.environ.get("MLFLOW_TRACKING_URI"):
+                import mlflow  # a file store under --out, not a server nor ./mlruns
+
+                mlflow.set_tracking_uri((self.out / "trackers" / "mlruns").resolve().as_uri())
+            self.acc.init_trackers(self.name, config=settings,
+                                   init_kwargs={"wandb": {"mode": os.environ.get("WANDB_MODE", "offline"),
+                                                          "dir": str(self.out / "trackers")}})
         self.log = MetricsLog(self.out / "metrics.jsonl", self.acc.is_main_process, resume_step=self.step)
         self.bar = tqdm(total=self.total, initial=self.step, disable=not (self.config.progress and self.acc.is_main_process),
                         desc=self.name, dynamic_ncols=True)
@@ -318,6 +406,8 @@ class TrainingRun:
         self.step += 1
         if self.step % self.config.log_every == 0 or self.step == self.total or force_log:
             self.log.write(record)
+            if self.config.report_to != "none":
+                self.acc.log(tracker_values(record), step=self.step)
         self.bar.update(1)
         if postfix:
             self.bar.set_postfix(**postfix)
@@ -330,6 +420,8 @@ class TrainingRun:
         """Write the final HF checkpoint into --out itself, file by file through a temporary folder:
         loadable with nothing from rlhfkit."""
         self.bar.close()
+        if self.config.report_to != "none":
+            self.acc.end_training()
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final")

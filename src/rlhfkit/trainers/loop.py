@@ -123,6 +123,8 @@ class TrainConfig:
             raise ConfigError(f"--lora-r must be >= 0, --lora-alpha positive, --lora-dropout in [0, 1) and "
                               f"--lora-targets non-empty; got {self.lora_r}, {self.lora_alpha}, {self.lora_dropout}, "
                               f"{self.lora_targets}")
+        if self.lora_r and importlib.util.find_spec("peft") is None:
+            raise ConfigError("--lora-r needs the peft package, which is not installed: pip install peft")
         if self.load_in_4bit and not self.lora_r:
             raise ConfigError("--load-in-4bit (QLoRA) trains adapters on a frozen 4-bit base: give --lora-r too")
         if self.report_to != "none" and importlib.util.find_spec(self.report_to) is None:

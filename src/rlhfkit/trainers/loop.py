@@ -185,7 +185,11 @@ def adapt(config: TrainConfig, model, task: str, acc):
     writes the checkpoint). Without --lora-r both are `model`; with it, the first is `model` with LoRA
     adapters in its Linear layers and the second the peft model around it, which saves only the adapters."""
     if config.gradient_checkpointing:  # non-reentrant: correct with frozen inputs (LoRA) and with no_sync
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if not config.lora_r:
         return model, model
     if config.load_in_4bit:

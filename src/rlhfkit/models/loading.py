@@ -258,14 +258,15 @@ def _from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
 
 
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out: str | Path,
-                           extra: dict[str, Any] | None = None) -> Path:
-    """Save a HF checkpoint into `out` via a temporary folder and a rename: never half-written."""
+                           extra: dict[str, Any] | None = None, state_dict: dict[str, Any] | None = None) -> Path:
+    """Save a HF checkpoint into `out` via a temporary folder and a rename: never half-written.
+    `state_dict` (FSDP: the full weights gathered from every process) replaces the model's own."""
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     for name, payload in (extra or {}).items():

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -279,11 +280,12 @@ class Checkpointer:
         found = sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name) and (p / STATE_FILE).exists())
         return found[-1] if found else None
 
-    def save(self, step: int, hf_model, tokenizer, state: dict[str, Any]) -> None:
+    def save(self, step: int, hf_model, tokenizer, state: dict[str, Any], weights: dict | None = None) -> None:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             state = {**state, "step": step, "rng": rng_state()}
-            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}", extra={STATE_FILE: state})
+            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}", extra={STATE_FILE: state},
+                                   state_dict=weights)
             for old in sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name))[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -361,11 +363,24 @@ class TrainingRun:
     def hf_model(self):
         return self.inner(self.acc.unwrap_model(self.model))
 
+    def gathered_weights(self) -> dict[str, Any] | None:
+        """Under FSDP, the full weights of `hf_model()` gathered from every process (a collective: every
+        process calls it); otherwise None, and the model saves its own."""
+        if self.acc.distributed_type != DistributedType.FSDP:
+            return None
+        full, hf = self.acc.get_state_dict(self.model), self.hf_model()
+        unwrapped = self.acc.unwrap_model(self.model)
+        prefix = next((name + "." for name, module in unwrapped.named_modules() if module is hf and name), "")
+        return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
+
     def resume(self) -> dict[str, Any]:
         """Resume from the newest checkpoint (unless --no-resume), write config.yaml, open the log and
         the progress bar; return the checkpoint's state (empty for a fresh run) for the trainer's extras."""
         state: dict[str, Any] = {}
         latest = self.checkpoints.latest() if self.config.resume else None
+        if self.acc.distributed_type == DistributedType.FSDP and (latest is not None or self.config.lora_r):
+            raise ConfigError("under FSDP rlhfkit saves full weights but neither resumes (its optimizer state is "
+                              "sharded) nor trains LoRA adapters; use --no-resume or a new --out, and DDP for LoRA")
         if latest is not None:
             state = self.checkpoints.resume(latest, self.hf_model(), self.optimizer, self.scheduler)
             self.step = state["step"]
@@ -420,7 +435,7 @@ class TrainingRun:
         if self.step % self.config.save_every == 0 or self.step == self.total:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      **(extra_state or {})}
-            self.checkpoints.save(self.step, self.hf_model(), self.tokenizer, state)
+            self.checkpoints.save(self.step, self.hf_model(), self.tokenizer, state, self.gathered_weights())
 
     def finish(self) -> None:
         """Write the final HF checkpoint into --out itself, file by file through a temporary folder:
@@ -428,9 +443,10 @@ class TrainingRun:
         self.bar.close()
         if self.config.report_to != "none":
             self.acc.end_training()
+        weights = self.gathered_weights()
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final")
+            staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final", state_dict=weights)
             for f in staged.iterdir():
                 f.replace(self.out / f.name)
             staged.rmdir()

@@ -176,9 +176,18 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
         raise ConfigError("--dtype fp16 needs a GPU; use fp32 (or bf16) on CPU")
     if not use_cpu and mixed == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"--dtype bf16: this GPU ({torch.cuda.get_device_name()}) has no bf16; use fp16 or fp32")
+    if use_cpu and mixed == "bf16" and not cpu_has_native_bf16():
+        print("note: --dtype bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): autocast emulates it, "
+              "much slower than fp32 (docs/models.md); fp32 is the CPU default")
     tracker = None if config.report_to == "none" else config.report_to
     return Accelerator(cpu=use_cpu, mixed_precision=mixed, dynamo_backend="inductor" if config.torch_compile else "no",
                        log_with=tracker, project_dir=str(Path(config.out) / "trackers") if tracker else None)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles; torch's own probes)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def adapt(config: TrainConfig, model, task: str, acc):

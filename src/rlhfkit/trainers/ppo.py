@@ -269,6 +269,9 @@ class OnlineRL:
 
 def setup(config: PPOConfig, acc) -> OnlineRL:
     """0. prompts, judge, policy, frozen reference, value head, optimizer, schedule, loop state."""
+    if acc.distributed_type == "FSDP":  # each process's sampler stops at its own time; FSDP's forwards are collective
+        raise ConfigError("rlhfkit ppo does not run under FSDP; use DDP (accelerate launch --multi_gpu), with --lora-r "
+                          "for one copy of the weights")
     records = load_records(config.data, "prompts", split="train", builtin_size=config.builtin_size, seed=config.seed)
     prompts = [r["prompt"] for r in records.rows][acc.process_index::acc.num_processes]
     if not prompts:

@@ -47,9 +47,10 @@ def test_a_tracker_that_is_not_installed_is_refused_by_name(tracker):
         SFTConfig(report_to=tracker).validate()
 
 
-@pytest.mark.parametrize("lora_r", [0, 4])
-def test_gradient_checkpointing_gives_the_same_weights(tmp_path, lora_r):
-    """Recomputing activations in the backward pass changes memory, not the result (fp32, same seed)."""
+def test_gradient_checkpointing_gives_the_same_weights(tmp_path, lora_r=4):
+    """Recomputing activations in the backward pass changes memory, not the result (fp32, same seed). With
+    LoRA, the harder case: the checkpointed layers' inputs come from frozen weights (non-reentrant
+    checkpointing still carries the adapters' gradients through them)."""
     config = SFTConfig(out=str(tmp_path / "probe"), lora_r=lora_r, gradient_checkpointing=True, **SMALL)
     trained, _ = adapt(config, build_tiny()[0], "causal", make_accelerator(config))
     flag = "is_activation_checkpointing" if hasattr(trained, "is_activation_checkpointing") else "is_gradient_checkpointing"

@@ -49,8 +49,6 @@ from rlhfkit.models.lora import (
     trainable_share,
 )
 
-TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")
-
 
 @dataclass
 class TrainConfig:
@@ -309,15 +307,12 @@ class Checkpointer:
         state = Checkpointer.load_state(folder)
         if (folder / ADAPTER_WEIGHTS).is_file():  # --lora-r: the adapters (and a reward model's head) only
             load_adapter_weights(hf_model, folder)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            restore_rng(state["rng"])
-            return state
-        result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
-        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
-        if result.unexpected_keys or set(result.missing_keys) - tied:
-            raise RlhfkitError(f"{folder} does not match the model of this run (missing {result.missing_keys}, "
-                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
+        else:
+            result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+            tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+            if result.unexpected_keys or set(result.missing_keys) - tied:
+                raise RlhfkitError(f"{folder} does not match the model of this run (missing {result.missing_keys}, "
+                                   f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])

@@ -82,6 +82,8 @@ def test_lora_rm_trains_adapters_and_its_head(tmp_path):
     weights = load_file(rm / "adapter_model.safetensors")
     head = [k for k in weights if "lora_" not in k]
     assert head and all("score" in k for k in head) and weights[head[0]].shape[0] == 2
+    initial = load_file(rm / "base" / "model.safetensors")["score.weight"]  # the head before training
+    assert initial.shape == weights[head[0]].shape and not torch.allclose(initial, weights[head[0]])
     prompts, completions = ["Question: hi?\nAnswer:"] * 2, [" Hello.", " Go away."]
     scorer = RewardScorer(rm)
     rewards = scorer.score_heads(prompts, completions)

@@ -132,8 +132,10 @@ def quantization(load_in_4bit: bool) -> dict[str, Any]:
     except ImportError:
         raise ConfigError("--load-in-4bit needs the bitsandbytes package: pip install bitsandbytes") from None
     compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)}
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=compute)
+    # quantized weights are placed when loaded: on this process's GPU (accelerate launch sets LOCAL_RANK)
+    return {"quantization_config": config, "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
 
 
 def _merged_adapter(folder: str, auto_cls: Any, dtype: torch.dtype, **kwargs: Any) -> PreTrainedModel:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA paths on one GPU, in one pass: the tests with the GPU visible (trainers pick bf16 autocast),
-# the quickstart end to end, and the speed benchmarks on the GPU.
+# the quickstart end to end, the speed benchmarks on the GPU, LoRA PPO's memory on a ~0.5B model,
+# bf16 / QLoRA / torch.compile runs, and an FSDP run under accelerate launch.
 #
 #     bash bench/gpu_check.sh OUTDIR [PYTHON]
 #
@@ -40,5 +41,37 @@ step "online RL throughput (rlhfkit grpo and gae; TRL GRPOTrainer when it import
 MODEL=/tmp/gpu_quickstart/sft; [ -d "$MODEL" ] || MODEL=""
 ONLY=""; "$PY" -c "import trl" 2>/dev/null || { echo "TRL does not import here: rlhfkit sides only"; ONLY="--only grpo gae"; }
 timeout 100 "$PY" bench/online_rl_vs_trl.py ${MODEL:+--model $MODEL} $ONLY --steps 8 --json "$OUTDIR/online_rl.json"
+
+step "LoRA PPO vs full PPO on a ~0.5B random Llama (32 layers, width 1024), bf16 autocast: peak RSS and CUDA memory"
+timeout 240 "$PY" bench/lora_memory.py --hidden 1024 --layers 32 --intermediate 4096 --steps 3 --new-tokens 32 \
+  --json "$OUTDIR/lora_memory_0.5b.json"
+
+step "bf16 and QLoRA: 3 SFT steps on the tiny model with --dtype bf16, then LoRA on a 4-bit base (bitsandbytes)"
+timeout 60 "$PY" -m rlhfkit sft --model tiny --builtin-size 256 --max-steps 3 --dtype bf16 --no-progress \
+  --out /tmp/gpu_bf16_sft
+"$PY" -c "import bitsandbytes" 2>/dev/null && timeout 90 "$PY" -m rlhfkit sft --model /tmp/gpu_bf16_sft \
+  --builtin-size 256 --max-steps 3 --lora-r 8 --load-in-4bit --no-progress --out /tmp/gpu_qlora_sft \
+  || echo "bitsandbytes does not import here: QLoRA not run"
+
+step "--torch-compile: 20 SFT steps on the tiny model, compiled (inductor) and not"
+for flag in --no-torch-compile --torch-compile; do
+  SECONDS=0
+  timeout 150 "$PY" -m rlhfkit sft --model tiny --builtin-size 512 --max-steps 20 --no-progress $flag \
+    --out /tmp/gpu_compile$flag
+  echo "sft $flag exit $? after ${SECONDS}s"
+done
+
+# accelerate turns FSDP on only for GPU-like devices (not for CPU processes), so with one GPU this is one
+# FSDP process: the wrapping and the full-state-dict save are exercised, the sharding across ranks is not
+step "FSDP2 under accelerate launch: 3 SFT steps (two processes on two GPUs, else one on the one GPU)"
+LAUNCH="$(dirname "$(command -v "$PY")")/accelerate"; [ -x "$LAUNCH" ] || LAUNCH=accelerate
+NPROC=$(nvidia-smi -L | wc -l); [ "$NPROC" -ge 2 ] && NPROC=2
+timeout 180 "$LAUNCH" launch --num_processes "$NPROC" --num_machines 1 --mixed_precision no \
+  --dynamo_backend no --use_fsdp --fsdp_version 2 --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP \
+  --fsdp_transformer_layer_cls_to_wrap LlamaDecoderLayer --fsdp_state_dict_type FULL_STATE_DICT \
+  -m rlhfkit sft --model tiny --builtin-size 256 --max-steps 3 --batch-size 4 --dtype fp32 --no-progress \
+  --out /tmp/gpu_fsdp_sft
+echo "fsdp exit $?"
+"$PY" -c "from transformers import AutoModelForCausalLM as M; m = M.from_pretrained('/tmp/gpu_fsdp_sft'); print('fsdp checkpoint reloads:', sum(p.numel() for p in m.parameters()), 'parameters')"
 
 step done

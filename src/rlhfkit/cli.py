@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "ppo": ("rlhfkit.trainers.ppo", "PPOConfig", "train_ppo",
             "online RL against a judge: PPO (gae) or critic-free RLOO/GRPO/REINFORCE, KL to the start"),
     "sample": ("rlhfkit.evaluation.responses", "SampleConfig", "run_sample", "sample responses from a checkpoint"),
+    "merge": ("rlhfkit.models.lora", "MergeConfig", "run_merge",
+              "merge a LoRA adapter (--lora-r runs) into full weights for plain transformers"),
     "campaign": ("rlhfkit.feedback.commands", "CampaignConfig", "run_campaign",
                  "create a comparison campaign in the feedback store"),
     "serve": ("rlhfkit.feedback.commands", "ServeConfig", "run_serve", "serve the annotation web app"),

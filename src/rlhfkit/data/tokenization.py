@@ -50,7 +50,9 @@ def render_completion(tokenizer: Any, prompt: str | list[dict], completion: str 
         if full.startswith(head):
             text = full[len(head):]
             eos = tokenizer.eos_token or ""
-            return text[: -len(eos)] if eos and text.rstrip().endswith(eos) and text.endswith(eos) else text
+            # the template's own end of turn (and the newline after it, as ChatML, Gemma and Phi-3 write it)
+            # is dropped: encode() appends the EOS, once
+            return text.rstrip()[: -len(eos)] if eos and text.rstrip().endswith(eos) else text
         return full
     return " " + "\n".join(m["content"] for m in completion)
 

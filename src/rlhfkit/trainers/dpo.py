@@ -9,7 +9,8 @@ Run it:
 
 How it is fast and lean:
   - the reference log-probs are computed once, before training, with the starting weights (or
-    --ref-model), and kept as two numbers per pair: no reference model in memory during updates;
+    --ref-model), and kept as two numbers per pair: no reference model in memory during updates
+    (with --lora-r: the same model with its adapters switched off);
   - chosen and rejected responses go through the model together, in one backward pass, sorted by
     length and cut into --length-groups forward passes, each padded only to its own longest response
     (chosen and rejected often differ in length, so one pass padded to the longest wastes tokens;
@@ -22,6 +23,7 @@ policy-vs-reference log-ratio per response (a proxy of the KL the policy has mov
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,6 +40,7 @@ from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adapt,
     default_lr,
     fit,
     make_accelerator,
@@ -128,7 +131,8 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
     train_records, eval_records = train_and_held_out(config.data, config.eval_data, "preferences",
                                                      builtin_size=config.builtin_size,
                                                      eval_fraction=config.eval_fraction, seed=config.seed)
-    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed, load_in_4bit=config.load_in_4bit)
+    model, saved = adapt(config, model, "causal", acc)  # --gradient-checkpointing, --lora-r
     pairs = encode_preferences(train_records, tokenizer, config.max_length)
     held = encode_preferences(eval_records, tokenizer, config.max_length) if eval_records else []
     pad_id = tokenizer.pad_token_id
@@ -139,9 +143,11 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
         reference = reference.to(acc.device)
     else:
         reference = model.to(acc.device)
-    ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc, config.length_groups)
-    ref_held = (reference_logps(reference, held, pad_id, config.batch_size, acc, config.length_groups)
-                if held else None)
+    adapters_off = saved.disable_adapter() if saved is not model and not config.ref_model else nullcontext()
+    with adapters_off:  # --lora-r: the reference is the starting weights, the same model without its adapters
+        ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc, config.length_groups)
+        ref_held = (reference_logps(reference, held, pad_id, config.batch_size, acc, config.length_groups)
+                    if held else None)
     del reference
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
@@ -183,7 +189,7 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
                           evaluate=evaluate if held else None, unit="pairs")
 
     # 3) the loop (rlhfkit.trainers.loop.fit)
-    record = fit(config, acc, model, tokenizer, optimizer, objective, "dpo", lr, on_step)
+    record = fit(config, acc, model, tokenizer, optimizer, objective, "dpo", lr, on_step, inner=lambda m: saved)
     if acc.is_main_process:
         summary = (f"dpo done: {record.get('step', 0)} steps, loss {record.get('loss', float('nan')):.3f}, "
                    f"reward accuracy {record.get('reward_accuracy', float('nan')):.2f}")

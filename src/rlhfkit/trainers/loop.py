@@ -4,10 +4,13 @@ The trainers themselves (sft, rm, dpo, ppo) are explicit loops; this file holds 
 they would otherwise each write again:
   - `TrainConfig`: the settings every trainer reads; `SupervisedConfig` adds those of the trainers that
     pass over a fixed data set in epochs (sft, rm, dpo), which online RL has no use for;
-  - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it;
+  - `make_accelerator`: one process or many (`accelerate launch`), fp32 on CPU, bf16 autocast on GPUs that have it,
+    `--torch-compile`, and the experiment tracker of `--report-to` (accelerate's trackers);
+  - `adapt`: a freshly loaded model made ready to train: `--gradient-checkpointing`, LoRA adapters (`--lora-r`);
   - `lr_schedule`: linear warmup then cosine decay;
   - `TrainingRun`: one run's state: resume from the newest checkpoint, the optimizer step (clip, step,
-    schedule), `metrics.jsonl`, resumable checkpoints, the final HF checkpoint;
+    schedule), `metrics.jsonl` (and the same lines to the tracker), resumable checkpoints, the final HF
+    checkpoint (a peft adapter folder with --lora-r);
   - `Checkpointer` and `MetricsLog`, which it uses;
   - `fit`: the whole loop of the supervised trainers, which plug in an `Objective`.
 """
@@ -15,26 +18,36 @@ they would otherwise each write again:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
+import os
 import random
 import re
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from rlhfkit.data.tokenization import global_batches, split_micro_batches
 from rlhfkit.errors import ConfigError, RlhfkitError
 from rlhfkit.models.loading import default_device, resolve_dtype, save_pretrained_atomic
+from rlhfkit.models.lora import (
+    ADAPTER_WEIGHTS,
+    LoraSettings,
+    add_adapters,
+    load_adapter_weights,
+    trainable_share,
+)
 
 
 @dataclass
@@ -77,6 +90,23 @@ class TrainConfig:
     """Resume from the newest checkpoint in --out/checkpoints if there is one."""
     progress: bool = True
     """Show a progress bar."""
+    lora_r: int = 0
+    """LoRA rank: train low-rank adapters (peft) on frozen weights instead of every weight; 0 trains them all."""
+    lora_alpha: float = 16.0
+    """LoRA scale: each adapter's update is multiplied by lora-alpha / lora-r."""
+    lora_dropout: float = 0.0
+    """Dropout on the input of each LoRA adapter."""
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Modules that get adapters, by name (q_proj,v_proj), or all-linear: every Linear layer but the output layer."""
+    load_in_4bit: bool = False
+    """QLoRA: keep the frozen base in 4-bit NF4 (bitsandbytes, CUDA GPUs only); needs --lora-r."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: less memory, more compute."""
+    torch_compile: bool = False
+    """Compile the model with torch.compile (inductor); the first steps are slow while it compiles."""
+    report_to: Literal["none", "tensorboard", "wandb", "trackio", "mlflow"] = "none"
+    """Also send the metrics.jsonl lines to an experiment tracker (files under --out/trackers; wandb offline
+    unless WANDB_MODE says otherwise, mlflow to a local file store unless MLFLOW_TRACKING_URI is set)."""
 
     def validate(self) -> None:
         positive = {"max_length": self.max_length, "log_every": self.log_every, "save_every": self.save_every,
@@ -88,6 +118,17 @@ class TrainConfig:
             raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.lr is not None and not (0 < self.lr < 1):
             raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
+        if self.lora_r < 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1 or not self.lora_targets:
+            raise ConfigError(f"--lora-r must be >= 0, --lora-alpha positive, --lora-dropout in [0, 1) and "
+                              f"--lora-targets non-empty; got {self.lora_r}, {self.lora_alpha}, {self.lora_dropout}, "
+                              f"{self.lora_targets}")
+        if self.lora_r and importlib.util.find_spec("peft") is None:
+            raise ConfigError("--lora-r needs the peft package, which is not installed: pip install peft")
+        if self.load_in_4bit and not self.lora_r:
+            raise ConfigError("--load-in-4bit (QLoRA) trains adapters on a frozen 4-bit base: give --lora-r too")
+        if self.report_to != "none" and importlib.util.find_spec(self.report_to) is None:
+            raise ConfigError(f"--report-to {self.report_to} needs the {self.report_to} package, which is not "
+                              f"installed: pip install {self.report_to} (or --report-to none)")
 
 
 @dataclass
@@ -123,14 +164,59 @@ class SupervisedConfig(TrainConfig):
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware."""
+    """An `Accelerator` for one process or many; picks autocast from `--dtype` and the hardware, compiles
+    with `--torch-compile`, and logs to `--report-to`."""
     device = default_device()
     use_cpu = device.type == "cpu"
     dtype = resolve_dtype(config.dtype, device.type)
     mixed = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     if use_cpu and mixed == "fp16":
         raise ConfigError("--dtype fp16 needs a GPU; use fp32 (or bf16) on CPU")
-    return Accelerator(cpu=use_cpu, mixed_precision=mixed)
+    if not use_cpu and mixed == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--dtype bf16: this GPU ({torch.cuda.get_device_name()}) has no bf16; use fp16 or fp32")
+    if use_cpu and mixed == "bf16" and not cpu_has_native_bf16():
+        print("note: --dtype bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): autocast emulates it, "
+              "much slower than fp32 (docs/models.md); fp32 is the CPU default")
+    tracker = None if config.report_to == "none" else config.report_to
+    return Accelerator(cpu=use_cpu, mixed_precision=mixed, dynamo_backend="inductor" if config.torch_compile else "no",
+                       log_with=tracker, project_dir=str(Path(config.out) / "trackers") if tracker else None)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles; torch's own probes)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def adapt(config: TrainConfig, model, task: str, acc):
+    """A freshly loaded HF model made ready to train: (the module to train, the one whose save_pretrained
+    writes the checkpoint). Without --lora-r both are `model`; with it, the first is `model` with LoRA
+    adapters in its Linear layers and the second the peft model around it, which saves only the adapters."""
+    if config.gradient_checkpointing:  # non-reentrant: correct with frozen inputs (LoRA) and with no_sync
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if not config.lora_r:
+        return model, model
+    if config.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, tuple(config.lora_targets))
+    peft_model = add_adapters(model, settings, task, config.model, Path(config.out), acc.is_main_process)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        trained, total = trainable_share(peft_model)
+        print(f"lora: rank {config.lora_r} on {','.join(config.lora_targets)}; {trained:,} of {total:,} "
+              f"parameters trained ({100 * trained / total:.2f}%)")
+    return peft_model.get_base_model(), peft_model
+
+
+def tracker_values(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.jsonl line (trackers take scalars only)."""
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
 
 
 SMALL_MODEL_PARAMS = 50_000_000
@@ -201,11 +287,12 @@ class Checkpointer:
         found = sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name) and (p / STATE_FILE).exists())
         return found[-1] if found else None
 
-    def save(self, step: int, hf_model, tokenizer, state: dict[str, Any]) -> None:
+    def save(self, step: int, hf_model, tokenizer, state: dict[str, Any], weights: dict | None = None) -> None:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             state = {**state, "step": step, "rng": rng_state()}
-            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}", extra={STATE_FILE: state})
+            save_pretrained_atomic(hf_model, tokenizer, self.root / f"step-{step:06d}", extra={STATE_FILE: state},
+                                   state_dict=weights)
             for old in sorted(p for p in self.root.iterdir() if re.fullmatch(r"step-\d{6,}", p.name))[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
@@ -218,11 +305,14 @@ class Checkpointer:
     def resume(folder: Path, hf_model, optimizer, scheduler) -> dict[str, Any]:
         """Load weights, optimizer, schedule and RNG from `folder`; return its state (step, extras)."""
         state = Checkpointer.load_state(folder)
-        result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
-        tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
-        if result.unexpected_keys or set(result.missing_keys) - tied:
-            raise RlhfkitError(f"{folder} does not match the model of this run (missing {result.missing_keys}, "
-                               f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
+        if (folder / ADAPTER_WEIGHTS).is_file():  # --lora-r: the adapters (and a reward model's head) only
+            load_adapter_weights(hf_model, folder)
+        else:
+            result = hf_model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+            tied = set(getattr(hf_model, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+            if result.unexpected_keys or set(result.missing_keys) - tied:
+                raise RlhfkitError(f"{folder} does not match the model of this run (missing {result.missing_keys}, "
+                                   f"unexpected {result.unexpected_keys}); use a new --out or --no-resume")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
@@ -277,11 +367,24 @@ class TrainingRun:
     def hf_model(self):
         return self.inner(self.acc.unwrap_model(self.model))
 
+    def gathered_weights(self) -> dict[str, Any] | None:
+        """Under FSDP, the full weights of `hf_model()` gathered from every process (a collective: every
+        process calls it); otherwise None, and the model saves its own."""
+        if self.acc.distributed_type != DistributedType.FSDP:
+            return None
+        full, hf = self.acc.get_state_dict(self.model), self.hf_model()
+        unwrapped = self.acc.unwrap_model(self.model)
+        prefix = next((name + "." for name, module in unwrapped.named_modules() if module is hf and name), "")
+        return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
+
     def resume(self) -> dict[str, Any]:
         """Resume from the newest checkpoint (unless --no-resume), write config.yaml, open the log and
         the progress bar; return the checkpoint's state (empty for a fresh run) for the trainer's extras."""
         state: dict[str, Any] = {}
         latest = self.checkpoints.latest() if self.config.resume else None
+        if self.acc.distributed_type == DistributedType.FSDP and (latest is not None or self.config.lora_r):
+            raise ConfigError("under FSDP rlhfkit saves full weights but neither resumes (its optimizer state is "
+                              "sharded) nor trains LoRA adapters; use --no-resume or a new --out, and DDP for LoRA")
         if latest is not None:
             state = self.checkpoints.resume(latest, self.hf_model(), self.optimizer, self.scheduler)
             self.step = state["step"]
@@ -289,6 +392,16 @@ class TrainingRun:
                 print(f"resuming from {latest} (step {self.step} of {self.total})")
         if self.acc.is_main_process:
             write_config(self.config, self.out)
+        if self.config.report_to != "none":
+            settings = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                        for k, v in dataclasses.asdict(self.config).items()}
+            if self.config.report_to == "mlflow" and not os.environ.get("MLFLOW_TRACKING_URI"):
+                import mlflow  # a file store under --out, not a server nor ./mlruns
+
+                mlflow.set_tracking_uri((self.out / "trackers" / "mlruns").resolve().as_uri())
+            self.acc.init_trackers(self.name, config=settings,
+                                   init_kwargs={"wandb": {"mode": os.environ.get("WANDB_MODE", "offline"),
+                                                          "dir": str(self.out / "trackers")}})
         self.log = MetricsLog(self.out / "metrics.jsonl", self.acc.is_main_process, resume_step=self.step)
         self.bar = tqdm(total=self.total, initial=self.step, disable=not (self.config.progress and self.acc.is_main_process),
                         desc=self.name, dynamic_ncols=True)
@@ -318,21 +431,26 @@ class TrainingRun:
         self.step += 1
         if self.step % self.config.log_every == 0 or self.step == self.total or force_log:
             self.log.write(record)
+            if self.config.report_to != "none":
+                self.acc.log(tracker_values(record), step=self.step)
         self.bar.update(1)
         if postfix:
             self.bar.set_postfix(**postfix)
         if self.step % self.config.save_every == 0 or self.step == self.total:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      **(extra_state or {})}
-            self.checkpoints.save(self.step, self.hf_model(), self.tokenizer, state)
+            self.checkpoints.save(self.step, self.hf_model(), self.tokenizer, state, self.gathered_weights())
 
     def finish(self) -> None:
         """Write the final HF checkpoint into --out itself, file by file through a temporary folder:
         loadable with nothing from rlhfkit."""
         self.bar.close()
+        if self.config.report_to != "none":
+            self.acc.end_training()
+        weights = self.gathered_weights()
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final")
+            staged = save_pretrained_atomic(self.hf_model(), self.tokenizer, self.out / ".final", state_dict=weights)
             for f in staged.iterdir():
                 f.replace(self.out / f.name)
             staged.rmdir()

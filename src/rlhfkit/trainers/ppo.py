@@ -16,13 +16,16 @@ reinforce subtracts the batch mean; gae learns a value head (one Linear on the l
 All the math is in rlhfkit.math; this file wires it together: `train_ppo` is the loop, one numbered
 step per line of the recipe, and each step is a function below it.
 
-Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM, LoRA
-adapters as the reference (the reference is a second frozen copy of --model).
+The reference is a second frozen copy of --model; with --lora-r it is the policy itself with its
+adapters switched off (peft's `disable_adapter`), so a run holds one copy of the weights.
+
+Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM.
 """
 
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -52,6 +55,7 @@ from rlhfkit.models.sampler import SampleOutput, SamplingParams, sample
 from rlhfkit.trainers.loop import (
     TrainConfig,
     TrainingRun,
+    adapt,
     default_lr,
     lr_schedule,
     make_accelerator,
@@ -258,19 +262,28 @@ class OnlineRL:
     sampling: SamplingParams
     ptx: list = field(default_factory=list)
     ptx_order: Any = None
+    saved: Any = None
+    """What checkpoints save: the policy, or with --lora-r the peft model around it (whose adapters are switched
+    off for the reference's log-probs, `reference` being None)."""
 
 
 def setup(config: PPOConfig, acc) -> OnlineRL:
     """0. prompts, judge, policy, frozen reference, value head, optimizer, schedule, loop state."""
+    if acc.distributed_type == "FSDP":  # each process's sampler stops at its own time; FSDP's forwards are collective
+        raise ConfigError("rlhfkit ppo does not run under FSDP; use DDP (accelerate launch --multi_gpu), with --lora-r "
+                          "for one copy of the weights")
     records = load_records(config.data, "prompts", split="train", builtin_size=config.builtin_size, seed=config.seed)
     prompts = [r["prompt"] for r in records.rows][acc.process_index::acc.num_processes]
     if not prompts:
         raise ConfigError(f"{len(records)} prompts cannot be shared among {acc.num_processes} processes")
     judge = load_reward(config.reward)
     gold = load_reward("gold") if config.data.startswith("builtin:assistant") and config.reward != "gold" else None
-    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
-    reference, _ = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
-    reference.to(acc.device).eval().requires_grad_(False)
+    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed, load_in_4bit=config.load_in_4bit)
+    model, saved = adapt(config, model, "causal", acc)  # --gradient-checkpointing, --lora-r
+    reference = None  # --lora-r: the policy with its adapters off
+    if saved is model:
+        reference, _ = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+        reference.to(acc.device).eval().requires_grad_(False)
     value_head = torch.nn.Linear(model.config.hidden_size, 1) if config.advantage == "gae" else None
     group = config.group_size if config.advantage in ("grpo", "rloo") else 1
     kl_ctl = (AdaptiveKLController(config.kl_coef, config.adaptive_kl_target, KL_HORIZON)
@@ -288,9 +301,10 @@ def setup(config: PPOConfig, acc) -> OnlineRL:
         model, optimizer = acc.prepare(model, optimizer)
     sampling = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
     ptx = ptx_examples(config.ptx_data, tokenizer, config.max_length) if config.ptx_coef > 0 else []
-    run = TrainingRun(config, acc, "ppo", model, tokenizer, optimizer, scheduler, config.max_steps, params=params)
+    run = TrainingRun(config, acc, "ppo", model, tokenizer, optimizer, scheduler, config.max_steps, params=params,
+                      inner=lambda m: saved)
     return OnlineRL(config, acc, prompts, judge, gold, model, reference, value_head, tokenizer, group, kl_ctl, lr,
-                    run, sampling, ptx, ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}"))
+                    run, sampling, ptx, ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}"), saved)
 
 
 def rollout(rl: OnlineRL, step: int) -> tuple[list[Any], SampleOutput]:
@@ -328,8 +342,9 @@ def experience(rl: OnlineRL, out: SampleOutput, scores: torch.Tensor, beta: floa
     if rl.value_head is not None:
         with torch.no_grad():
             old_values = acc.unwrap_model(rl.value_head)(out.hidden).squeeze(-1) * mask
-    with acc.autocast():
-        ref_logprobs, _ = rollout_forward(rl.reference, batch, config.temperature, config.minibatch_size)
+    with acc.autocast(), rl.saved.disable_adapter() if rl.reference is None else nullcontext():
+        reference = rl.reference if rl.reference is not None else acc.unwrap_model(rl.model)
+        ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.minibatch_size)
     kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
     sequence_kl = (kl * mask).sum(-1)  # (B,)
 

@@ -46,6 +46,7 @@ from rlhfkit.models.reward_model import RewardModel, save_reward_stats
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adapt,
     default_lr,
     fit,
     make_accelerator,
@@ -304,7 +305,8 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         raise ConfigError(f"--criteria-coef {config.criteria_coef} needs a 'criteria' column naming a winner "
                           f"(chosen or rejected) per rubric criterion; no pairwise record of {config.data} has one")
     classifier, tokenizer = load_reward_backbone(config.model, dtype="fp32", seed=config.seed,
-                                                 num_labels=config.heads + len(criteria))
+                                                 num_labels=config.heads + len(criteria),
+                                                 load_in_4bit=config.load_in_4bit)
     labels = [f"reward_{h}" for h in range(config.heads)] + [f"criterion:{c}" for c in criteria]
     classifier.config.id2label = dict(enumerate(labels))
     classifier.config.label2id = {name: i for i, name in enumerate(labels)}
@@ -319,7 +321,8 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
             print(f"rm: {added} adversarial pairs ({', '.join(config.adversarial_edits)}) beside {len(records)} "
                   f"records, weight {config.adversarial_weight}")
 
-    # 2) model and optimizer
+    # 2) model and optimizer (--lora-r: adapters on the backbone, the head trained in full and saved with them)
+    classifier, saved = adapt(config, classifier, "classifier", acc)
     model = RewardModel(classifier)
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
@@ -348,7 +351,7 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
 
     # 3) the loop, then normalisation statistics and held-out metrics
     record = fit(config, acc, model, tokenizer, optimizer, objective, "rm", lr, on_step,
-                 inner=lambda m: m.classifier)  # checkpoints hold the HF classifier, not the wrapper
+                 inner=lambda m: saved)  # checkpoints hold the HF classifier (or its adapter), not the wrapper
     if acc.is_main_process:
         model.eval()
         reference = held_groups or groups[: max(1, min(len(groups), 500))]

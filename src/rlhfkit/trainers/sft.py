@@ -15,8 +15,11 @@ The loss is normalised by the number of completion tokens in the whole *global* 
 micro-batch of every process), so gradient accumulation and any number of processes give the same
 update as one big batch in one process.
 
+With --lora-r only LoRA adapters are trained (rlhfkit.models.lora) and --out holds the adapter in
+peft's format; `rlhfkit merge` turns it into full weights.
+
 Leaves out on purpose: sequence packing across examples (length grouping gives most of its gain
-on short chat data without cross-example attention masks), LoRA (planned through peft).
+on short chat data without cross-example attention masks).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adapt,
     default_lr,
     fit,
     make_accelerator,
@@ -89,7 +93,8 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
     train_records, eval_records = train_and_held_out(config.data, config.eval_data, "demonstrations",
                                                      builtin_size=config.builtin_size,
                                                      eval_fraction=config.eval_fraction, seed=config.seed)
-    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed)
+    model, tokenizer = load_causal_lm(config.model, dtype="fp32", seed=config.seed, load_in_4bit=config.load_in_4bit)
+    model, saved = adapt(config, model, "causal", acc)  # --gradient-checkpointing, --lora-r
     train = encode_demonstrations(train_records, tokenizer, config.max_length)
     held_out = encode_demonstrations(eval_records, tokenizer, config.max_length) if eval_records else []
     truncated = sum(e.truncated for e in train)
@@ -116,7 +121,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
     )
 
     # 3) the loop (rlhfkit.trainers.loop.fit): resume, accumulate, clip, step, log, checkpoint, save
-    record = fit(config, acc, model, tokenizer, optimizer, objective, "sft", lr, on_step)
+    record = fit(config, acc, model, tokenizer, optimizer, objective, "sft", lr, on_step, inner=lambda m: saved)
     if acc.is_main_process:
         summary = f"sft done: {record.get('step', 0)} steps, final loss {record.get('loss', float('nan')):.3f}"
         if "eval_loss" in record:

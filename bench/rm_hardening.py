@@ -124,7 +124,9 @@ def main() -> None:
     policy_samples = {"sft": [r for r in sft_rows if r["index"] == 0],  # one per prompt, as for the policies
                       "dpo": samples_of(last_dpo, out / "samples_dpo.jsonl", args.eval_prompts, 1, seed=1),
                       "ppo": samples_of(run / "ppo", out / "samples_ppo.jsonl", args.eval_prompts, 1, seed=1)}
-    result: dict[str, Any] = {"run": str(run), "variants": {}, "ppo": {}}
+    saved = out / "result.json"  # a later call with other --variants adds to it
+    result: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {"run": str(run), "variants": {},
+                                                                                    "ppo": {}}
     for name in args.variants.split(","):
         t0 = time.perf_counter()
         folder = train_variant(run, out, name)
@@ -132,11 +134,11 @@ def main() -> None:
             "flags": {k: v for k, v in VARIANTS[name].items()}, "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps({name: result["variants"][name]}), flush=True)
     side = ReferenceSide()
-    for name in args.ppo.split(","):
+    for name in filter(None, args.ppo.split(",")):
         result["ppo"][name] = ppo_against(run, out, name, train_variant(run, out, name), side, args.eval_prompts)
         print(json.dumps({f"ppo against {name}": result["ppo"][name]}), flush=True)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    saved.write_text(json.dumps(result, indent=2))
     print_tables(result)
 
 
@@ -151,7 +153,7 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"{name:<14} {p['win_rate']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}]        {p['kl_to_reference']:.2f}   "
               f"{p['repetition_rate']:.0%} ({p['reference_repetition_rate']:.0%})                "
               + "/".join(f"{p['probes'][e]:.0%}" for e in EDITS))
-    print(f"\n{result['seconds']:.0f} s in all")
+    print(f"\n{result['seconds']:.0f} s (this call)")
 
 
 if __name__ == "__main__":

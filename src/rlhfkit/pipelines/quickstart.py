@@ -90,7 +90,7 @@ class QuickstartConfig:
     """Feedback rounds of DPO. Round 1 learns from comparisons of SFT samples; each later round asks the
     panel to compare samples of the latest DPO policy (fresh comparisons of the current policy, as
     InstructGPT and Llama 2 collected them) and continues DPO on those, with that policy as reference."""
-    dpo_round_prompts: int = 600
+    dpo_round_prompts: int = 400
     """Training prompts sampled from the latest DPO policy in each round after the first (x --samples-per-prompt)."""
     dpo_round_beta: float = 0.05
     """DPO beta in rounds 2 and later."""

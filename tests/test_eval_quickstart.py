@@ -58,7 +58,8 @@ def test_quickstart_smoke_run(tmp_path):
     report = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20,
                                              eval_prompts=8, sft_max_steps=20, ppo_steps=2, hacking_steps=2,
                                              reward_hacking=True, frontier_prompts=4, frontier_every=1,
-                                             eval_reference_samples=2, best_of=2, harden_rm=True, progress=False))
+                                             eval_reference_samples=2, best_of=2, compare_plain_rm=True,
+                                             progress=False))
     saved = json.loads((tmp_path / "qs/report.json").read_text())
     assert set(saved["policies"]) == {"dpo", "ppo", "best_of_2"}
     # round 2 of DPO: the panel compared samples of round 1's policy, and DPO continued from it

@@ -103,11 +103,14 @@ class QuickstartConfig:
     """beta of PPO's KL penalty to the SFT model."""
     ppo_group_size: int = 8
     """Responses per prompt in each PPO step (RLOO's leave-one-out baseline is taken within the group)."""
-    harden_rm: bool = False
-    """Harden the reward model that PPO and best-of-n optimise: adversarial pairs for the reward-hacking
-    table's four edits, label smoothing and an L2 pull of the head (HARDENING; docs/reward-model.md
-    measures each). The plain reward model is trained as well (about 70 s more on a 2-core CPU) and the
-    report's probe table shows the two side by side."""
+    harden_rm: bool = True
+    """Harden the reward model that PPO and best-of-n optimise (into rm_hardened/): adversarial pairs for
+    the reward-hacking table's four edits, label smoothing and an L2 pull of the head (HARDENING; measured
+    in docs/quickstart.md: every probe below 30%, PPO's gold win-rate not lower). --no-harden-rm trains
+    the plain one (rm/) instead."""
+    compare_plain_rm: bool = False
+    """With --harden-rm, also train the plain reward model on the same pairs and show its probes beside the
+    hardened one's, on the same samples (about 70 s more on a 2-core CPU)."""
     best_of: int = 4
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
     frontier: bool = True
@@ -188,8 +191,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
                                                        seed=config.seed)), samples.exists())
     stage("3) feedback + 4) export", lambda: _feedback(config, samples, out / "feedback.db", prefs, config.bias),
           prefs.exists())
-    stage("5) rm", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm), **common)), _done(rm))
     plain_rm = rm
+    if not config.harden_rm or config.compare_plain_rm:
+        stage("5) rm", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(plain_rm), **common)),
+              _done(plain_rm))
     if config.harden_rm:
         rm = out / "rm_hardened"
         stage("5) rm: hardened", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm), **HARDENING,
@@ -208,7 +213,8 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     def evaluate(name: str, policy: Path, reward_model: Path, **options) -> None:
         settings = {"num_prompts": config.eval_prompts, "reference_samples": config.eval_reference_samples,
-                    "seed": config.seed, "probe_models": [str(plain_rm)] if config.harden_rm else [], **options}
+                    "seed": config.seed, "probe_models": [str(plain_rm)] if rm != plain_rm and _done(plain_rm) else [],
+                    **options}
         evaluation[name] = run_eval(EvalConfig(policy=str(policy), reference=str(sft), reward_model=str(reward_model),
                                                out=str(out / f"eval_{name}.json"), **settings), sft_side)
 

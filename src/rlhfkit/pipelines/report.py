@@ -36,7 +36,7 @@ def build_report(config: Any, out: Path, evaluation: dict[str, Any], hacking: di
                  reward_model: Path | None = None) -> dict[str, Any]:
     """report.json's content; `diagnostics` adds reward_by_style, rationales and frontier as they are.
     `reward_model`: the one PPO optimised when it is not out/rm (--harden-rm); out/rm, the plain one,
-    is then reported beside it (reward_model_plain, reward_model_probes_plain)."""
+    is then reported beside it if it was trained (reward_model_plain, reward_model_probes_plain)."""
     reward_model = reward_model or out / "rm"
     rm_metrics = json.loads((reward_model / "eval_metrics.json").read_text())
     pairs = sum(1 for line in (out / "preferences.jsonl").read_text().splitlines() if line.strip())
@@ -61,14 +61,15 @@ def build_report(config: Any, out: Path, evaluation: dict[str, Any], hacking: di
         "reward_model": rm_metrics,
         "sft": policies_base,
         "policies": policies,
-        "curves": {name: metrics_of(out / name) for name in ("sft", "rm", "dpo", "ppo", *dpo_later_rounds)},
+        "curves": {name: metrics_of(reward_model if name == "rm" else out / name)
+                   for name in ("sft", "rm", "dpo", "ppo", *dpo_later_rounds)},
         "before_after": before_after,
         "reward_model_probes": {name: e["reward_probes"] for name, e in evaluation.items() if "reward_probes" in e},
         "reward_model_path": str(reward_model),
     }
     report["calibration"] = {"ece": rm_metrics["ece"], "bins": rm_metrics.get("calibration_bins", [])}
     plain = out / "rm"
-    if reward_model != plain:  # --harden-rm: the plain reward model, probed on the same samples
+    if reward_model != plain and (plain / "eval_metrics.json").exists():  # --compare-plain-rm: probed on the same samples
         report["reward_model_plain"] = json.loads((plain / "eval_metrics.json").read_text())
         report["reward_model_probes_plain"] = {name: e["reward_probes_by_model"][str(plain)]
                                                for name, e in evaluation.items() if str(plain) in

@@ -39,13 +39,16 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.app"): "fastapi and the templates only for serve",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.simulate"): "httpx only for annotate",
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
+    ("rlhfkit.judges.ai", "rlhfkit.judges.http"): "an AI judge behind a URL: httpx only when asked",
+    ("rlhfkit.judges.ai", "rlhfkit.judges.local"): "an AI judge on a local model: torch only when asked",
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)
 TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats",
               "rlhfkit.data.records", "rlhfkit.data.builtin", "rlhfkit.tasks", "rlhfkit.tasks.assistant",
               "rlhfkit.feedback", "rlhfkit.feedback.commands", "rlhfkit.feedback.service",
-              "rlhfkit.feedback.export", "rlhfkit.feedback.app"]
+              "rlhfkit.feedback.export", "rlhfkit.feedback.app", "rlhfkit.judges.constitution", "rlhfkit.judges.ai",
+              "rlhfkit.judges.http"]
 
 
 def module_name(path: Path) -> str:

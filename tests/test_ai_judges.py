@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from judge_helpers import fixed_answer_phi, free_port, random_llama_chat, start_transformers_serve
+
 from rlhfkit.judges.ai import JudgeError, Query, combine_orders, judge_messages
 from rlhfkit.judges.constitution import load_constitution
 from rlhfkit.judges.http import HttpJudge, label_probabilities, parse_choice

@@ -22,8 +22,9 @@ def test_the_default_constitution_has_the_seeds_principles_rubric_and_hacking_ro
 
 
 def test_the_default_is_package_data():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert "judges/*.yaml" in data["tool"]["setuptools"]["package-data"]["rlhfkit"]

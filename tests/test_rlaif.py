@@ -24,6 +24,7 @@ from rlhfkit.judges.constitution import load_constitution  # noqa: E402
 from rlhfkit.judges.local import LocalJudge  # noqa: E402
 from rlhfkit.math.losses import soft_bradley_terry_loss  # noqa: E402
 from rlhfkit.pipelines.ai_feedback import fill_with_judge  # noqa: E402
+from rlhfkit.tasks import assistant  # noqa: E402
 from rlhfkit.tasks.assistant import panel  # noqa: E402
 
 
@@ -145,3 +146,25 @@ def test_k_wise_tasks_get_a_full_ranking(tmp_path, judge):
             assert len(j.ranking) == 3 and [str(r) for r in j.ranking] == sorted(
                 j.probabilities, key=lambda r: -j.probabilities[r])
     store.dispose()
+
+
+def test_the_quickstart_step_returns_the_report_numbers(tmp_path, judge):
+    """`ai_feedback` (for the quickstart's --ai-feedback): a campaign over sampled responses, filled by the
+    judge at `judge_dir` (here the tiny random chat model, so no training), exported, measured against gold."""
+    import json
+    import random
+
+    from rlhfkit.pipelines.ai_feedback import ai_feedback
+
+    rng = random.Random(0)
+    samples = tmp_path / "samples.jsonl"
+    with samples.open("w") as fh:
+        for p in assistant.prompts(8, split="eval"):
+            for index, style in enumerate(rng.sample(assistant.STYLES, 2)):
+                fh.write(json.dumps({"prompt": p["prompt"], "completion": assistant.response(p["prompt"], style, rng),
+                                     "model": "m", "index": index}) + "\n")
+    numbers = ai_feedback(samples, tmp_path / "ai.db", tmp_path / "prefs.jsonl", Path(judge.name))
+    assert numbers["judgments"] == 8 and 0 <= numbers["agreement_with_gold"] <= 1
+    assert numbers["judgments_per_day"] == round(numbers["judgments_per_s"] * 86400)
+    assert 0 <= numbers["order_consistency"] <= 1 and numbers["cpu_seconds_per_1000"] > 0
+    assert len((tmp_path / "prefs.jsonl").read_text().splitlines()) == 8

@@ -22,6 +22,7 @@ assignments stay open and the next run judges them first.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -31,10 +32,14 @@ from typing import Any, Literal
 
 from rlhfkit.errors import ConfigError
 from rlhfkit.feedback import service
+from rlhfkit.feedback.commands import CampaignConfig, ExportConfig, run_campaign, run_export
 from rlhfkit.feedback.simulate import simulated_annotator_id
 from rlhfkit.feedback.store import Store
 from rlhfkit.judges.ai import Judge, Query, Verdict, load_judge
 from rlhfkit.judges.constitution import Constitution, Principle, load_constitution
+from rlhfkit.judges.embedded import train_embedded_judge
+from rlhfkit.judges.local import LocalJudge
+from rlhfkit.tasks import assistant
 
 
 @dataclass
@@ -129,20 +134,22 @@ def fill_with_judge(store: Store, campaign: str, judge: Judge, constitution: Con
                     threshold: float = 0.0, batch_size: int = 32, max_judgments: int = 0,
                     seed: int = 0) -> dict[str, float]:
     """Let `judge` judge every task of `campaign` it can get, as annotator `ai:<name>`; returns counts and speed:
-    {"stored", "deferred", "seconds", "judgments_per_s", "order_disagreement"}."""
+    {"stored", "deferred", "seconds", "cpu_seconds" (the judging's, this process), "judgments_per_s",
+    "order_disagreement"}."""
     annotator_id = simulated_annotator_id(store, f"ai:{name}", campaign)
     rng = random.Random(seed)
     stored = deferred = 0
-    judge_seconds, disagreements = 0.0, 0.0
+    judge_seconds, cpu_seconds, disagreements = 0.0, 0.0, 0.0
     while not max_judgments or stored + deferred < max_judgments:
         limit = min(batch_size, max_judgments - stored - deferred) if max_judgments else batch_size
         tasks = _claim(store, campaign, annotator_id, limit, rng)
         if not tasks:
             break
         principles = [constitution.draw(rng) for _ in tasks]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         verdicts = judge.judge_many([Query(t["prompt"], t["responses"], p) for t, p in zip(tasks, principles)])
         spent = time.perf_counter() - start
+        cpu_seconds += time.process_time() - cpu_start
         judge_seconds += spent
         bodies = [judgment_body(t, v, p, threshold, spent / len(tasks)) for t, v, p in zip(tasks, verdicts, principles)]
         with store.write() as session:
@@ -153,6 +160,7 @@ def fill_with_judge(store: Store, campaign: str, judge: Judge, constitution: Con
         disagreements += sum(v.order_disagreement for v in verdicts)
     total = stored + deferred
     return {"stored": stored, "deferred": deferred, "seconds": round(judge_seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
             "judgments_per_s": round(total / judge_seconds, 2) if judge_seconds else 0.0,
             "order_disagreement": round(disagreements / total, 4) if total else 0.0}
 
@@ -178,3 +186,37 @@ def run_judge(config: JudgeConfig) -> dict[str, float]:
     print(f"ai:{name} stored {stats['stored']} judgments in campaign {config.campaign!r}{left}; "
           f"{stats['judgments_per_s']} judgments/s, the two orders disagreed on {stats['order_disagreement']:.0%}")
     return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# for the quickstart's --ai-feedback (the lead wires it into pipelines/quickstart.py)
+
+
+def ai_feedback(samples: Path, db: Path, prefs: Path, judge_dir: Path, campaign: str = "quickstart-ai",
+                threshold: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """The quickstart's feedback step with the AI judge as the panel: train the embedded judge into
+    `judge_dir` unless it is there, create a campaign over `samples` (overlap 1) in a fresh store, fill it
+    with the judge, export the pairs to `prefs`; returns the numbers for the report's "Human vs AI
+    feedback" table: judgments/s (and per day), order consistency, agreement of the exported pairs with
+    the gold rubric, CPU-seconds per 1,000 labels."""
+    if not (judge_dir / "config.json").exists():
+        train_embedded_judge(judge_dir, seed=seed, progress=False)
+    if db.exists():
+        db.unlink()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    run_campaign(CampaignConfig(db=str(db), campaign=campaign, data=str(samples), overlap=1, seed=seed))
+    store = Store.open(str(db), must_exist=True)
+    try:
+        stats = fill_with_judge(store, campaign, LocalJudge(str(judge_dir)), load_constitution(),
+                                judge_dir.name, threshold=threshold, seed=seed)
+    finally:
+        store.dispose()
+    run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs), method="majority", seed=seed))
+    rows = [json.loads(line) for line in prefs.read_text().splitlines() if line.strip()]
+    agree = [assistant.gold_reward(r["prompt"], r["chosen"]) > assistant.gold_reward(r["prompt"], r["rejected"])
+             for r in rows]
+    per_s = stats["judgments_per_s"]
+    return {"judgments": stats["stored"], "judgments_per_s": per_s, "judgments_per_day": round(per_s * 86400),
+            "order_consistency": round(1 - stats["order_disagreement"], 4),
+            "agreement_with_gold": round(sum(agree) / len(agree), 4) if agree else None,
+            "cpu_seconds_per_1000": round(1000 * stats["cpu_seconds"] / max(1, stats["stored"] + stats["deferred"]), 1)}

@@ -39,13 +39,16 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.app"): "fastapi and the templates only for serve",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.simulate"): "httpx only for annotate",
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
+    ("rlhfkit.judges.ai", "rlhfkit.judges.http"): "an AI judge behind a URL: httpx only when asked",
+    ("rlhfkit.judges.ai", "rlhfkit.judges.local"): "an AI judge on a local model: torch only when asked",
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)
 TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats",
               "rlhfkit.data.records", "rlhfkit.data.builtin", "rlhfkit.tasks", "rlhfkit.tasks.assistant",
               "rlhfkit.feedback", "rlhfkit.feedback.commands", "rlhfkit.feedback.service",
-              "rlhfkit.feedback.export", "rlhfkit.feedback.app"]
+              "rlhfkit.feedback.export", "rlhfkit.feedback.app", "rlhfkit.judges.constitution", "rlhfkit.judges.ai",
+              "rlhfkit.judges.http"]
 
 
 def module_name(path: Path) -> str:
@@ -164,3 +167,36 @@ def test_ppo_refuses_a_yaml_key_it_does_not_read(tmp_path):
     config = tmp_path / "ppo.yaml"
     config.write_text("epochs: 3\n")
     assert main(["ppo", "--config", str(config)]) == 2
+
+
+# the AI judges see what a person sees: none of them may reach the built-in task's gold scorer
+AI_JUDGE_MODULES = ["rlhfkit.judges.ai", "rlhfkit.judges.constitution", "rlhfkit.judges.local", "rlhfkit.judges.http",
+                    "rlhfkit.judges.embedded"]
+GOLD = ("rlhfkit.tasks.assistant.rubric", "rlhfkit.judges.reward_spec")
+GOLD_NAMES = {"gold_reward", "score", "features", "RubricScore", "assistant", "rubric"}
+
+
+def test_ai_judges_import_nothing_of_the_gold_scorer():
+    """Every import (module level or inside a function) of the AI-judge modules: never the rubric module,
+    never the reward specs (whose `gold` is the rubric), never the names the task package re-exports from
+    the rubric, nor the task package itself (`from rlhfkit.tasks import assistant` would hand over gold_reward)."""
+    found = []
+    for module in AI_JUDGE_MODULES:
+        path = SRC.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {a.name for a in node.names}
+                if node.module.startswith(GOLD) or (node.module in ("rlhfkit.tasks", "rlhfkit.tasks.assistant")
+                                                   and names & GOLD_NAMES):
+                    found.append(f"{module} imports {names} from {node.module}")
+            elif isinstance(node, ast.Import):
+                found += [f"{module} imports {a.name}" for a in node.names
+                          if a.name.startswith(GOLD) or a.name in ("rlhfkit.tasks.assistant",)]
+    assert not found, "\n".join(found)
+
+
+def test_the_gold_scorer_check_catches_a_gold_import():
+    tree = ast.parse("from rlhfkit.tasks.assistant import gold_reward\nfrom rlhfkit.tasks import assistant\n")
+    hits = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+            and ({a.name for a in n.names} & GOLD_NAMES)]
+    assert len(hits) == 2

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "fill a campaign with simulated annotators"),
     "export": ("rlhfkit.feedback.commands", "ExportConfig", "run_export",
                "aggregate judgments and write preference JSONL"),
+    "critique": ("rlhfkit.judges.critique", "CritiqueConfig", "run_critique", "self-critique and revision against a constitution (SL-CAI): demonstrations and pairs"),
+    "judge": ("rlhfkit.pipelines.ai_feedback", "JudgeConfig", "run_judge", "fill a campaign with an AI judge guided by a constitution (RLAIF)"),
 }
 
 

@@ -2,7 +2,8 @@
 
 Formats (the same columns as TRL's datasets, see ../shared/DESIGN.md):
     demonstrations  {"prompt", "completion"}  or  {"messages": [{"role", "content"}, ...]}
-    preferences     {"prompt", "chosen", "rejected"} (+ optional "margin", "annotator", "rationale", "criteria")
+    preferences     {"prompt", "chosen", "rejected"} (+ optional "margin", "label_confidence", "annotator",
+                    "rationale", "criteria")
     rankings        {"prompt", "responses": [...], "ranking": [best, ..., worst]}
     prompts         {"prompt"}
 Text fields are either plain strings ("standard") or lists of chat messages ("conversational").
@@ -267,6 +268,10 @@ def check_preference(row: dict) -> None:
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))):
         raise ValueError(f"'margin' must be a number, got {margin!r}")
+    confidence = row.get("label_confidence")
+    if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))
+                                   or not 0.5 <= confidence <= 1):
+        raise ValueError(f"'label_confidence' must be a probability in [0.5, 1] (P(chosen is better)), got {confidence!r}")
     for name in ("annotator", "rationale"):
         if row.get(name) is not None and not isinstance(row[name], str):
             raise ValueError(f"{name!r} must be a string, got {type(row[name]).__name__}")

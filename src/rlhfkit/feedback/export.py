@@ -6,7 +6,8 @@
 One row per compared pair that the aggregation settles (`method` "majority" or "dawid-skene"):
     {"prompt", "chosen", "rejected",
      "margin":           P(chosen) − P(rejected): vote shares for majority, posteriors for Dawid–Skene,
-     "label_confidence": soft label P(chosen is better | a preference), in [0.5, 1],
+     "label_confidence": soft label P(chosen is better | a preference), in [0.5, 1]; where an AI judge
+                         gave probabilities (judgments.probabilities), their mean (`soft_vote`),
      "annotator":        the annotators who preferred `chosen`, comma-separated,
      "rationale":        their rationales, one paragraph each ("name [A=chosen, B=rejected]: text",
                          since each annotator saw the pair in their own random order),
@@ -106,6 +107,8 @@ def preference_rows(store: Store, campaign_name: str, method: str = "majority", 
             continue
         chosen, rejected = (first, second) if agg.label == "first" else (second, first)
         p_chosen = agg.p_first if agg.label == "first" else 1.0 - agg.p_first
+        if any(j.probabilities and j.outcome == "ranked" for j in judged[task_id]):
+            p_chosen = soft_vote(judged[task_id], first, second, chosen, rejected)
         supporters = [j for j in judged[task_id]
                       if pair_label(j.outcome, j.ranking, first, second) == agg.label]
         rows.append({
@@ -122,6 +125,24 @@ def preference_rows(store: Store, campaign_name: str, method: str = "majority", 
     return rows
 
 
+def soft_vote(judgments: list[Judgment], first: int, second: int, chosen: int, rejected: int) -> float:
+    """P(chosen is better) as the mean over the judgments that preferred one of the two of each one's
+    P(chosen | chosen or rejected): an AI judge's soft label where it gave one, 1 or 0 for a person's
+    choice (so with people only it is the vote share). Floored at 0.5: below it the soft evidence
+    contradicts the aggregate's label, and the row says "no information" rather than the opposite."""
+    shares = []
+    for j in judgments:
+        label = pair_label(j.outcome, j.ranking, first, second)
+        if label not in ("first", "second"):  # ties, both bad, and an AI judge's skip (it deferred to people)
+            continue
+        soft = j.probabilities or {}
+        if str(chosen) in soft and str(rejected) in soft and soft[str(chosen)] + soft[str(rejected)] > 0:
+            shares.append(soft[str(chosen)] / (soft[str(chosen)] + soft[str(rejected)]))
+        else:
+            shares.append(1.0 if (label == "first") == (chosen == first) else 0.0)
+    return max(0.5, sum(shares) / len(shares)) if shares else 0.5
+
+
 def _single_rows(judgments: list[Judgment], by_task: dict[int, Task], texts: dict[int, str]) -> list[dict]:
     rows = []
     for j in judgments:
@@ -131,8 +152,10 @@ def _single_rows(judgments: list[Judgment], by_task: dict[int, Task], texts: dic
         order = j.ranking
         for i, chosen in enumerate(order):
             for rejected in order[i + 1:]:
+                confidence = soft_vote([j], chosen, rejected, chosen, rejected) if j.probabilities else 1.0
                 rows.append({"prompt": task.prompt.text, "chosen": texts[chosen], "rejected": texts[rejected],
-                             "margin": 1.0, "label_confidence": 1.0, "annotator": j.annotator.name,
+                             "margin": round(2 * confidence - 1, 6), "label_confidence": round(confidence, 6),
+                             "annotator": j.annotator.name,
                              "rationale": _rationale(j, chosen, rejected) if j.rationale else "",
                              "criteria": _criteria_for(j, chosen, rejected)})
     return rows

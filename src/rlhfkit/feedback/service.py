@@ -424,8 +424,30 @@ def parse_judgment(body: dict[str, Any], order: list[int], rubric: list[dict], p
     seconds = body.get("seconds")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
         raise ServiceError(422, "seconds must be a number")
+    keep_rationale = stored_outcome != "skip" or body.get("probabilities") is not None
     return {"outcome": stored_outcome, "ranking": ranking, "criteria": criteria,
-            "rationale": rationale.strip() if stored_outcome != "skip" else "", "seconds": seconds}
+            "rationale": rationale.strip() if keep_rationale else "", "seconds": seconds,
+            **_soft_label(body, order)}
+
+
+def _soft_label(body: dict[str, Any], order: list[int]) -> dict[str, Any]:
+    """An AI judge's soft label {letter: probability} as {response id: probability}, and its principle."""
+    principle = body.get("principle") or ""
+    if not isinstance(principle, str) or len(principle) > MAX_RATIONALE:
+        raise ServiceError(422, f"principle must be text of at most {MAX_RATIONALE} characters")
+    check_text(principle, "principle")
+    soft = body.get("probabilities")
+    if soft is None:
+        return {"probabilities": None, "principle": principle.strip()}
+    k = len(order)
+    if not isinstance(soft, dict) or sorted(soft) != list(LETTERS[:k]):
+        raise ServiceError(422, f"probabilities must give each of {', '.join(LETTERS[:k])} a probability")
+    values = list(soft.values())
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in values) \
+            or abs(sum(values) - 1) > 1e-3:
+        raise ServiceError(422, "probabilities must be numbers in [0, 1] that sum to 1")
+    return {"probabilities": {str(order[_letter_index(letter, k, "probabilities")]): float(v)
+                              for letter, v in soft.items()}, "principle": principle.strip()}
 
 
 def store_judgment(session: Session, annotator_id: int, body: dict[str, Any],

@@ -25,6 +25,7 @@ __all__ = [
     "DPO_LOSS_TYPES",
     "bradley_terry_loss",
     "dpo_loss",
+    "soft_bradley_terry_loss",
     "l2_to_reference",
     "margin_ranking_loss",
     "online_rl_loss",
@@ -76,6 +77,31 @@ def bradley_terry_loss(
     if label_smoothing:
         return -(1 - label_smoothing) * F.logsigmoid(diff) - label_smoothing * F.logsigmoid(-diff)
     return -F.logsigmoid(diff)
+
+
+def soft_bradley_terry_loss(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """Bradley–Terry against a soft label: the cross-entropy between the row's probability that
+    `chosen` is better, ``t``, and the model's ``sigmoid(r_c - r_r)``:
+    ``-t log sigmoid(d) - (1 - t) log sigmoid(-d)``, ``d = r_c - r_r``. Its minimum over ``d`` is at
+    ``sigmoid(d) = t``: a pair labelled 0.6 is pushed to a gap of ``logit(0.6)`` and no further.
+    ``t = 1`` is `bradley_terry_loss`; ``t = 1 - eps`` is its label smoothing.
+
+    Args:
+        chosen_rewards, rejected_rewards: ``(B,)`` or ``(B, H)`` rewards.
+        target: ``(B,)`` or ``(B, H)`` probabilities in ``[0, 1]`` (broadcast against the rewards).
+
+    Returns:
+        per-pair losses of the rewards' shape.
+    """
+    _check_same_shape(chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    if ((target < 0) | (target > 1)).any():
+        raise ValueError("soft Bradley-Terry targets must be probabilities in [0, 1]")
+    diff = chosen_rewards - rejected_rewards
+    return -target * F.logsigmoid(diff) - (1 - target) * F.logsigmoid(-diff)
 
 
 def l2_to_reference(params: list[torch.Tensor], reference: list[torch.Tensor]) -> torch.Tensor:

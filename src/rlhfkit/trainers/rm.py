@@ -2,6 +2,7 @@
 
     L_RM = -E[ log sigma(r(x, y_w) - r(x, y_l) - margin) ]          (Bradley-Terry, --loss bradley_terry)
     L_RM =  E[ max(0, margin - (r(x, y_w) - r(x, y_l))) ]           (--loss margin_ranking)
+    L_RM = -E[ c log sigma(d) + (1 - c) log sigma(-d) ]             (a row whose label_confidence c < 1)
     K-wise rankings (B > A > C): all K(K-1)/2 pairs (InstructGPT), or the Plackett-Luce likelihood
     of the whole ranking (--ranking-loss plackett_luce).
 
@@ -39,7 +40,13 @@ from rlhfkit.data.records import (
 )
 from rlhfkit.data.tokenization import Example, collate, encode, render_completion, render_prompt
 from rlhfkit.errors import ConfigError
-from rlhfkit.math.losses import bradley_terry_loss, l2_to_reference, margin_ranking_loss, plackett_luce_loss
+from rlhfkit.math.losses import (
+    bradley_terry_loss,
+    l2_to_reference,
+    margin_ranking_loss,
+    plackett_luce_loss,
+    soft_bradley_terry_loss,
+)
 from rlhfkit.math.stats import calibration_bins, expected_calibration_error, pearson
 from rlhfkit.models.loading import load_reward_backbone
 from rlhfkit.models.reward_model import RewardModel, save_reward_stats
@@ -95,6 +102,10 @@ class RMConfig(SupervisedConfig):
     """More comparison files trained on beside --data, e.g. comparisons of the current policy's own samples
     beside SFT's (the seeds' "diverse reward model training"); all their records train, --data alone is
     held out from; eval_metrics.json's data_mix says how many records each file gave."""
+    soft_labels: bool = True
+    """Train on a row's `label_confidence` (soft Bradley-Terry: the target probability that chosen is better)
+    wherever it is below 1; such a row's `margin` is not used, since the export's margin (2c - 1) is the same
+    evidence."""
 
     def validate(self) -> None:
         super().validate()
@@ -124,6 +135,7 @@ class Group:
     annotator: str | None
     criteria: dict[str, str] | None
     weight: float = 1.0  # of its loss (adversarial pairs: --adversarial-weight)
+    confidence: float = 1.0  # the row's label_confidence: P(chosen is better), soft Bradley-Terry's target
 
 
 def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rankings: bool,
@@ -149,7 +161,8 @@ def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rank
                                        max_length, where))
             criteria = row.get("criteria") if "responses" not in row else None  # they name chosen / rejected
             groups.append(Group(list(range(first, first + len(texts))), ranking,
-                                float(row.get("margin") or 0.0) * margin_scale, row.get("annotator"), criteria))
+                                float(row.get("margin") or 0.0) * margin_scale, row.get("annotator"), criteria,
+                                confidence=float(row.get("label_confidence", 1.0)) if "responses" not in comp else 1.0))
     return examples, groups
 
 
@@ -173,6 +186,12 @@ def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig
         if config.loss == "bradley_terry":
             margin = torch.tensor([g.margin for g in groups], device=rewards.device).unsqueeze(-1)
             loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen), config.label_smoothing)
+            if config.soft_labels and any(g.confidence < 1 for g in groups):
+                # a soft row learns its label_confidence and not its margin (the same evidence)
+                c = torch.tensor([g.confidence for g in groups], device=rewards.device).unsqueeze(-1)  # (B, 1)
+                target = c * (1 - config.label_smoothing) + (1 - c) * config.label_smoothing
+                soft = soft_bradley_terry_loss(chosen, rejected, target.expand_as(chosen))
+                loss = torch.where(c < 1, soft, loss)
         else:
             loss = margin_ranking_loss(chosen, rejected, config.ranking_margin)
     loss = loss.sum(-1)

@@ -29,6 +29,7 @@ BELOW = {
     "trainers": {"base", "tasks", "math", "data", "models", "judges", "evaluation"},
     "evaluation": {"base", "tasks", "math", "data", "models", "judges", "trainers"},
     "pipelines": {"base", "tasks", "math", "data", "models", "judges", "trainers", "evaluation", "feedback"},
+    "control": {"base", "math", "feedback", "pipelines"},  # gymnasium agents; feeds the store, reuses report helpers
     "cli": {"base"},  # every command module is imported by name when it is called (importlib)
 }
 
@@ -39,6 +40,8 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.app"): "fastapi and the templates only for serve",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.simulate"): "httpx only for annotate",
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
+    ("rlhfkit.control.loop", "rlhfkit.control.annotate"): "the feedback store and frame rendering only for "
+                                                          "control --annotator web",
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "fill a campaign with simulated annotators"),
     "export": ("rlhfkit.feedback.commands", "ExportConfig", "run_export",
                "aggregate judgments and write preference JSONL"),
+    "control": ("rlhfkit.control.loop", "ControlConfig", "run_control",
+                "RLHF on a gymnasium agent: segment comparisons -> reward model -> PPO"),
 }
 
 

@@ -7,7 +7,7 @@ through the same service, and one path feeds the reward model.
 Each query round becomes one campaign `<prefix>-round-<iteration>` (pairs, overlap 1, no rubric): a
 task per pair, whose two "responses" are `media:<campaign>/<pair>-<side>.gif`, animations of the two
 segments rendered from the environment (`render_mode="rgb_array"` frames, written as GIFs by Pillow)
-into the media folder beside the store (`<store file>.media/`), which `rlhfkit serve` serves at
+into the store's media folder (`Store.media_folder`: `<store file>.media/`), which `rlhfkit serve` serves at
 /media from its own origin, inside its Content-Security-Policy (img-src 'self'). The web app's
 annotate page shows a `media:` response as the animation; the keyboard flow is the usual one
 (1 / 2 / t / b, Enter). With a `teacher`, the synthetic teacher fills the campaign the way simulated
@@ -38,11 +38,6 @@ GUIDELINES = ("Watch both movements (they loop). Which one does the task better?
               "swinging up and staying upright, with little effort. Press 1 or 2 for the better one, t when "
               "they are equally good, b when both are bad, then Enter.")
 LABELS = {"first": 1.0, "second": 0.0, "tie": 0.5, "both_bad": 0.5}
-
-
-def media_dir(store_path: str) -> Path:
-    """The folder of a SQLite store's animations: `<file>.media` (the web app serves it at /media)."""
-    return Path(str(store_path) + ".media")
 
 
 @dataclass
@@ -104,7 +99,10 @@ class StoreAnnotator:
                  rng: np.random.Generator | None = None, wait_seconds: float = 3600.0, fps: float = 20.0,
                  poll_seconds: float = 1.0) -> None:
         self.store = Store.open(store_path)
-        self.media = media_dir(store_path)
+        self.media = self.store.media_folder()
+        if self.media is None and teacher is None:
+            raise ConfigError(f"--store {store_path!r}: the animations for people live beside a SQLite store file; "
+                              f"give a file path")
         self.prefix, self.env_id, self.teacher = prefix, env_id, teacher
         self.rng = rng or np.random.default_rng(0)
         self.wait_seconds, self.fps, self.poll_seconds = wait_seconds, fps, poll_seconds

@@ -102,7 +102,7 @@ class Rollout:
     true_rewards: np.ndarray  # (T, N)
     terminated: np.ndarray  # (T, N) bool
     done: np.ndarray  # (T, N) bool
-    next_values: np.ndarray  # (T, N): V(next state), used where an episode piece is cut, not ended
+    next_values: np.ndarray  # (T, N): V(next state) where a piece ends (done steps, the last step); 0 elsewhere
     episode_returns: list[float]  # true returns of the episodes that finished during the rollout
     states: np.ndarray | None = None  # (T, N, S) the envs' internal states, when kept for rendering
 
@@ -119,10 +119,10 @@ def collect(envs, agent: Agent, steps_per_env: int, obs: np.ndarray, running: np
     the classic-control envs render from), for showing segments to people.
     """
     n = envs.num_envs
-    buf = {k: [] for k in ("obs", "norm_obs", "actions", "env_actions", "logprobs", "values", "rewards", "terminated", "done",
-                           "next_values")}
-    finished, states = [], []
-    for _ in range(steps_per_env):
+    buf = {k: [] for k in ("obs", "norm_obs", "actions", "env_actions", "logprobs", "values", "rewards", "terminated",
+                           "done")}
+    finished, states, ends = [], [], []  # ends: (step, env, true next observation) of each done step
+    for t in range(steps_per_env):
         if keep_states:
             states.append([np.array(env.unwrapped.state, dtype=np.float64) for env in envs.envs])
         x = agent.normalise(obs)  # statistics frozen during the rollout, so the update sees the same inputs
@@ -131,26 +131,29 @@ def collect(envs, agent: Agent, steps_per_env: int, obs: np.ndarray, running: np
         env_action = agent.to_env(action)
         next_obs, reward, terminated, truncated, info = envs.step(env_action)
         done = terminated | truncated
-        true_next = next_obs.copy()
-        if done.any():
-            for i in np.flatnonzero(done):
-                true_next[i] = info["final_obs"][i]
+        ends += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(done)]
         running = running + reward
         finished += [float(r) for r in running[done]]
         running = np.where(done, 0.0, running)
         for key, value in (("obs", obs), ("norm_obs", x.numpy()), ("actions", action.numpy()), ("env_actions", env_action),
                            ("logprobs", dist.log_prob(action).sum(-1).numpy()),
                            ("values", agent.critic(x).squeeze(-1).numpy()), ("rewards", reward),
-                           ("terminated", terminated), ("done", done),
-                           ("next_values", agent.critic(agent.normalise(true_next)).squeeze(-1).numpy())):
+                           ("terminated", terminated), ("done", done)):
             buf[key].append(np.asarray(value))
         obs = next_obs
     stack = {k: np.stack(v) for k, v in buf.items()}
+    # V(next state) where a piece ends: after each done step (its final observation) and after the last step
+    next_values = np.zeros((steps_per_env, n), np.float32)
+    if ends:
+        steps, envs_done, final = zip(*ends)
+        next_values[list(steps), list(envs_done)] = agent.critic(agent.normalise(np.stack(final))).squeeze(-1).numpy()
+    open_at_end = ~stack["done"][-1]
+    next_values[-1, open_at_end] = agent.critic(agent.normalise(obs[open_at_end])).squeeze(-1).numpy()
     agent.obs_stats.update(stack["obs"])
-    rollout = Rollout(stack["obs"], stack["norm_obs"], stack["actions"], stack["env_actions"], stack["logprobs"].astype(np.float32),
-                      stack["values"].astype(np.float32), stack["rewards"].astype(np.float32),
-                      stack["terminated"].astype(bool), stack["done"].astype(bool),
-                      stack["next_values"].astype(np.float32), finished, np.array(states) if keep_states else None)
+    rollout = Rollout(stack["obs"], stack["norm_obs"], stack["actions"], stack["env_actions"],
+                      stack["logprobs"].astype(np.float32), stack["values"].astype(np.float32),
+                      stack["rewards"].astype(np.float32), stack["terminated"].astype(bool), stack["done"].astype(bool),
+                      next_values, finished, np.array(states) if keep_states else None)
     assert rollout.obs.shape[:2] == (steps_per_env, n)
     return rollout, (obs, running)
 

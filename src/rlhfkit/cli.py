@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "aggregate judgments and write preference JSONL"),
     "control": ("rlhfkit.control.loop", "ControlConfig", "run_control",
                 "RLHF on a gymnasium agent: segment comparisons -> reward model -> PPO"),
+    "recommend": ("rlhfkit.control.recommend", "RecommendConfig", "run_recommend",
+                  "feedback on recommendations: simulated thumbs -> reward model -> recommender with a KL term"),
 }
 
 

@@ -14,7 +14,7 @@ from rlhfkit.pipelines.report import STYLE, svg, table
 
 
 def chart(title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list[float], list[float]]],
-          hlines: dict[str, float] | None = None) -> str:
+          hlines: dict[str, float] | None = None, logx: bool = False) -> str:
     fig = Figure(figsize=(5.2, 3.0))
     ax = fig.subplots()
     for name, (xs, ys) in series.items():
@@ -23,6 +23,8 @@ def chart(title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list[flo
     for name, y in (hlines or {}).items():
         ax.axhline(y, linestyle="--", linewidth=1, color="grey", label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logx:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", frameon=False)
     return svg(fig)

@@ -83,7 +83,7 @@ class ControlConfig:
     """Candidate pairs drawn per pair asked for (the selector picks among them)."""
     initial_labels: float = 0.25
     """Share of the budget asked on the first rollout (the policy's starting behaviour)."""
-    query_until: float = 0.5
+    query_until: float = 0.75
     """Share of the training steps after which no more labels are asked."""
     ensemble: int = 3
     """Members of the reward-model ensemble."""
@@ -179,7 +179,9 @@ class Run:
         space = self.envs.single_action_space
         obs_dim, act_dim = self.envs.single_observation_space.shape[0], space.shape[0]
         self.agent = Agent(obs_dim, act_dim, space.low, space.high)
-        self.model = RewardEnsemble(obs_dim, act_dim, space.low, space.high, members=config.ensemble)
+        observations = self.envs.single_observation_space
+        self.model = RewardEnsemble(obs_dim, act_dim, space.low, space.high, members=config.ensemble,
+                                    obs_low=observations.low, obs_high=observations.high)
         self.teacher = Teacher(config.teacher_beta, config.teacher_myopia, config.teacher_mistake, config.teacher_equal)
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)

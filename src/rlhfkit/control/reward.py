@@ -49,10 +49,11 @@ def cut_segments(rollout: Rollout, length: int, states: np.ndarray | None = None
 
 
 class RewardEnsemble(nn.Module):
-    """K MLPs r_k(s, u) -> scalar, inputs normalised by statistics fixed at the first fit."""
+    """K MLPs r_k(s, u) -> scalar. Inputs are scaled to about [-1, 1]: actions by the action box, bounded
+    observation dimensions by the observation box, unbounded ones by statistics fixed at the first fit."""
 
     def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray, members: int = 3,
-                 hidden: int = 64) -> None:
+                 hidden: int = 64, obs_low: np.ndarray | None = None, obs_high: np.ndarray | None = None) -> None:
         super().__init__()
         self.nets = nn.ModuleList(mlp(obs_dim + act_dim, 1, hidden, out_gain=1.0) for _ in range(members))
         self.register_buffer("in_mean", torch.zeros(obs_dim + act_dim))
@@ -61,6 +62,17 @@ class RewardEnsemble(nn.Module):
         self.register_buffer("out_std", torch.ones(members))
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        # where the observation box is bounded, its bounds give the input scale (fixed, and covering
+        # states the first labelled segments never reached); actions are already in [-1, 1]
+        bounded = np.zeros(obs_dim + act_dim, bool)
+        bounded[obs_dim:] = True
+        if obs_low is not None and obs_high is not None:
+            finite = np.isfinite(obs_low) & np.isfinite(obs_high) & (np.asarray(obs_high) > np.asarray(obs_low))
+            bounded[:obs_dim] = finite
+            centre, half = (np.asarray(obs_high) + obs_low) / 2, (np.asarray(obs_high) - obs_low) / 2
+            self.in_mean[:obs_dim] = torch.as_tensor(np.where(finite, centre, 0.0), dtype=torch.float32)
+            self.in_std[:obs_dim] = torch.as_tensor(np.where(finite, half, 1.0), dtype=torch.float32)
+        self.register_buffer("bounded", torch.as_tensor(bounded))
         self.fitted = False
 
     def inputs(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor:
@@ -91,10 +103,10 @@ class RewardEnsemble(nn.Module):
         """Train every member `steps` minibatch steps on its bootstrap resample of the labelled pairs."""
         x_a, x_b = self.inputs(*_stack(a)), self.inputs(*_stack(b))  # (P, H, D + A)
         y = torch.as_tensor(labels, dtype=torch.float32)
-        if not self.fitted:  # 1) input statistics, once: later fits keep the scale the nets learned on
+        if not self.fitted:  # 1) statistics of unbounded inputs, once: later fits keep the nets' scale
             flat = torch.cat([x_a, x_b]).reshape(-1, x_a.shape[-1])
-            self.in_mean.copy_(flat.mean(0))
-            self.in_std.copy_(flat.std(0).clamp_min(1e-3))
+            self.in_mean.copy_(torch.where(self.bounded, self.in_mean, flat.mean(0)))
+            self.in_std.copy_(torch.where(self.bounded, self.in_std, flat.std(0).clamp_min(1e-3)))
             self.fitted = True
         losses = []
         for k, net in enumerate(self.nets):  # 2) each member on its own bootstrap resample

@@ -102,3 +102,18 @@ def test_reward_ensemble_learns_a_reward_from_preferences():
     x = model.inputs(np.zeros((1, 3, 1)), np.zeros((1, 3, 1)))
     tie = model._loss(model.nets[0], x, x, torch.tensor([0.5]))
     assert tie.item() == pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_reward_inputs_are_scaled_by_the_boxes_where_bounded():
+    """Observation box [(-1, 1), (0, 8), (-inf, inf)], action box [-2, 2]: the bounded dims map to
+    [-1, 1] by centre and half-width (0 and 1; 4 and 4), the action too (0 and 2, inside `inputs`);
+    the unbounded dim takes the mean and std of the first fit's data (here steps of 1 and 3: mean 2,
+    unbiased std sqrt(4/3))."""
+    low, high = np.array([-1.0, 0.0, -np.inf]), np.array([1.0, 8.0, np.inf])
+    model = RewardEnsemble(3, 1, np.array([-2.0]), np.array([2.0]), members=1, obs_low=low, obs_high=high)
+    seg = lambda v: Segment(np.array([[0.0, 4.0, v]] * 2, np.float32), np.array([[2.0]] * 2, np.float32), np.zeros(2))  # noqa: E731
+    model.fit([seg(1.0)], [seg(3.0)], np.array([1.0]), steps=1, batch_size=1, lr=1e-3,
+              generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(model.in_mean.numpy(), [0.0, 4.0, 2.0, 0.0])
+    np.testing.assert_allclose(model.in_std.numpy(), [1.0, 4.0, np.sqrt(4 / 3), 1.0], rtol=1e-6)
+    assert model.inputs(np.array([[0.0, 8.0, 0.0]]), np.array([[2.0]]))[0, 3].item() == 1.0  # u = 2 -> +1

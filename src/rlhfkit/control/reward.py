@@ -69,7 +69,8 @@ class RewardEnsemble(nn.Module):
         if obs_low is not None and obs_high is not None:
             finite = np.isfinite(obs_low) & np.isfinite(obs_high) & (np.asarray(obs_high) > np.asarray(obs_low))
             bounded[:obs_dim] = finite
-            centre, half = (np.asarray(obs_high) + obs_low) / 2, (np.asarray(obs_high) - obs_low) / 2
+            safe_low, safe_high = np.where(finite, obs_low, 0.0), np.where(finite, obs_high, 1.0)
+            centre, half = (safe_high + safe_low) / 2, (safe_high - safe_low) / 2
             self.in_mean[:obs_dim] = torch.as_tensor(np.where(finite, centre, 0.0), dtype=torch.float32)
             self.in_std[:obs_dim] = torch.as_tensor(np.where(finite, half, 1.0), dtype=torch.float32)
         self.register_buffer("bounded", torch.as_tensor(bounded))

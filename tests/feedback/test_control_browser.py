@@ -56,7 +56,8 @@ def test_segment_pairs_judged_from_the_keyboard_reach_the_reward_model(browser, 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "rlhfkit", "control", "--annotator", "web", "--store", db, "--campaign", "ctl",
            "--steps", "512", "--num-envs", "2", "--rollout-steps", "128", "--labels", "3", "--segment-length", "10",
-           "--rm-steps", "5", "--eval-episodes", "2", "--no-oracle", "--wait-seconds", "300", "--out", str(out)]
+           "--rm-steps", "5", "--eval-episodes", "2", "--no-oracle", "--wait-seconds", "300", "--out", str(out),
+           "--query-until", "0.5"]  # one query round (one campaign) of the 3 pairs
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     expected: dict[int, float] = {}

@@ -23,5 +23,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[feedback,test,scale]"
+.venv/bin/python -m pip install -q -e ".[feedback,control,test,scale]"
 echo "installed: $(.venv/bin/rlhfkit --version) in $(pwd)/.venv"

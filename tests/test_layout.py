@@ -29,6 +29,7 @@ BELOW = {
     "trainers": {"base", "tasks", "math", "data", "models", "judges", "evaluation"},
     "evaluation": {"base", "tasks", "math", "data", "models", "judges", "trainers"},
     "pipelines": {"base", "tasks", "math", "data", "models", "judges", "trainers", "evaluation", "feedback"},
+    "control": {"base", "math", "feedback", "pipelines"},  # gymnasium agents; feeds the store, reuses report helpers
     "cli": {"base"},  # every command module is imported by name when it is called (importlib)
 }
 
@@ -41,6 +42,8 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
     ("rlhfkit.judges.ai", "rlhfkit.judges.http"): "an AI judge behind a URL: httpx only when asked",
     ("rlhfkit.judges.ai", "rlhfkit.judges.local"): "an AI judge on a local model: torch only when asked",
+    ("rlhfkit.control.loop", "rlhfkit.control.annotate"): "the feedback store and frame rendering only for "
+                                                          "control --annotator web",
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)

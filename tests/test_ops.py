@@ -12,6 +12,7 @@ from rlhfkit.math.ops import (
     AdaptiveKLController,
     FixedKLController,
     best_of_n_kl,
+    categorical_kl,
     entropy_from_logits,
     gae,
     grpo_advantages,
@@ -476,3 +477,17 @@ def test_kl_shaped_rewards_left_padded_and_refusals():
         kl_shaped_rewards(torch.tensor([1.0]), torch.zeros(1, 3), torch.zeros(1, 3), 0.1)
     with pytest.raises(ValueError, match="scores"):
         kl_shaped_rewards(torch.tensor([1.0, 2.0]), torch.ones(1, 3), torch.zeros(1, 3), 0.1)
+
+
+def test_categorical_kl_by_hand():
+    """p = softmax(log(1/4, 3/4)) = (1/4, 3/4), q = (1/2, 1/2):
+    KL = 1/4 ln(1/2) + 3/4 ln(3/2) = -0.25 ln 2 + 0.75 (ln 3 - ln 2) = 0.75 ln 3 - ln 2 ≈ 0.1308;
+    KL(p || p) = 0; a zero-probability term (logit -inf) adds nothing."""
+    p = torch.log(f64([[0.25, 0.75]]))
+    q = f64([[0.0, 0.0]])
+    assert_close(categorical_kl(p, q), f64([0.75 * LN3 - LN2]))
+    assert_close(categorical_kl(p, p), f64([0.0]))
+    with_zero = f64([[-math.inf, 0.0]])  # p = (0, 1), q = (1/2, 1/2): KL = ln 2
+    assert_close(categorical_kl(with_zero, q), f64([LN2]))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        categorical_kl(p, f64([[0.0, 0.0, 0.0]]))

@@ -17,6 +17,10 @@ The layers (imports point down only; tests/test_layout.py fails when one points 
               tasks     built-in domains (the assistant task: responses, gold rubric, simulated annotators)
                         errors and config at the bottom, importable by every layer
 
+    control             RLHF on gymnasium agents: segment comparisons, a reward ensemble over (obs, action),
+                        PPO for continuous actions; above math, beside pipelines (it uses the feedback store
+                        for people and the report's chart helpers); imported only by `rlhfkit control`
+
     feedback            beside them: the store, the web app, aggregation and export; it imports only
                         errors, config, data.records and tasks, and never torch
 

@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "aggregate judgments and write preference JSONL"),
     "critique": ("rlhfkit.judges.critique", "CritiqueConfig", "run_critique", "self-critique and revision against a constitution (SL-CAI): demonstrations and pairs"),
     "judge": ("rlhfkit.pipelines.ai_feedback", "JudgeConfig", "run_judge", "fill a campaign with an AI judge guided by a constitution (RLAIF)"),
+    "control": ("rlhfkit.control.loop", "ControlConfig", "run_control",
+                "RLHF on a gymnasium agent: segment comparisons -> reward model -> PPO"),
+    "recommend": ("rlhfkit.control.recommend", "RecommendConfig", "run_recommend",
+                  "feedback on recommendations: simulated thumbs -> reward model -> recommender with a KL term"),
 }
 
 

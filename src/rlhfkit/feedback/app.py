@@ -147,6 +147,9 @@ def create_app(store: Store, max_body: int = MAX_BODY, lease_seconds: int | None
     app.state.store = store
     app.add_middleware(BodyLimit, limit=max_body)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    media = store.media_folder()
+    if media is not None:  # animations of `rlhfkit control`'s segment pairs (404 until there are some)
+        app.mount("/media", StaticFiles(directory=media, check_dir=False), name="media")
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:

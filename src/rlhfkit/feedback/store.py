@@ -286,6 +286,12 @@ class Store:
             store.upgrade()
         return store
 
+    def media_folder(self) -> Path | None:
+        """A SQLite store's folder of media files (`<file>.media`, e.g. the animations `rlhfkit control`
+        writes for its segment pairs), which the web app serves at /media; None for other databases."""
+        database = self.engine.url.database
+        return Path(database + ".media") if self.is_sqlite and database and database != ":memory:" else None
+
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
         from alembic import command

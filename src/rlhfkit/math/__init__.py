@@ -1,7 +1,8 @@
 """Pure math: tensors (or plain numbers) in, tensors out. No models, no I/O, no config.
 
     ops      masked reductions, whitening, per-token log-probs and entropy, KL estimators, advantage
-             estimators (GAE, GRPO, RLOO), KL controllers, the per-token reward of online RL
+             estimators (GAE, GRPO, RLOO), KL controllers, the per-token reward of online RL, the exact
+             KL of two categorical distributions
     losses   reward-model losses (Bradley-Terry, margin ranking, Plackett-Luce), DPO and its
              variants, the PPO policy and value losses and the assembled online-RL loss
     stats    statistics of evaluation: win-rate with its 95% interval, calibration (ECE), Pearson

@@ -28,6 +28,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "best_of_n_kl",
+    "categorical_kl",
     "entropy_from_logits",
     "gae",
     "grpo_advantages",
@@ -525,3 +526,25 @@ def best_of_n_kl(n: int) -> float:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     return math.log(n) - (n - 1) / n
+
+
+def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Exact ``KL(p || q) = sum_i p_i (log p_i - log q_i)`` between the categorical distributions
+    ``softmax(logits_p)`` and ``softmax(logits_q)`` over the last axis (for a policy over a small set of
+    actions, e.g. a recommender over a catalogue, where the sum is cheaper and exact where a sampled
+    estimate would be noisy). Terms with ``p_i = 0`` contribute 0.
+
+    Args:
+        logits_p: ``(..., V)`` logits of ``p`` (gradients flow through both arguments).
+        logits_q: ``(..., V)`` logits of ``q``.
+
+    Returns:
+        ``(...)`` tensor of KLs in nats.
+
+    Raises:
+        ValueError: shape mismatch.
+    """
+    _check_same_shape(logits_p=logits_p, logits_q=logits_q)
+    log_p, log_q = torch.log_softmax(logits_p, -1), torch.log_softmax(logits_q, -1)
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)

@@ -29,6 +29,15 @@ async function loadTask() {
   render();
 }
 
+// A response "media:NAME.gif" (rlhfkit control's segment animations) is shown as the image the app
+// serves at /media/NAME.gif, from this origin (the CSP's img-src 'self'); any other text stays text.
+const MEDIA = /^media:([A-Za-z0-9_-]+(?:\/[A-Za-z0-9_.-]+)*\.(?:gif|webp|png))$/;
+function media(text) {
+  const match = MEDIA.exec(text);
+  if (!match || match[1].split("/").some((part) => part.startsWith("."))) return null;
+  return el("img", null, { class: "media", src: "/media/" + match[1], alt: "animation " + match[1] });
+}
+
 function render() {
   const k = task.responses.length;
   $("done").hidden = true;
@@ -45,7 +54,7 @@ function render() {
     const card = el("article", null, { class: "response", "data-letter": task.labels[i] });
     const title = el("h3", `Response ${task.labels[i].toUpperCase()} `);
     title.append(el("kbd", String(i + 1)));
-    card.append(title, el("div", text, { class: "text" }));
+    card.append(title, media(text) || el("div", text, { class: "text" }));
     box.append(card);
   });
   // overall choice: buttons for pairs, a ranking list for K > 2

@@ -1,0 +1,117 @@
+"""`rlhfkit control` against `imitation`'s PreferenceComparisons on the same environment, label budget,
+environment steps and seeds: the true return each reaches, and the ratio of their wall times.
+
+    python bench/control_vs_imitation.py --imitation-python /work/venv-imitation/bin/python \
+        [--env Pendulum-v1] [--labels 500] [--steps 100000] [--seeds 0 1 2] [--json out.json]
+
+`imitation` (1.0.x) pins an older gymnasium and stable-baselines3, so it lives in a venv of its own
+(`python -m venv /work/venv-imitation && /work/venv-imitation/bin/pip install imitation`); this script
+runs its side there as a subprocess (the `IMITATION_SIDE` program below) and rlhfkit's side with
+`python -m rlhfkit control --no-oracle` in this interpreter's environment, one after the other on the
+same machine. Both are timed from process start to the final evaluation: the true return of the
+final policy, mean over 20 episodes, deterministic actions.
+
+imitation's side uses the settings of its Pendulum tutorial ("Learning a Reward Function using
+Preference Comparisons"): 8 envs, SB3 PPO with a 32-unit policy on running-normalised features
+(n_steps 2048 / 8, batch 64, ent_coef 0.01, lr 2e-3, clip 0.1, GAE lambda 0.95, gamma 0.97, 10 epochs),
+a BasicRewardNet, random fragments of 100 steps, a synthetic gatherer (its oracle), 3 reward epochs
+(x4 initially), 10% of the comparisons first and a hyperbolic schedule, `exploration_frac` 0.05;
+`num_iterations` is set so each iteration trains at least ~10k steps. The tutorial then trains a
+fresh agent on the learned reward; here the agent trained during preference comparisons is
+evaluated, so both sides spend the same `--steps`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+IMITATION_SIDE = r"""
+import json, sys, numpy as np
+from imitation.algorithms import preference_comparisons
+from imitation.policies.base import FeedForward32Policy, NormalizeFeaturesExtractor
+from imitation.rewards.reward_nets import BasicRewardNet
+from imitation.rewards.reward_wrapper import RewardVecEnvWrapper
+from imitation.util.networks import RunningNorm
+from imitation.util.util import make_vec_env
+from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+
+env_id, labels, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(seed)
+venv = make_vec_env(env_id, rng=rng, n_envs=8)
+reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
+fragmenter = preference_comparisons.RandomFragmenter(warning_threshold=0, rng=rng)
+gatherer = preference_comparisons.SyntheticGatherer(rng=rng)
+preference_model = preference_comparisons.PreferenceModel(reward_net)
+reward_trainer = preference_comparisons.BasicRewardTrainer(preference_model=preference_model,
+                                                          loss=preference_comparisons.CrossEntropyRewardLoss(),
+                                                          epochs=3, rng=rng)
+agent = PPO(policy=FeedForward32Policy, policy_kwargs=dict(features_extractor_class=NormalizeFeaturesExtractor,
+            features_extractor_kwargs=dict(normalize_class=RunningNorm)), env=venv, seed=seed,
+            n_steps=2048 // venv.num_envs, batch_size=64, ent_coef=0.01, learning_rate=2e-3, clip_range=0.1,
+            gae_lambda=0.95, gamma=0.97, n_epochs=10)
+trajectory_generator = preference_comparisons.AgentTrainer(algorithm=agent, reward_fn=reward_net, venv=venv,
+                                                           exploration_frac=0.05, rng=rng)
+pref = preference_comparisons.PreferenceComparisons(
+    trajectory_generator, reward_net, num_iterations=max(1, steps // 10_000), fragmenter=fragmenter,
+    preference_gatherer=gatherer, reward_trainer=reward_trainer, fragment_length=100, transition_oversampling=1,
+    initial_comparison_frac=0.1, allow_variable_horizon=False, initial_epoch_multiplier=4, query_schedule="hyperbolic")
+pref.train(total_timesteps=steps, total_comparisons=labels)
+eval_env = make_vec_env(env_id, rng=np.random.default_rng(seed + 20_000), n_envs=1)
+mean, _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True)
+print(json.dumps({"true_return": float(mean)}))
+"""
+
+
+def run_imitation(python: str, env: str, labels: int, steps: int, seed: int) -> dict:
+    start = time.perf_counter()
+    out = subprocess.run([python, "-c", IMITATION_SIDE, env, str(labels), str(steps), str(seed)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"imitation's side failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"seconds": time.perf_counter() - start}
+
+
+def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str) -> dict:
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "rlhfkit", "control", "--env", env, "--labels", str(labels), "--steps", str(steps),
+           "--seed", str(seed), "--no-oracle", "--out", f"{out}/seed{seed}"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result = json.loads(open(f"{out}/seed{seed}/result.json").read())
+    return {"true_return": result["true_return"], "random_return": result["random_return"],
+            "seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--imitation-python", required=True, help="python of the venv that has imitation")
+    parser.add_argument("--env", default="Pendulum-v1")
+    parser.add_argument("--labels", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default="runs/bench-control")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    rows = []
+    for seed in args.seeds:
+        ours = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out)
+        theirs = run_imitation(args.imitation_python, args.env, args.labels, args.steps, seed)
+        rows.append({"seed": seed, "rlhfkit": ours, "imitation": theirs})
+        print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s, imitation "
+              f"{theirs['true_return']:.1f} in {theirs['seconds']:.0f} s, wall-time ratio imitation/rlhfkit "
+              f"{theirs['seconds'] / ours['seconds']:.2f}", flush=True)
+    mean = {side: sum(r[side]["true_return"] for r in rows) / len(rows) for side in ("rlhfkit", "imitation")}
+    seconds = {side: sum(r[side]["seconds"] for r in rows) for side in ("rlhfkit", "imitation")}
+    print(f"mean true return over {len(rows)} seeds: rlhfkit {mean['rlhfkit']:.1f}, imitation {mean['imitation']:.1f}; "
+          f"wall-time ratio imitation/rlhfkit {seconds['imitation'] / seconds['rlhfkit']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": rows, "mean_true_return": mean, "seconds": seconds}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

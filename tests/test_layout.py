@@ -23,7 +23,7 @@ BELOW = {
     "tasks": {"base"},
     "math": {"base"},
     "data": {"base", "tasks", "math"},
-    "feedback": {"base", "tasks", "data"},
+    "feedback": {"base", "tasks", "data", "math"},  # math: only its torch-free modules (selection), see TORCH_FREE
     "models": {"base", "tasks", "math", "data"},
     "judges": {"base", "tasks", "math", "data", "models", "trainers", "evaluation"},
     "trainers": {"base", "tasks", "math", "data", "models", "judges", "evaluation"},
@@ -42,7 +42,7 @@ LAZY = {
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)
-TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats",
+TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats", "rlhfkit.math.selection",
               "rlhfkit.data.records", "rlhfkit.data.builtin", "rlhfkit.tasks", "rlhfkit.tasks.assistant",
               "rlhfkit.feedback", "rlhfkit.feedback.commands", "rlhfkit.feedback.service",
               "rlhfkit.feedback.export", "rlhfkit.feedback.app"]

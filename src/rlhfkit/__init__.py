@@ -18,7 +18,7 @@ The layers (imports point down only; tests/test_layout.py fails when one points 
                         errors and config at the bottom, importable by every layer
 
     feedback            beside them: the store, the web app, aggregation and export; it imports only
-                        errors, config, data.records and tasks, and never torch
+                        errors, config, data.records, tasks and math.selection, and never torch
 
 Trainers, evaluation and judges form one layer and may import each other; every arrow between stages
 is a file with a documented format (../shared/DESIGN.md), not a Python object.

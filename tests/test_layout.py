@@ -37,6 +37,9 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.evaluation.responses"): "campaign --model samples a checkpoint: torch "
                                                                    "only when asked",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.app"): "fastapi and the templates only for serve",
+    ("rlhfkit.pipelines.loop", "rlhfkit.feedback.app"): "fastapi and the templates only for loop --collector web",
+    ("rlhfkit.feedback.commands", "rlhfkit.models.reward_model"): "campaign --select scores the pool with a "
+                                                                  "reward model: torch only when asked",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.simulate"): "httpx only for annotate",
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
 }

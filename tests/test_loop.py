@@ -1,0 +1,84 @@
+"""Active query selection with a real reward-model ensemble (`rlhfkit campaign --select`) and `rlhfkit loop`:
+a tiny run of every round, a resume after `kill -9` giving the same loop.json, and the web collector."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select as query
+
+from rlhfkit.cli import main
+from rlhfkit.math.selection import disagreement
+from rlhfkit.models.reward_model import RewardScorer
+from rlhfkit.tasks import assistant
+from rlhfkit.trainers.rm import RMConfig, train_rm
+from rlhfkit.trainers.sft import SFTConfig, train_sft
+
+FAST = dict(batch_size=8, max_length=128, progress=False, log_every=1)
+
+
+def samples_file(path: Path, n_prompts: int = 6, k: int = 4, seed: int = 0) -> Path:
+    """`rlhfkit sample`'s format: k responses of different styles to each of n built-in prompts."""
+    import random
+
+    rng = random.Random(seed)
+    rows = [{"prompt": p["prompt"], "completion": assistant.response(p["prompt"], style, rng), "model": "m", "index": i}
+            for p in assistant.prompts(n_prompts, seed=seed, split="eval")
+            for i, style in enumerate(rng.sample(assistant.STYLES, k))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_campaign_select_asks_where_the_ensemble_disagrees_most(tmp_path, capsys):
+    """A 3-head bootstrapped reward model scores every response; the 5 tasks `campaign --select
+    disagreement --budget 5` writes are the 5 pairs of the pool (6 prompts x C(4, 2) = 36 pairs) with the
+    largest std of the reward gap over heads, each with its strategy and score in tasks.selection."""
+    from rlhfkit.feedback.campaigns import read_responses
+    from rlhfkit.feedback.store import Response, Store, Task, TaskItem
+
+    rm = train_rm(RMConfig(model="tiny", data="builtin:assistant", builtin_size=64, out=str(tmp_path / "rm"), heads=3,
+                           bootstrap=True, max_steps=4, lr=1e-3, **FAST))
+    data, db = samples_file(tmp_path / "samples.jsonl"), str(tmp_path / "f.db")
+    assert main(["campaign", "--db", db, "--data", str(data), "--campaign", "active", "--select", "disagreement",
+                 "--budget", "5", "--reward-model", str(rm)]) == 0
+    assert "--select disagreement: 5 tasks" in capsys.readouterr().out
+    scorer = RewardScorer(rm)
+    expected = []
+    for group in read_responses(data):
+        heads = scorer.score_heads([group.prompt] * len(group.responses), [t for t, _, _ in group.responses]).tolist()
+        for i in range(len(heads)):
+            for j in range(i + 1, len(heads)):
+                expected.append((disagreement([[heads[i][h], heads[j][h]] for h in range(3)]),
+                                 {group.responses[i][0], group.responses[j][0]}))
+    expected.sort(key=lambda e: -e[0])
+    store = Store.open(db)
+    with store.read() as session:
+        rows = session.execute(query(Task.id, Task.selection, Response.text).join(TaskItem, TaskItem.task_id == Task.id)
+                               .join(Response, Response.id == TaskItem.response_id)).all()
+    store.dispose()
+    tasks: dict[int, tuple[dict, set]] = {}
+    for task_id, selection, text in rows:
+        tasks.setdefault(task_id, (selection, set()))[1].add(text)
+    assert sorted((s["score"] for s, _ in tasks.values()), reverse=True) == pytest.approx([s for s, _ in expected[:5]],
+                                                                                          rel=1e-4)
+    assert {frozenset(t) for _, t in tasks.values()} == {frozenset(t) for _, t in expected[:5]}
+    assert all(s["strategy"] == "disagreement" for s, _ in tasks.values())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--select", "bald"], "--select and --budget go together"),
+    (["--budget", "3"], "--select and --budget go together"),
+    (["--select", "bald", "--budget", "3"], "--select bald needs --reward-model"),
+    (["--select", "entropy", "--budget", "3"], "pick one of random, disagreement, uncertainty, bald"),
+])
+def test_campaign_select_errors(tmp_path, capsys, flags, message):
+    data = samples_file(tmp_path / "s.jsonl", n_prompts=1, k=2)
+    assert main(["campaign", "--db", str(tmp_path / "f.db"), "--data", str(data), *flags]) == 2
+    assert message in capsys.readouterr().err

@@ -82,3 +82,63 @@ def test_campaign_select_errors(tmp_path, capsys, flags, message):
     data = samples_file(tmp_path / "s.jsonl", n_prompts=1, k=2)
     assert main(["campaign", "--db", str(tmp_path / "f.db"), "--data", str(data), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+LOOP_FLAGS = ["--rounds", "2", "--budget", "6", "--pool-prompts", "6", "--samples-per-prompt", "3", "--heldout-pairs",
+              "8", "--heads", "2", "--rm-epochs", "1", "--dpo-epochs", "1", "--eval-prompts", "4",
+              "--eval-reference-samples", "1", "--select", "bald"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sft(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sft") / "sft"
+    return train_sft(SFTConfig(model="tiny", builtin_size=128, max_steps=20, out=str(out), **FAST))
+
+
+def loop_rows(out: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in json.loads((out / "loop.json").read_text())]
+
+
+def loop_command(sft: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "rlhfkit", "loop", "--model", str(sft), "--out", str(out), *LOOP_FLAGS]
+
+
+@pytest.mark.slow
+def test_loop_killed_in_round_2_resumes_to_the_same_loop_json(tiny_sft, tmp_path):
+    """Run the loop to the end once; run it again elsewhere, `kill -9` it when round 2's reward model
+    starts training, and run the same command again: it says where it resumes and ends with the same
+    loop.json (timing aside). Round 2 selects with round 1's ensemble (bald), and every task says so."""
+    from rlhfkit.feedback.store import Store, Task
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(loop_command(tiny_sft, whole), env=env, check=True, capture_output=True, text=True)
+    rows = loop_rows(whole)
+    assert [r["round"] for r in rows] == [1, 2] and [r["selection"] for r in rows] == ["random", "bald"]
+    assert rows[0]["labels"] < rows[1]["labels"] <= 8 + 12  # the held-out set and two rounds of 6
+    assert all(0 <= r["rm_heldout_accuracy"] <= 1 and 0 <= r["win_rate_vs_sft"] <= 1 for r in rows)
+    store = Store.open(str(whole / "round2" / "feedback.db"))
+    with store.read() as session:
+        assert {s["strategy"] for s in session.scalars(query(Task.selection))} == {"bald"}
+    store.dispose()
+
+    proc = subprocess.Popen(loop_command(tiny_sft, killed), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("== round2: rm =="):
+            time.sleep(2)  # into the reward model's training
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (killed / "round2" / "done" / "rm").exists()
+    again = subprocess.run(loop_command(tiny_sft, killed), env=env, check=True, capture_output=True, text=True)
+    assert "resuming at round2, stage rm" in again.stdout
+    assert "== round1:" not in again.stdout  # round 1 is not done again
+    assert loop_rows(killed) == rows
+
+
+def test_loop_refuses_bad_settings(tmp_path, capsys):
+    assert main(["loop", "--model", str(tmp_path / "nope")]) == 2
+    assert "no such checkpoint folder" in capsys.readouterr().err
+    assert main(["loop", "--model", str(tmp_path), "--select", "entropy"]) == 2
+    assert "pick one of random" in capsys.readouterr().err

@@ -194,7 +194,8 @@ def _round(config: LoopConfig, stages: Stages, out: Path, r: int, heldout_prefs:
     stages.run(folder, "dpo", [folder / "policy"], lambda: train_dpo(DPOConfig(
         model=str(policy), data=str(folder / "preferences.jsonl"), out=str(folder / "policy"), beta=config.dpo_beta,
         lr=config.dpo_lr, epochs=config.dpo_epochs, sft_coef=config.dpo_sft_coef, eval_fraction=0.0,
-        seed=config.seed, progress=config.progress)))
+        batch_size=_batch_size(len(read_jsonl(folder / "preferences.jsonl"))), seed=config.seed,
+        progress=config.progress)))
     stages.run(folder, "eval", [folder / "eval.json"], lambda: run_eval(EvalConfig(
         policy=str(folder / "policy"), reference=config.model, reward_model=str(folder / "rm"),
         num_prompts=config.eval_prompts, reference_samples=config.eval_reference_samples, probes=False,
@@ -273,8 +274,16 @@ def _train_rm(config: LoopConfig, stages: Stages, out: Path, folder: Path, r: in
         write_jsonl(data, rows)
         train_rm(RMConfig(model=config.model, data=str(data), eval_data=str(heldout_prefs), out=str(folder / "rm"),
                           heads=config.heads, bootstrap=True, epochs=config.rm_epochs, seed=config.seed,
+                          batch_size=_batch_size(len(rows)),
                           progress=config.progress))
     stages.run(folder, "rm", [data, folder / "rm"], train)
+
+
+def _batch_size(pairs: int) -> int:
+    """The trainers' batch of 16, or all of a round's pairs when there are fewer (a tiny run)."""
+    if pairs < 1:
+        raise ConfigError("the collector left no usable comparison (all ties or none answered); collect again")
+    return min(16, pairs)
 
 
 def _labels(folder: Path) -> int:

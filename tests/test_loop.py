@@ -142,3 +142,69 @@ def test_loop_refuses_bad_settings(tmp_path, capsys):
     assert "no such checkpoint folder" in capsys.readouterr().err
     assert main(["loop", "--model", str(tmp_path), "--select", "entropy"]) == 2
     assert "pick one of random" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium through Playwright, as tests/feedback/test_browser.py drives it."""
+    import shutil
+
+    if not shutil.which("/usr/bin/chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: run scripts/install.sh")
+        pytest.skip("chromium is missing: run scripts/install.sh")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.mark.slow
+def test_a_web_round_waits_for_people_and_goes_on_when_the_campaign_is_filled(tiny_sft, tmp_path, browser):
+    """`loop --collector web` serves the app on loopback and prints a link per campaign (the held-out set,
+    then round 1); a person judges every task from the keyboard ("1", Enter); each time the campaign is
+    filled the loop says so and goes on, and round 1's row counts the judgments made in the browser."""
+    import re
+
+    sys.path.insert(0, str(Path(__file__).parent / "feedback"))
+    from feedback_helpers import free_port
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    flags = [f if f != "2" or LOOP_FLAGS[i - 1] != "--rounds" else "1" for i, f in enumerate(LOOP_FLAGS)]
+    cmd = [sys.executable, "-m", "rlhfkit", "loop", "--model", str(tiny_sft), "--out", str(tmp_path / "web"), *flags,
+           "--budget", "3", "--heldout-pairs", "3", "--collector", "web", "--port", str(port), "--deadline", "600"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    judged, lines = 0, []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            link = re.search(r"annotator-1: (http://127\.0\.0\.1:\d+/login#token=\S+)", line)
+            if not link:
+                continue
+            page = browser.new_page()
+            page.goto(link.group(1))
+            page.wait_for_url(re.compile(r".*/annotate$"))
+            while True:
+                page.wait_for_function("() => document.getElementById('prompt').textContent.trim() !== ''"
+                                       " || !document.getElementById('done').hidden")
+                if page.locator("#done").is_visible():
+                    break
+                before = page.locator("#prompt").inner_text()
+                page.keyboard.press("1")
+                page.keyboard.press("Enter")
+                page.wait_for_function("(p) => document.getElementById('prompt').textContent !== p"
+                                       " || !document.getElementById('done').hidden", arg=before)
+                judged += 1
+            page.close()
+        proc.wait(timeout=600)
+    finally:
+        proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert out.count("is filled") == 2 and "--deadline passed" not in out
+    rows = loop_rows(tmp_path / "web")
+    assert judged >= 2 and rows[0]["labels"] == judged

@@ -18,7 +18,8 @@
   6) eval       gold win-rate over SFT (95% interval) and KL to SFT on held-out prompts
   and a row of loop.json: round, labels (used so far, held-out set included), the reward model's
   accuracy on the held-out set (against the collector's labels and, on the built-in task, the gold
-  rubric's) and on its training pairs, win_rate_vs_sft, kl_to_sft.
+  rubric's) beside that on its own training pairs (overfitting shows as the gap), win_rate_vs_sft with
+  its 95% interval, kl_to_sft.
 
 Resuming: every stage leaves a marker in out/round{r}/done/ when it has finished; a stage without one is
 started again from nothing (its outputs are deleted first), so a loop killed at any point and run
@@ -295,19 +296,19 @@ def _labels(folder: Path) -> int:
         store.dispose()
 
 
-def gold_accuracy(reward_model: Path, prefs: Path) -> float | None:
-    """Share of the pairs in `prefs` that the reward model orders as the built-in task's gold rubric does
-    (pairs the rubric scores equal are left out); None when no pair is left."""
-    rows = [row for _, row in read_jsonl(prefs)]
-    gold = [(assistant.score(r["prompt"], r["chosen"]).total, assistant.score(r["prompt"], r["rejected"]).total)
-            for r in rows]
-    kept = [(row, g) for row, g in zip(rows, gold) if g[0] != g[1]]
-    if not kept:
+def pair_accuracy(scorer: RewardScorer, rows: list[dict[str, Any]], gold: bool = False) -> float | None:
+    """Share of the pairs the reward model orders as their label does (chosen above rejected), or with
+    `gold` as the built-in task's gold rubric does (pairs it scores equal left out); None if none is left."""
+    if gold:
+        totals = [(assistant.score(r["prompt"], r["chosen"]).total, assistant.score(r["prompt"], r["rejected"]).total)
+                  for r in rows]
+        rows = [dict(r, chosen=r["chosen"] if a > b else r["rejected"], rejected=r["rejected"] if a > b else r["chosen"])
+                for r, (a, b) in zip(rows, totals) if a != b]
+    if not rows:
         return None
-    scorer = RewardScorer(reward_model)
-    chosen = scorer([r["prompt"] for r, _ in kept], [r["chosen"] for r, _ in kept]).tolist()
-    rejected = scorer([r["prompt"] for r, _ in kept], [r["rejected"] for r, _ in kept]).tolist()
-    return sum((c > j) == (g[0] > g[1]) for c, j, (_, g) in zip(chosen, rejected, kept)) / len(kept)
+    prompts = [r["prompt"] for r in rows]
+    chosen, rejected = scorer(prompts, [r["chosen"] for r in rows]), scorer(prompts, [r["rejected"] for r in rows])
+    return (chosen > rejected).float().mean().item()
 
 
 def _row(config: LoopConfig, out: Path, r: int, heldout_prefs: Path) -> dict[str, Any]:
@@ -315,14 +316,14 @@ def _row(config: LoopConfig, out: Path, r: int, heldout_prefs: Path) -> dict[str
     folder = out / f"round{r}"
     metrics = json.loads((folder / "rm" / "eval_metrics.json").read_text())
     evaluation = json.loads((folder / "eval.json").read_text())
-    train_log = [json.loads(line) for line in (folder / "rm" / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    train_accuracy = [row["accuracy"] for row in train_log if "accuracy" in row]
+    scorer = RewardScorer(folder / "rm")
+    heldout = [row for _, row in read_jsonl(heldout_prefs)]
     selection = config.select if r > 1 else "random"
     labels = _labels(out / "heldout") + sum(_labels(out / f"round{k}") for k in range(1, r + 1))
     row = {"round": r, "selection": selection, "labels": labels,
            "rm_heldout_accuracy": metrics["accuracy"],
-           "rm_heldout_gold_accuracy": gold_accuracy(folder / "rm", heldout_prefs),
-           "rm_train_accuracy": train_accuracy[-1] if train_accuracy else None,
+           "rm_heldout_gold_accuracy": pair_accuracy(scorer, heldout, gold=True),
+           "rm_train_accuracy": pair_accuracy(scorer, [row for _, row in read_jsonl(folder / "rm_data.jsonl")]),
            "win_rate_vs_sft": evaluation["win_rate"], "ci_low": evaluation["ci_low"], "ci_high": evaluation["ci_high"],
            "kl_to_sft": evaluation["kl_to_reference"], "policy_gold": evaluation.get("policy_gold"),
            "length": evaluation["length"]}

@@ -6,7 +6,7 @@ its own module and is imported when used.
 The layers (imports point down only; tests/test_layout.py fails when one points up):
 
     cli                 `rlhfkit <command>`: each command is a config dataclass and a run function
-      pipelines         quickstart (the whole loop on the built-in task) and its report
+      pipelines         quickstart (the whole loop on the built-in task) and its report; loop (iterated RLHF)
         trainers        sft, rm, dpo, ppo (online RL): explicit loops on one shared loop state (trainers.loop)
         evaluation      eval (win-rate, KL, gold vs proxy), the reward-hacking probes, sample (responses to JSONL)
         judges          who scores a response: reward specs (gold, a reward model, module:function, sums)

@@ -149,7 +149,9 @@ class Stages:
             elif path.exists():
                 path.unlink()
         print(f"\n== {folder.name}: {name} ==", flush=True)
+        started = time.perf_counter()
         func()
+        print(f"({time.perf_counter() - started:.0f} s)", flush=True)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("")
 

@@ -209,6 +209,7 @@ def _collect(config: LoopConfig, stages: Stages, folder: Path, campaign: str, st
              reward_model: Path | None) -> None:
     """select -> collect -> export: folder/feedback.db's campaign, then folder/preferences.jsonl."""
     db, prefs = folder / "feedback.db", folder / "preferences.jsonl"
+    store_files = [db, *(folder / f"feedback.db{suffix}" for suffix in ("-wal", "-shm", "-journal"))]  # SQLite's own
     select = CampaignConfig(db=str(db), campaign=campaign, data=str(folder / "samples.jsonl"), overlap=config.annotators,
                             select=strategy, budget=budget, max_per_prompt=config.max_per_prompt,
                             reward_model=str(reward_model) if reward_model else None, seed=config.seed,
@@ -218,9 +219,9 @@ def _collect(config: LoopConfig, stages: Stages, folder: Path, campaign: str, st
             run_campaign(select)
             run_annotate(AnnotateConfig(db=str(db), campaign=campaign, annotators=config.annotators,
                                         noise=config.noise, seed=config.seed))
-        stages.run(folder, "select + collect", [db, prefs], simulated)
+        stages.run(folder, "select + collect", [*store_files, prefs], simulated)
     else:  # people's judgments are kept: only the export starts again
-        stages.run(folder, "select", [db], lambda: run_campaign(select))
+        stages.run(folder, "select", store_files, lambda: run_campaign(select))
         stages.run(folder, "collect", [], lambda: collect_web(config, db, campaign))
     stages.run(folder, "export", [prefs], lambda: run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs),
                                                                           method="majority", seed=config.seed)))

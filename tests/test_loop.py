@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -105,8 +104,8 @@ def loop_command(sft: Path, out: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_loop_killed_in_round_2_resumes_to_the_same_loop_json(tiny_sft, tmp_path):
-    """Run the loop to the end once; run it again elsewhere, `kill -9` it when round 2's reward model
-    starts training, and run the same command again: it says where it resumes and ends with the same
+    """Run the loop to the end once; run it again elsewhere, `kill -9` it as round 2's reward model
+    starts, and run the same command again: it says where it resumes and ends with the same
     loop.json (timing aside). Round 2 selects with round 1's ensemble (bald), and every task says so."""
     from rlhfkit.feedback.store import Store, Task
 
@@ -125,8 +124,7 @@ def test_loop_killed_in_round_2_resumes_to_the_same_loop_json(tiny_sft, tmp_path
     proc = subprocess.Popen(loop_command(tiny_sft, killed), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     for line in proc.stdout:
-        if line.startswith("== round2: rm =="):
-            time.sleep(2)  # into the reward model's training
+        if line.startswith("== round2: rm =="):  # round 2's reward model is starting: it cannot be done yet
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait()
@@ -161,6 +159,10 @@ def browser():
         b.close()
 
 
+SHOWN = ("() => document.getElementById('prompt').textContent + '|' + "
+         "[...document.querySelectorAll('.response .text')].map(e => e.textContent).join('|')")
+
+
 @pytest.mark.slow
 def test_a_web_round_waits_for_people_and_goes_on_when_the_campaign_is_filled(tiny_sft, tmp_path, browser):
     """`loop --collector web` serves the app on loopback and prints a link per campaign (the held-out set,
@@ -193,11 +195,11 @@ def test_a_web_round_waits_for_people_and_goes_on_when_the_campaign_is_filled(ti
                                        " || !document.getElementById('done').hidden")
                 if page.locator("#done").is_visible():
                     break
-                before = page.locator("#prompt").inner_text()
+                before = page.evaluate(SHOWN)  # two tasks may share a prompt, never both responses
                 page.keyboard.press("1")
                 page.keyboard.press("Enter")
-                page.wait_for_function("(p) => document.getElementById('prompt').textContent !== p"
-                                       " || !document.getElementById('done').hidden", arg=before)
+                page.wait_for_function(f"(p) => ({SHOWN})() !== p || !document.getElementById('done').hidden",
+                                       arg=before)
                 judged += 1
             page.close()
         proc.wait(timeout=600)

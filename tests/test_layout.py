@@ -23,7 +23,7 @@ BELOW = {
     "tasks": {"base"},
     "math": {"base"},
     "data": {"base", "tasks", "math"},
-    "feedback": {"base", "tasks", "data"},
+    "feedback": {"base", "tasks", "data", "math"},  # math: only its torch-free modules (selection), see TORCH_FREE
     "models": {"base", "tasks", "math", "data"},
     "judges": {"base", "tasks", "math", "data", "models", "trainers", "evaluation"},
     "trainers": {"base", "tasks", "math", "data", "models", "judges", "evaluation"},
@@ -38,6 +38,9 @@ LAZY = {
     ("rlhfkit.feedback.commands", "rlhfkit.evaluation.responses"): "campaign --model samples a checkpoint: torch "
                                                                    "only when asked",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.app"): "fastapi and the templates only for serve",
+    ("rlhfkit.pipelines.loop", "rlhfkit.feedback.app"): "fastapi and the templates only for loop --collector web",
+    ("rlhfkit.feedback.commands", "rlhfkit.models.reward_model"): "campaign --select scores the pool with a "
+                                                                  "reward model: torch only when asked",
     ("rlhfkit.feedback.commands", "rlhfkit.feedback.simulate"): "httpx only for annotate",
     ("rlhfkit.feedback.commands", "rlhfkit.tasks.assistant"): "the simulated panel only for annotate",
     ("rlhfkit.judges.ai", "rlhfkit.judges.http"): "an AI judge behind a URL: httpx only when asked",
@@ -47,7 +50,7 @@ LAZY = {
 }
 
 # modules that must import without torch (the feedback app runs on machines with no torch)
-TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats",
+TORCH_FREE = ["rlhfkit", "rlhfkit.cli", "rlhfkit.config", "rlhfkit.errors", "rlhfkit.math.stats", "rlhfkit.math.selection",
               "rlhfkit.data.records", "rlhfkit.data.builtin", "rlhfkit.tasks", "rlhfkit.tasks.assistant",
               "rlhfkit.feedback", "rlhfkit.feedback.commands", "rlhfkit.feedback.service",
               "rlhfkit.feedback.export", "rlhfkit.feedback.app", "rlhfkit.judges.constitution", "rlhfkit.judges.ai",

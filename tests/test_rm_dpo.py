@@ -243,3 +243,33 @@ def test_dpo_length_groups_give_the_log_probs_of_one_full_forward():
         for groups in (1, 3, 4):
             got = sequence_logps(model, examples, tokenizer.pad_token_id, "cpu", groups)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_bootstrap_weights_scale_each_heads_loss():
+    """Rewards of one pair [chosen, rejected] under two heads: head 0 gives 0 vs 0 (loss log 2 = 0.69315),
+    head 1 gives 1 vs 0 (loss -log sigma(1) = 0.31326). Bootstrap weights [2, 0]: 2 x 0.69315 + 0 = 1.38629;
+    without weights the heads add up: 1.00641."""
+    from rlhfkit.trainers.rm import bootstrap_weights, comparison_loss
+
+    rewards = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])  # (B=1, K=2, heads=2)
+    config = RMConfig(heads=2)
+    plain = Group([0, 1], [0, 1], 0.0, None, None)
+    weighted = Group([0, 1], [0, 1], 0.0, None, None, head_weights=[2.0, 0.0])
+    torch.testing.assert_close(comparison_loss(rewards, [plain], config), torch.tensor([math.log(2) + 0.31326]),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(comparison_loss(rewards, [weighted], config), torch.tensor([2 * math.log(2)]))
+    groups = [Group([0, 1], [0, 1], 0.0, None, None) for _ in range(400)]
+    bootstrap_weights(groups, 3, seed=0)
+    weights = [w for g in groups for w in g.head_weights]
+    assert set(weights) == {0.0, 2.0} and 0.45 < weights.count(2.0) / len(weights) < 0.55
+    assert len({tuple(g.head_weights[h] for g in groups) for h in range(3)}) == 3  # each head its own half
+
+
+def test_rm_bootstrap_ensemble_heads_disagree(tmp_path):
+    """Three bootstrapped heads: the scorer returns one column per head, and the columns differ."""
+    out = train_rm(RMConfig(model="tiny", data="builtin:assistant", builtin_size=64, out=str(tmp_path / "rm"),
+                            heads=3, bootstrap=True, max_steps=4, lr=1e-3, **FAST))
+    held = load_records("builtin:assistant", "preferences", split="eval", builtin_size=20)
+    heads = RewardScorer(out).score_heads([r["prompt"] for r in held], [r["chosen"] for r in held])
+    assert heads.shape == (len(held), 3)
+    assert (heads[:, 0] - heads[:, 1]).abs().max() > 1e-3 and (heads[:, 1] - heads[:, 2]).abs().max() > 1e-3

@@ -6,7 +6,7 @@ its own module and is imported when used.
 The layers (imports point down only; tests/test_layout.py fails when one points up):
 
     cli                 `rlhfkit <command>`: each command is a config dataclass and a run function
-      pipelines         quickstart (the whole loop on the built-in task) and its report
+      pipelines         quickstart (the whole loop on the built-in task) and its report; loop (iterated RLHF)
         trainers        sft, rm, dpo, ppo (online RL): explicit loops on one shared loop state (trainers.loop)
         evaluation      eval (win-rate, KL, gold vs proxy), the reward-hacking probes, sample (responses to JSONL)
         judges          who scores a response: reward specs (gold, a reward model, module:function, sums)
@@ -22,7 +22,7 @@ The layers (imports point down only; tests/test_layout.py fails when one points 
                         for people and the report's chart helpers); imported only by `rlhfkit control`
 
     feedback            beside them: the store, the web app, aggregation and export; it imports only
-                        errors, config, data.records and tasks, and never torch
+                        errors, config, data.records, tasks and math.selection, and never torch
 
 Trainers, evaluation and judges form one layer and may import each other; every arrow between stages
 is a file with a documented format (../shared/DESIGN.md), not a Python object.

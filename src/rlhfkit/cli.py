@@ -21,6 +21,8 @@ from rlhfkit.errors import RlhfkitError
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "quickstart": ("rlhfkit.pipelines.quickstart", "QuickstartConfig", "run_quickstart",
                    "the whole loop on the built-in task, with a report"),
+    "loop": ("rlhfkit.pipelines.loop", "LoopConfig", "run_loop",
+             "iterated RLHF: rounds of sample, active query selection, feedback, reward model, DPO, eval"),
     "sft": ("rlhfkit.trainers.sft", "SFTConfig", "train_sft", "supervised fine-tuning on demonstrations"),
     "rm": ("rlhfkit.trainers.rm", "RMConfig", "train_rm", "train a reward model on preferences or rankings"),
     "dpo": ("rlhfkit.trainers.dpo", "DPOConfig", "train_dpo", "direct preference optimization (no reward model)"),

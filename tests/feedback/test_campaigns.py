@@ -4,6 +4,7 @@
 """
 
 import json
+import math
 
 import pytest
 
@@ -214,3 +215,50 @@ def test_a_campaign_left_unfinished_by_a_killed_writer(db, tmp_path, capsys):
     assert main(["campaign", "--db", db, "--data", str(data), "--campaign", "big", "--replace-unfinished"]) == 2
     assert "'big' already exists in this store" in capsys.readouterr().err  # a finished one is never replaced
     store.dispose()
+
+
+def test_selected_tasks_are_the_pools_most_informative_and_the_store_records_why(store):
+    """Two prompts with 3 responses each: pools of 3 pairs each. Two heads score the responses:
+    prompt A: heads [0, 0, ln 3] and [0, ln 3, 0] -> pair (0,1): gaps 0 and -ln 3 (heads disagree),
+    (0,2): -ln 3 and 0 (disagree), (1,2): -ln 3 and +ln 3 (disagree most); prompt B: both heads
+    [0, 1, 2] (agree: BALD 0 for every pair). BALD ranks A(1,2) = ln 2 - H(3/4, 1/4) = 0.1308 first;
+    the pairs (0,1) and (0,2) of A have p_h = (1/2, 1/2) and (3/4, 1/4) -> mean (5/8, 3/8), BALD
+    H(5/8) - (ln 2 + H(3/4)) / 2 = 0.66156 - 0.62774 = 0.03382. Budget 2 -> A(1,2) and A(0,1) (the tie goes to
+    the earlier candidate); with at most 1 per prompt -> A(1,2) and B's first pair (score 0)."""
+    from sqlalchemy import select as query
+
+    from rlhfkit.feedback.campaigns import CampaignSpec, ResponseGroup, create_campaign, select_tasks
+    from rlhfkit.feedback.store import Response, Task, TaskItem
+
+    ln3 = math.log(3)
+    groups = [ResponseGroup("A", [("a0", "m", 0), ("a1", "m", 1), ("a2", "m", 2)]),
+              ResponseGroup("B", [("b0", "m", 0), ("b1", "m", 1), ("b2", "m", 2)])]
+    rewards = [[[0.0, 0.0], [0.0, ln3], [ln3, 0.0]], [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]]  # [g][j][head]
+    picked = select_tasks(groups, 2, "bald", 2, rewards)
+    assert [g.prompt for g in picked] == ["A"]
+    assert [indices for indices, _ in picked[0].tasks] == [[0, 1], [1, 2]]  # written in pool order
+    scores = {tuple(i): s["score"] for i, s in picked[0].tasks}
+    assert scores[(1, 2)] == pytest.approx(math.log(2) - (math.log(4) - 0.75 * ln3))
+    assert scores[(0, 1)] == pytest.approx(0.661563 - 0.627741, abs=1e-5)
+    capped = select_tasks(groups, 2, "bald", 2, rewards, max_per_prompt=1)
+    assert [(g.prompt, [i for i, _ in g.tasks]) for g in capped] == [("A", [[1, 2]]), ("B", [[0, 1]])]
+    counts = create_campaign(store, CampaignSpec(name="active"), capped)
+    assert counts["tasks"] == 2
+    with store.read() as session:
+        rows = session.execute(query(Task.selection, Response.text).join(TaskItem, TaskItem.task_id == Task.id)
+                               .join(Response, Response.id == TaskItem.response_id).order_by(Task.id, TaskItem.slot)).all()
+    assert [text for _, text in rows] == ["a1", "a2", "b0", "b1"]
+    assert rows[0][0] == {"strategy": "bald", "score": pytest.approx(0.130812, abs=1e-6)}
+    assert rows[2][0] == {"strategy": "bald", "score": 0.0}
+
+
+def test_random_selection_needs_no_reward_model_and_others_do():
+    from rlhfkit.errors import ConfigError
+    from rlhfkit.feedback.campaigns import ResponseGroup, select_tasks
+
+    groups = [ResponseGroup(f"p{i}", [(f"r{i}{j}", "m", j) for j in range(4)]) for i in range(5)]  # 5 x 6 pairs
+    first, again = (select_tasks(groups, 2, "random", 7, seed=1) for _ in range(2))
+    assert sum(len(g.tasks) for g in first) == 7 and [g.tasks for g in first] == [g.tasks for g in again]
+    assert all(s["strategy"] == "random" and 0 <= s["score"] < 1 for g in first for _, s in g.tasks)
+    with pytest.raises(ConfigError, match="--reward-model"):
+        select_tasks(groups, 2, "disagreement", 3)

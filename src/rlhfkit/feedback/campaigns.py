@@ -15,9 +15,12 @@ Gold tasks (known answers, for calibrating annotators) come from preference rows
 The rubric defaults to the four criteria of the seeds' annotation exercises (`DEFAULT_RUBRIC`).
 `create_campaign` writes in bounded batches (BATCH_TASKS tasks a transaction) so that a server on
 the same store keeps answering; the campaign stays hidden until its last batch is in.
-Left out: adding responses to an existing campaign (create a new campaign instead), active
-selection of which pairs to compare, resuming an interrupted write (an error or Ctrl+C deletes it;
-a killed writer's is replaced with `rlhfkit campaign --replace-unfinished`).
+Active selection (`select_tasks`): instead of every pair, the `budget` most informative of the pool
+(every k-subset of every prompt's responses), by a strategy of `rlhfkit.math.selection` fed with a
+reward-model ensemble's per-head rewards; each task records `{"strategy", "score"}` in `tasks.selection`.
+Left out: adding responses to an existing campaign (create a new campaign instead), resuming an
+interrupted write (an error or Ctrl+C deletes it; a killed writer's is replaced with
+`rlhfkit campaign --replace-unfinished`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from rlhfkit.feedback.store import (
     TaskItem,
     storable,
 )
+from rlhfkit.math.selection import candidate_tuples, strategy_scores
+from rlhfkit.math.selection import select as select_best
 
 DEFAULT_RUBRIC: list[dict[str, str]] = [
     {"key": "helpfulness", "label": "Helpfulness & Accuracy",
@@ -77,6 +82,7 @@ class ResponseGroup:
     prompt: str
     responses: list[tuple[str, str, int | None]] = field(default_factory=list)  # (text, model, index)
     where: str = ""
+    tasks: list[tuple[list[int], dict[str, Any]]] | None = None  # chosen (indices, selection); None: task_slices
 
 
 @dataclass
@@ -220,6 +226,42 @@ def task_slices(n: int, k: int) -> list[list[int]]:
     return chunks
 
 
+def group_tasks(group: ResponseGroup, k: int) -> list[tuple[list[int], dict[str, Any] | None]]:
+    """The tasks of one prompt: the selected ones (with their selection record), else all `task_slices`."""
+    if group.tasks is not None:
+        return [(list(indices), selection) for indices, selection in group.tasks]
+    return [(indices, None) for indices in task_slices(len(group.responses), k)]
+
+
+def select_tasks(groups: list[ResponseGroup], k: int, strategy: str, budget: int,
+                 head_rewards: list[list[list[float]]] | None = None, max_per_prompt: int = 0,
+                 seed: int = 0) -> list[ResponseGroup]:
+    """Pick `budget` tasks from the pool of every k-subset of each prompt's responses, by `strategy`.
+
+    `head_rewards[g][j]` holds the H ensemble heads' rewards of response j of group g (None is only
+    allowed for `random`). At most `max_per_prompt` tasks per prompt when it is > 0. Returns the
+    groups that got a task, each with `tasks` set, in their original order."""
+    pool = [(g, indices) for g, group in enumerate(groups) for indices in candidate_tuples(len(group.responses), k)]
+    if head_rewards is None:
+        if strategy != "random":
+            raise ConfigError(f"--select {strategy} needs a reward model to score the pool (--reward-model)")
+        candidates = [[[0.0] * len(indices)] for _, indices in pool]
+    else:
+        candidates = [[[head_rewards[g][j][h] for j in indices] for h in range(len(head_rewards[g][0]))]
+                      for g, indices in pool]  # (H, k) per candidate
+    try:
+        scores = strategy_scores(strategy, candidates, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(f"--select: {exc}") from None
+    picked = select_best(scores, budget, groups=[g for g, _ in pool], max_per_group=max_per_prompt)
+    chosen: dict[int, list[tuple[list[int], dict[str, Any]]]] = {}
+    for i in sorted(picked):
+        g, indices = pool[i]
+        chosen.setdefault(g, []).append((list(indices), {"strategy": strategy, "score": scores[i]}))
+    return [ResponseGroup(groups[g].prompt, groups[g].responses, groups[g].where, tasks=chosen[g])
+            for g in sorted(chosen)]
+
+
 def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup],
                     gold: list[tuple[str, str, str]] | None = None, batch_tasks: int = BATCH_TASKS,
                     progress: Callable[[int, int], None] | None = None,
@@ -233,7 +275,7 @@ def create_campaign(store: Store, spec: CampaignSpec, groups: list[ResponseGroup
     what was written is deleted (a killed writer leaves it unfinished: `replace_unfinished` deletes it
     first). `progress(tasks_written, tasks_total)` is called between batches."""
     spec.validate()
-    total = sum(len(task_slices(len(g.responses), spec.k)) for g in groups) + len(gold or [])
+    total = sum(len(group_tasks(g, spec.k)) for g in groups) + len(gold or [])
     campaign_id = _claim_name(store, spec, replace_unfinished)
     counts = {"prompts": 0, "responses": 0, "tasks": 0, "gold": 0}
     prompt_ids: dict[str, int] = {}
@@ -286,7 +328,7 @@ def _batches(groups: list[ResponseGroup], k: int, batch_tasks: int) -> Iterator[
     size = 0
     for group in groups:
         batch.append(group)
-        size += len(task_slices(len(group.responses), k))
+        size += len(group_tasks(group, k))
         if size >= batch_tasks:
             yield batch
             batch, size = [], 0
@@ -324,12 +366,13 @@ def _write_groups(session: Session, campaign_id: int, spec: CampaignSpec, groups
         {"prompt_id": prompt_ids[g.prompt], "text": t, "model": m, "sample_index": i}
         for g in groups for t, m, i in g.responses]))
     per_group = [[next(response_ids) for _ in g.responses] for g in groups]
-    slices = [(prompt_ids[g.prompt], [ids[i] for i in indices])
-              for g, ids in zip(groups, per_group) for indices in task_slices(len(ids), spec.k)]
-    task_ids = _insert_ids(session, Task, [{"campaign_id": campaign_id, "prompt_id": prompt_id,
-                                            "overlap": spec.overlap, "n_assigned": 0} for prompt_id, _ in slices])
+    slices = [(prompt_ids[g.prompt], [ids[i] for i in indices], selection)
+              for g, ids in zip(groups, per_group) for indices, selection in group_tasks(g, spec.k)]
+    task_ids = _insert_ids(session, Task, [{"campaign_id": campaign_id, "prompt_id": prompt_id, "overlap": spec.overlap,
+                                            "n_assigned": 0, "selection": selection}
+                                           for prompt_id, _, selection in slices])
     session.execute(insert(TaskItem), [{"task_id": task_id, "slot": slot, "response_id": response_id}
-                                       for task_id, (_, ids) in zip(task_ids, slices)
+                                       for task_id, (_, ids, _) in zip(task_ids, slices)
                                        for slot, response_id in enumerate(ids)])
     counts["responses"] += sum(len(ids) for ids in per_group)
     counts["tasks"] += len(slices)

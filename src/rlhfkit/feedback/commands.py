@@ -2,12 +2,14 @@
 
     rlhfkit campaign --data runs/sft/samples.jsonl --campaign demo --annotators annotator-1,annotator-2,annotator-3
     rlhfkit campaign --model runs/sft --campaign demo2 --num-samples 2      # sample the checkpoint first
+    rlhfkit campaign --model runs/sft --campaign active --num-samples 6 --select bald --budget 200 --reward-model runs/rm
     rlhfkit serve --db feedback.db                                          # http://127.0.0.1:8000/login
     rlhfkit annotate --campaign demo --annotators 3 --noise 0.1             # simulated annotators
     rlhfkit export --campaign demo --method dawid-skene --out prefs.jsonl   # then: rlhfkit rm --data prefs.jsonl
 
 Every command takes `--db` (a SQLite path, default feedback.db, or a postgresql:// URL).
-Only `campaign --model` imports torch (through `rlhfkit.evaluation.responses`), and only when used.
+Only `campaign --model` and `campaign --reward-model` import torch (sampling a checkpoint, scoring the
+pool with a reward model), and only when used.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from rlhfkit.feedback.campaigns import (
     create_campaign,
     read_gold,
     read_responses,
+    select_tasks,
 )
 from rlhfkit.feedback.export import preference_rows, ranking_rows, write_rows
 from rlhfkit.feedback.service import ServiceError, campaign_stats
 from rlhfkit.feedback.store import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, Store
+from rlhfkit.math.selection import STRATEGIES
 
 ADMIN_TOKEN_ENV = "RLHFKIT_ADMIN_TOKEN"
 
@@ -100,11 +104,28 @@ class CampaignConfig:
     url: str = "http://127.0.0.1:8000"
     """Base URL of `rlhfkit serve`, for the printed login links."""
     seed: int = 0
-    """Sampling seed for --model."""
+    """Sampling seed for --model, and the seed of --select random."""
+    select: str | None = None
+    """Ask only the --budget most informative tasks of the pool (every k-subset of each prompt's responses),
+    by random, disagreement, uncertainty or bald (rlhfkit.math.selection); default: every task, no selection."""
+    budget: int = 0
+    """With --select: how many tasks to create."""
+    reward_model: str | None = None
+    """With --select (but random): the reward model scoring the pool; its heads (`rlhfkit rm --heads`) are the
+    ensemble, or give several comma-separated folders, whose heads are pooled."""
+    max_per_prompt: int = 0
+    """With --select: at most this many tasks per prompt, so a batch does not ask one prompt many times (0: no cap)."""
 
     def validate(self) -> None:
         if (self.data is None) == (self.model is None):
             raise ConfigError("give exactly one of --data (a responses file) or --model (a checkpoint to sample)")
+        if self.select is not None and self.select not in STRATEGIES:
+            raise ConfigError(f"--select {self.select!r}: pick one of {', '.join(STRATEGIES)}")
+        if (self.select is None) != (self.budget == 0) or self.budget < 0 or self.max_per_prompt < 0:
+            raise ConfigError("--select and --budget go together: --select STRATEGY --budget N (N >= 1); "
+                              "--max-per-prompt must be >= 0")
+        if self.select not in (None, "random") and not self.reward_model:
+            raise ConfigError(f"--select {self.select} needs --reward-model (a folder of `rlhfkit rm`, or several)")
 
 
 def _rubric(spec: str | None) -> list[dict[str, str]]:
@@ -131,7 +152,27 @@ def _sample(config: CampaignConfig, out: Path) -> Path:
                                    num_prompts=config.num_prompts, num_samples=config.num_samples, seed=config.seed))
 
 
+def _head_rewards(groups: list, folders: str) -> list[list[list[float]]]:
+    """Per group, per response, the rewards of every head of every reward model in `folders` (comma-separated)."""
+    from rlhfkit.models.reward_model import RewardScorer  # imports torch
+
+    prompts = [g.prompt for g in groups for _ in g.responses]
+    texts = [text for g in groups for text, _, _ in g.responses]
+    columns = []
+    for folder in [f.strip() for f in folders.split(",") if f.strip()]:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--reward-model {folder}: no such folder (train one with `rlhfkit rm --heads N`)")
+        columns.append(RewardScorer(folder).score_heads(prompts, texts).tolist())  # (N, heads)
+    flat = [[r for column in columns for r in column[i]] for i in range(len(texts))]
+    out, start = [], 0
+    for g in groups:
+        out.append(flat[start:start + len(g.responses)])
+        start += len(g.responses)
+    return out
+
+
 def run_campaign(config: CampaignConfig) -> dict[str, int]:
+    config.validate()  # also when called from Python (rlhfkit loop), not only through the CLI
     spec = CampaignSpec(name=config.campaign, k=config.k, overlap=config.overlap, rubric=_rubric(config.rubric),
                         require_rationale=config.require_rationale, lease_seconds=config.lease_seconds,
                         guidelines=_read_text(config.guidelines, "--guidelines") if config.guidelines else DEFAULT_GUIDELINES)
@@ -143,6 +184,13 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
         groups = read_responses(data, skipped=blank)
     if blank:
         print(f"left out {len(blank)} blank responses (first at {blank[0]})")
+    if config.select:
+        rewards = _head_rewards(groups, config.reward_model) if config.reward_model else None
+        pool = len(groups)
+        groups = select_tasks(groups, config.k, config.select, config.budget, rewards, config.max_per_prompt,
+                              config.seed)
+        print(f"--select {config.select}: {sum(len(g.tasks or []) for g in groups)} tasks from the pool of "
+              f"{pool} prompts' {config.k}-subsets" + (f" (heads: {len(rewards[0][0])})" if rewards else ""))
     gold = read_gold(config.gold) if config.gold else None
     store = _open(config.db)
     try:

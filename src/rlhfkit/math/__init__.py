@@ -7,6 +7,9 @@
              variants, the PPO policy and value losses and the assembled online-RL loss
     stats    statistics of evaluation: win-rate with its 95% interval, calibration (ECE), Pearson
              correlation, distinct-n
+    selection which comparisons to ask for: random, ensemble disagreement, Bradley-Terry uncertainty,
+             BALD, and a per-prompt cap on a batch (plain numbers; no torch, importable by feedback)
 
-Every function is tested against values derived by hand (tests/test_ops.py, test_losses.py, test_stats.py).
+Every function is tested against values derived by hand (tests/test_ops.py, test_losses.py, test_stats.py,
+test_selection.py).
 """

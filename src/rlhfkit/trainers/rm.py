@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +82,9 @@ class RMConfig(SupervisedConfig):
     """Weight of (sum of a group's rewards)^2, which keeps rewards centred at 0 (Eisenstein et al. 2023)."""
     heads: int = 1
     """Ensemble size: independent scalar heads on one backbone; their spread estimates uncertainty."""
+    bootstrap: bool = False
+    """With --heads > 1: each head sees its own bootstrap of the comparisons (a seeded weight of 0 or 2
+    per comparison and head), so the heads disagree where the data leave the answer open."""
     builtin_size: int = 2000
     """Number of preference pairs generated when --data is builtin:assistant."""
     criteria_coef: float = 0.0
@@ -136,6 +140,7 @@ class Group:
     criteria: dict[str, str] | None
     weight: float = 1.0  # of its loss (adversarial pairs: --adversarial-weight)
     confidence: float = 1.0  # the row's label_confidence: P(chosen is better), soft Bradley-Terry's target
+    head_weights: list[float] | None = None  # per ensemble head (--bootstrap), multiplies `weight`
 
 
 def encode_groups(records: Records, tokenizer: Any, max_length: int, expand_rankings: bool,
@@ -194,6 +199,9 @@ def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig
                 loss = torch.where(c < 1, soft, loss)
         else:
             loss = margin_ranking_loss(chosen, rejected, config.ranking_margin)
+    if any(g.head_weights for g in groups):
+        loss = loss * torch.tensor([g.head_weights or [1.0] * loss.shape[-1] for g in groups],
+                                   device=loss.device, dtype=loss.dtype)  # (B, heads)
     loss = loss.sum(-1)
     if config.center_rewards_coef:
         loss = loss + config.center_rewards_coef * rewards.sum(1).pow(2).mean(-1)
@@ -216,6 +224,14 @@ def add_adversarial(records: Records, examples: list[Example], groups: list[Grou
     examples += extra_examples
     groups += extra_groups
     return len(rows)
+
+
+def bootstrap_weights(groups: list[Group], heads: int, seed: int) -> None:
+    """Double-or-nothing bootstrap (Owen and Eckles 2012): head h weighs each comparison 0 or 2 with a
+    seeded fair coin, so every head trains on about half the data, each on a different half."""
+    rng = random.Random(seed)
+    for g in groups:
+        g.head_weights = [2.0 * rng.randrange(2) for _ in range(heads)]
 
 
 def criterion_names(records: Records) -> list[str]:
@@ -339,6 +355,9 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         if acc.is_main_process:
             print(f"rm: {added} adversarial pairs ({', '.join(config.adversarial_edits)}) beside {len(records)} "
                   f"records, weight {config.adversarial_weight}")
+
+    if config.bootstrap and config.heads > 1:
+        bootstrap_weights(groups, config.heads, config.seed)
 
     # 2) model and optimizer (--lora-r: adapters on the backbone, the head trained in full and saved with them)
     classifier, saved = adapt(config, classifier, "classifier", acc)

@@ -68,7 +68,7 @@ class QuickstartConfig:
 
     out: str = "runs/quickstart"
     """Folder for every stage's output and the report."""
-    prompts: int = 600
+    prompts: int = 400
     """Training prompts sampled from the SFT policy for feedback."""
     samples_per_prompt: int = 2
     """Responses sampled per prompt (responses to the same prompt are compared pairwise)."""

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 
 def took(report: dict[str, Any]) -> str:
     reused = len(report.get("stages_reused", []))
-    return f"{report['seconds_total']:.0f} s in all" + (f", {reused} stages reused from an earlier run" if reused else "")
+    stages = "stage" if reused == 1 else "stages"
+    return f"{report['seconds_total']:.0f} s in all" + (f", {reused} {stages} reused from an earlier run" if reused else "")
 
 
 def metrics_of(folder: Path) -> list[dict[str, Any]]:

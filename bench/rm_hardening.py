@@ -19,7 +19,8 @@ and seed, and measures each one the same way:
 Variants (each a set of `rlhfkit rm` flags): plain (the quickstart's own reward model), ls (label
 smoothing 0.1), l2 (head L2 0.01), adv (adversarial pairs for all four edits), hardened (adv + ls +
 l2) and diverse (hardened, plus the round-2 comparisons of DPO's own samples: --extra-data).
-Writes result.json and prints one table per part. Idle 2-core CPU: about 15 minutes.
+Writes result.json and prints one table per part; `--variants` and `--ppo` pick a subset, and a later
+call adds to the same result.json. The numbers and how long they took: docs/quickstart.md.
 """
 
 from __future__ import annotations

@@ -142,23 +142,6 @@ def test_loop_refuses_bad_settings(tmp_path, capsys):
     assert "pick one of random" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless chromium through Playwright, as tests/feedback/test_browser.py drives it."""
-    import shutil
-
-    if not shutil.which("/usr/bin/chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: run scripts/install.sh")
-        pytest.skip("chromium is missing: run scripts/install.sh")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield b
-        b.close()
-
-
 SHOWN = ("() => document.getElementById('prompt').textContent + '|' + "
          "[...document.querySelectorAll('.response .text')].map(e => e.textContent).join('|')")
 

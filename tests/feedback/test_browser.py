@@ -8,8 +8,6 @@ Needs /usr/bin/chromium (scripts/install.sh installs Debian's package) and the `
 package; `playwright install` is never run. Skipped when either is missing, except in CI.
 """
 
-import os
-import shutil
 
 import pytest
 from feedback_helpers import ADMIN, running_server
@@ -18,23 +16,7 @@ from sqlalchemy import select
 from rlhfkit.feedback import service
 from rlhfkit.feedback.store import Assignment, Judgment, Store
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM) or not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: run scripts/install.sh")
-        pytest.skip("chromium is missing: run scripts/install.sh")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.mark.slow

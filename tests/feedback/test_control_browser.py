@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,23 +18,6 @@ from feedback_helpers import ADMIN, running_server
 
 from rlhfkit.feedback import service
 from rlhfkit.feedback.store import Store
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM) or not shutil.which("chromium"):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: run scripts/install.sh")
-        pytest.skip("chromium is missing: run scripts/install.sh")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def wait_for_campaign(store: Store, name: str, proc: subprocess.Popen, seconds: float = 180) -> None:

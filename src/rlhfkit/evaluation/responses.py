@@ -49,8 +49,8 @@ class SampleConfig:
     top_k: int = 0
     """Keep only the k most likely tokens (0 = off)."""
     batch_size: int = 128
-    """Prompts generated together (a repeated prompt counts once per sample). Larger batches decode faster
-    per response: on the quickstart's tiny model, 2-core CPU, 128 took half the time of 32."""
+    """Prompts generated together (a repeated prompt counts once per sample); larger batches decode faster
+    per response, at the cost of memory (docs/sft.md)."""
     max_length: int = 256
     """Longest prompt in tokens."""
     seed: int = 0

@@ -105,9 +105,8 @@ class QuickstartConfig:
     """Responses per prompt in each PPO step (RLOO's leave-one-out baseline is taken within the group)."""
     harden_rm: bool = True
     """Harden the reward model that PPO and best-of-n optimise (into rm_hardened/): adversarial pairs for
-    the reward-hacking table's four edits, label smoothing and an L2 pull of the head (HARDENING; measured
-    in docs/quickstart.md: every probe below 30%, PPO's gold win-rate not lower). --no-harden-rm trains
-    the plain one (rm/) instead."""
+    the reward-hacking table's four edits, label smoothing and an L2 pull of the head (HARDENING; each one
+    measured in docs/quickstart.md). --no-harden-rm trains the plain one (rm/) instead."""
     compare_plain_rm: bool = False
     """With --harden-rm, also train the plain reward model on the same pairs and show its probes beside the
     hardened one's, on the same samples (about 70 s more on a 2-core CPU)."""

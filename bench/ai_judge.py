@@ -10,7 +10,8 @@ in both presentation orders under a principle of the shipped constitution (wordi
 judge's training). Reported:
   agreement          the averaged verdict's choice equals the gold rubric's better response
   agreement_orders   each presentation order's choice counted on its own (2 per pair)
-  order_consistency  share of pairs whose two orders pick the same response
+  order_consistency  share of pairs whose two orders pick the same response (1 for a grading judge,
+                     which sees one response at a time)
   pairs_per_s        pairs (two forward passes each) per second of judging, --threads CPU threads
   inversion_flips    share of pairs whose choice flips when the principle asks its inverse question
 The gold rubric is used here, to score the judge; the judge's code never imports it.
@@ -59,7 +60,7 @@ def measure(judge: LocalJudge, pairs, principle_names: list[str], seed: int) -> 
     both = sum((v.choice == g) if c else 0.5 for v, g, c in zip(verdicts, gold, consistent)) / len(pairs)
     inverted = judge.judge_many([Query(q.prompt, q.responses, q.principle.inverted()) for q in queries])
     flips = sum(v.choice != w.choice for v, w in zip(verdicts, inverted)) / len(pairs)
-    return {"principles": principle_names, "pairs": len(pairs), "agreement": round(agree, 4),
+    return {"mode": judge.mode, "principles": principle_names, "pairs": len(pairs), "agreement": round(agree, 4),
             "agreement_orders": round(both, 4), "order_consistency": round(sum(consistent) / len(pairs), 4),
             "pairs_per_s": round(len(pairs) / seconds, 1), "inversion_flips": round(flips, 4)}
 

@@ -129,3 +129,50 @@ def test_http_judge_errors_are_clear_and_nothing_is_cached(server, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(JudgeError, match=r"cannot connect .* after 2 attempts; is it running\?"):
         HttpJudge(dead, model="m", retries=1).judge_many([query])
+
+
+def test_grades_verdict_is_bradley_terry_on_the_grades():
+    """Grades 5 and 3 at temperature 0.5: P(first) = sigmoid((5 - 3) / 0.5) = sigmoid(4) = e^4 / (1 + e^4)
+    = 54.598 / 55.598 = 0.98201. Three responses are a softmax: grades 2, 2, 1 at temperature 1 give
+    e^2 : e^2 : e^1, i.e. 1 / (2 + 1/e) = 0.42232 for each of the first two."""
+    from rlhfkit.judges.ai import grades_verdict
+
+    assert grades_verdict([5.0, 3.0], 0.5).probabilities[0] == pytest.approx(0.98201, abs=1e-5)
+    three = grades_verdict([2.0, 2.0, 1.0], 1.0)
+    assert three.probabilities[:2] == pytest.approx([0.42232, 0.42232], abs=1e-5)
+    assert three.order_disagreement == 0.0
+
+
+def test_local_judge_in_grade_mode_reads_each_responses_digits(chat_model, tmp_path):
+    """Grade mode, by hand: each response alone under `grade_messages`, the next-token probabilities of the
+    digits 1-6 renormalised, the expected grade, then sigmoid((g0 - g1) / T). A folder's judge.json turns
+    the mode on by itself."""
+    import json
+    import shutil
+
+    from rlhfkit.judges.ai import GRADES, grade_messages
+
+    graded = tmp_path / "graded"
+    shutil.copytree(chat_model, graded)
+    (graded / "judge.json").write_text(json.dumps({"mode": "grade", "temperature": 0.25}))
+    judge = LocalJudge(str(graded), device="cpu")
+    assert judge.mode == "grade" and judge.temperature == 0.25
+    query = Query(PROMPT, [SAFE, UNSAFE], PRINCIPLE)
+    verdict = judge.judge_many([query, Query(PROMPT, [UNSAFE, SAFE, THIRD], PRINCIPLE)])
+
+    tok, model = judge.tokenizer, judge.model
+    digits = label_token_ids(tok, len(GRADES), GRADES)
+    expected = []
+    for i in range(2):
+        text = tok.apply_chat_template(grade_messages(query, i), tokenize=False, add_generation_prompt=True)
+        assert PRINCIPLE.compare in text and "[A]" in text and "[B]" not in text
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([tok.encode(text, add_special_tokens=False)])).logits[0, -1], -1)
+        mass = [torch.logsumexp(logp[ids], 0).exp().item() for ids in digits]
+        expected.append(sum((d + 1) * m for d, m in enumerate(mass)) / sum(mass))
+    p0 = 1 / (1 + math.exp(-(expected[0] - expected[1]) / 0.25))
+    assert verdict[0].probabilities[0] == pytest.approx(p0, abs=1e-4)
+    # the same response gets the same grade in another query: the three-way verdict's odds match
+    assert verdict[1].probabilities[1] / verdict[1].probabilities[0] == pytest.approx(p0 / (1 - p0), rel=1e-3)
+    with pytest.raises(Exception, match="judge mode"):
+        LocalJudge(str(chat_model), device="cpu", mode="vote")

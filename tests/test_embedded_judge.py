@@ -1,5 +1,7 @@
 """The embedded judge's training data: generator styles, not gold labels; training wordings and prompts
 held out of what it is measured on; judging never touches the gold scorer."""
+# The judge's skill itself (agreement with gold on held-out pairs, principle inversion) is measured by
+# bench/ai_judge.py: training it takes minutes, too long for the suite.
 
 from __future__ import annotations
 
@@ -12,28 +14,49 @@ from rlhfkit.tasks import assistant
 
 
 def test_training_wordings_are_none_of_the_constitutions():
+    """20,000 drawn questions: none is a shipped question, even with another noun or other punctuation;
+    every aspect and both directions are drawn."""
+    import random
+
     constitution = load_constitution()
-    shipped = {p.compare for p in constitution.principles} | {p.inverse for p in constitution.principles}
-    questions = embedded.training_questions()
-    assert not shipped & {q for q, _, _ in questions}
-    assert {aspect for _, aspect, _ in questions} == set(embedded.ASPECT_ORDERS)
-    assert sum(worse for *_, worse in questions) == len(questions) // 2  # as many "worse" questions as "better"
+    shipped = embedded._shipped()
+    assert embedded._normalized("Which reply is safer to follow.") in shipped
+    rng = random.Random(0)
+    drawn = [embedded.draw_question(rng, shipped) for _ in range(20000)]
+    questions = {q for q, _, _ in drawn}
+    assert not questions & ({p.compare for p in constitution.principles} | {p.inverse for p in constitution.principles})
+    assert not {embedded._normalized(q) for q in questions} & shipped
+    assert {aspect for _, aspect, _ in drawn} == set(embedded.ASPECT_ORDERS)
+    assert 9000 < sum(worse for *_, worse in drawn) < 11000
+    assert len(questions) > 3000
 
 
-def test_demonstrations_use_training_prompts_and_label_by_the_aspect_order():
-    eval_questions = {p["prompt"] for p in assistant.prompts(300, split="eval")}
-    rows = embedded.demonstrations(200, seed=1)
-    by_question = {q: (aspect, worse) for q, aspect, worse in embedded.training_questions()}
-    firsts = 0
+def test_grades_follow_the_aspect_order_and_flip_for_the_worse_answer():
+    """Under "overall" the styles run helpful (6) ... unsafe (1); a flattery question moves flattering to
+    the bottom (1) and the rest up; asking for the worse answer gives 7 - grade."""
+    assert [embedded.grade(s, "overall", False) for s in embedded.GENERAL] == [6, 5, 4, 3, 2, 1]
+    assert embedded.grade("flattering", "flattery", False) == 1 and embedded.grade("unsafe", "flattery", False) == 2
+    for aspect in embedded.ASPECT_ORDERS:
+        for style in assistant.STYLES:
+            assert embedded.grade(style, aspect, True) == 7 - embedded.grade(style, aspect, False)
+
+
+def test_demonstrations_use_training_prompts_and_grade_by_the_aspect_order():
+    eval_questions = {" ".join(p["prompt"].split()) for p in assistant.prompts(300, split="eval")}
+    rows = embedded.demonstrations(300, seed=1)
+    intents = grades = 0
     for row in rows:
         user, answer = row["messages"][0]["content"], row["messages"][1]["content"]
-        question, prompt_line = user.split("\n")[:2]
-        assert prompt_line.removeprefix("[Prompt] ") not in {" ".join(q.split()) for q in eval_questions}
-        assert question in by_question and answer[0] in "AB"
-        firsts += answer[0] == "A"
-        if by_question[question][1]:
-            assert answer in ("A", "B")  # no critique when the question asks for the worse answer
-    assert 70 < firsts < 130  # the better answer is shown first about half the time
+        if user.endswith("What kind of answer does that question ask for?"):
+            intents += 1
+            assert answer.startswith("The ") and answer.endswith(" one.")
+            continue
+        grades += 1
+        prompt_line, shown, question = user.split("\n")[:3]
+        assert prompt_line.removeprefix("[Prompt] ") not in eval_questions
+        assert shown.startswith("[A] ") and "[B]" not in user
+        assert answer[0] in "123456" and (len(answer) == 1 or answer[1:].startswith(". [A] "))
+    assert 40 < intents < 110 and grades == 300 - intents
 
 
 def test_judging_never_calls_the_gold_scorer(monkeypatch, tmp_path):
@@ -52,6 +75,7 @@ def test_judging_never_calls_the_gold_scorer(monkeypatch, tmp_path):
     verdict = judge.judge_many([Query(prompt, [" Rinse it.", " Burn it."], load_constitution().get("harmlessness"))])
     assert len(verdict[0].probabilities) == 2
     assert len(embedded.demonstrations(30)) == 30
+    assert embedded.INTENTS.keys() == embedded.ASPECT_ORDERS.keys()
 
 
 @pytest.mark.slow
@@ -60,7 +84,7 @@ def test_train_embedded_judge_end_to_end(tmp_path):
 
     out = embedded.train_embedded_judge(tmp_path / "judge", n=64, epochs=1.0, batch_size=16, progress=False)
     judge = LocalJudge(str(out), device="cpu")
-    assert judge.tokenizer.chat_template == embedded.CHAT_TEMPLATE
+    assert judge.tokenizer.chat_template == embedded.CHAT_TEMPLATE and judge.mode == "grade"
     prompt = assistant.prompts(1, split="eval")[0]["prompt"]
     verdict = judge.judge_many([Query(prompt, [" Rinse it.", " Burn it."], load_constitution().get("harmlessness"))])
     assert sum(verdict[0].probabilities) == pytest.approx(1.0)

@@ -122,6 +122,23 @@ def test_quickstart_smoke_run(tmp_path):
                                              ppo_steps=2, best_of=0, dpo_rounds=1, progress=False))
     assert "dpo_round2" not in single["curves"] and "6) dpo round 2" not in single["seconds_by_stage"]
     assert json.loads((tmp_path / "qs/eval_dpo.json").read_text())["policy"] == str(tmp_path / "qs/dpo")
+    # --ai-feedback with a given judge (a tiny random chat model: no judge training): the judge labels the
+    # SFT samples and round 2's, and the policies trained on its labels alone are evaluated beside the panel's
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from judge_helpers import random_llama_chat
+
+    chat = random_llama_chat(tmp_path / "chat")
+    ai = run_quickstart(QuickstartConfig(out=str(tmp_path / "qs"), prompts=40, dpo_round_prompts=20, eval_prompts=8,
+                                         sft_max_steps=20, ppo_steps=2, best_of=0, ai_feedback=True, judge=str(chat),
+                                         progress=False))
+    assert set(ai["policies"]) == {"dpo", "ppo", "dpo_ai", "ppo_ai"} and set(ai["ai_feedback"]["labels"]) == {"round1", "round2"}
+    assert ai["ai_feedback"]["labels"]["round1"]["judgments"] == ai["preference_pairs"]
+    assert f"reward: {tmp_path / 'qs/ai/rm'}" in (tmp_path / "qs/ai/ppo/config.yaml").read_text()
+    assert f"model: {tmp_path / 'qs/ai/dpo'}" in (tmp_path / "qs/ai/dpo_round2/config.yaml").read_text()
+    assert "Human feedback vs AI feedback" in (tmp_path / "qs/report.html").read_text()
     # a policy compared with itself: every log-ratio is exactly 0
     same = run_eval(EvalConfig(policy=str(tmp_path / "qs/sft"), reference=str(tmp_path / "qs/sft"), num_prompts=4))
     assert same["kl_to_reference"] == 0.0

@@ -150,7 +150,7 @@ def test_k_wise_tasks_get_a_full_ranking(tmp_path, judge):
 
 def test_the_quickstart_step_returns_the_report_numbers(tmp_path, judge):
     """`ai_feedback` (for the quickstart's --ai-feedback): a campaign over sampled responses, filled by the
-    judge at `judge_dir` (here the tiny random chat model, so no training), exported, measured against gold."""
+    given judge (here the tiny random chat model), exported, measured against gold."""
     import json
     import random
 
@@ -163,7 +163,7 @@ def test_the_quickstart_step_returns_the_report_numbers(tmp_path, judge):
             for index, style in enumerate(rng.sample(assistant.STYLES, 2)):
                 fh.write(json.dumps({"prompt": p["prompt"], "completion": assistant.response(p["prompt"], style, rng),
                                      "model": "m", "index": index}) + "\n")
-    numbers = ai_feedback(samples, tmp_path / "ai.db", tmp_path / "prefs.jsonl", Path(judge.name))
+    numbers = ai_feedback(samples, tmp_path / "ai.db", tmp_path / "prefs.jsonl", judge, "tiny")
     assert numbers["judgments"] == 8 and 0 <= numbers["agreement_with_gold"] <= 1
     assert numbers["judgments_per_day"] == round(numbers["judgments_per_s"] * 86400)
     assert 0 <= numbers["order_consistency"] <= 1 and numbers["cpu_seconds_per_1000"] > 0

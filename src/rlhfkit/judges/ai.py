@@ -14,10 +14,15 @@ different responses (the judge's own inconsistency), else 0.
 
 This module is torch-free and imports nothing of the built-in task: a judge sees only the text a
 person would see.
+
+A second way to ask, for judges trained to grade (the embedded judge, `grade_messages`): each response
+is shown alone under the principle's question and graded 1-6; the grades become probabilities
+(`grades_verdict`). It needs one pass per response, like the two orders of a pair.
 """
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +32,8 @@ from rlhfkit.judges.constitution import Principle
 
 LABELS = string.ascii_uppercase
 MAX_RESPONSES = 8
+#: The grading scale of `grade_messages`, worst to best: one digit each.
+GRADES = "123456"
 
 
 class JudgeError(RlhfkitError):
@@ -78,6 +85,24 @@ def judge_messages(query: Query, order: list[int]) -> list[dict[str, str]]:
     content = (f"{query.principle.compare}\n[Prompt] {' '.join(query.prompt.split())}\n{shown}\n"
                f"Reply with one letter: {letters}.")
     return [{"role": "user", "content": content}]
+
+
+def grade_messages(query: Query, index: int) -> list[dict[str, str]]:
+    """The chat messages asking for a grade of `query.responses[index]` alone, on the principle's question."""
+    content = (f"[Prompt] {' '.join(query.prompt.split())}\n[A] {' '.join(query.responses[index].split())}\n"
+               f"{query.principle.compare}\n"
+               f"How well does [A] fit that question, from 1 (not at all) to {GRADES[-1]} (fully)? Reply with one digit.")
+    return [{"role": "user", "content": content}]
+
+
+def grades_verdict(expected: list[float], temperature: float) -> Verdict:
+    """A verdict from each response's expected grade g_i: probabilities softmax(g / temperature), so for
+    two responses P(first) = sigmoid((g_1 - g_2) / temperature) (Bradley-Terry with the grades as scores).
+    Grading sees one response at a time, so there is no presentation order to disagree."""
+    top = max(expected)
+    weights = [math.exp((g - top) / temperature) for g in expected]
+    total = sum(weights)
+    return Verdict([w / total for w in weights])
 
 
 def presentation_orders(k: int) -> list[list[int]]:

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-from rlhfkit.judges.ai import LABELS, Query, judge_messages
-from rlhfkit.judges.constitution import Principle
+from rlhfkit.judges.ai import GRADES, Query, grade_messages
+from rlhfkit.judges.constitution import Principle, load_constitution
 from rlhfkit.models.loading import save_pretrained_atomic, train_tiny_tokenizer
 from rlhfkit.tasks.assistant.responses import STYLES, corpus, prompts, response
 from rlhfkit.trainers.sft import SFTConfig, train_sft
@@ -48,62 +48,157 @@ def _bottom(style: str) -> tuple[str, ...]:
     return tuple(s for s in GENERAL if s != style) + (style,)
 
 
-#: Styles best first, per aspect a comparison question can ask about.
+#: Styles best first, per aspect a question can ask about.
 ASPECT_ORDERS: dict[str, tuple[str, ...]] = {
     "overall": GENERAL, "safety": GENERAL, "neutrality": _bottom("rant"), "clarity": _bottom("padded"),
     "flattery": _bottom("flattering"), "relevance": _bottom("off_topic"),
 }
-#: (wording of the aspect when the question asks for the better answer, for the worse one).
-_ASPECT_WORDS: dict[str, list[tuple[str, str]]] = {
-    "overall": [("more useful and truthful", "less useful and truthful"), ("better for the user", "worse for the user"),
-                ("more helpful", "less helpful"), ("more honest and useful", "less honest and useful")],
-    "safety": [("safer", "riskier"), ("less harmful", "more harmful"), ("less dangerous", "more dangerous"),
-               ("free of risky tips", "full of risky tips")],
-    "neutrality": [("calmer and fairer", "angrier and more biased"), ("less biased", "more biased"),
-                   ("more even-handed", "more one-sided")],
-    "clarity": [("shorter and clearer", "longer and more repetitive"), ("less padded", "more padded"),
-                ("more to the point", "more wordy")],
-    "flattery": [("less flattering", "more flattering"), ("free of praise for the user", "full of praise for the user")],
-    "relevance": [("more on topic", "more off topic"), ("closer to the question", "further from the question")],
+#: The judge's vocabulary per aspect, the way a pretrained assistant knows words for good and bad answers:
+#: comparatives for a better / a worse answer, what a bad answer does (third person, gerund), what a good
+#: one does, and countable bad things.
+_GOOD_ADJ = {
+    "overall": ["more helpful", "more useful", "more accurate", "more honest", "more truthful", "better",
+                "more informative", "more trustworthy"],
+    "safety": ["safer", "less harmful", "less dangerous", "less risky", "more careful", "more responsible"],
+    "neutrality": ["calmer", "fairer", "more neutral", "more balanced", "less biased", "more even-handed",
+                   "more polite", "more respectful", "less preachy"],
+    "clarity": ["clearer", "more concise", "shorter", "less wordy", "less repetitive", "more direct",
+                "more to the point", "tighter"],
+    "flattery": ["less flattering", "less gushing", "more sincere", "more matter-of-fact", "less fawning"],
+    "relevance": ["more on topic", "more relevant", "closer to the question", "more focused"],
 }
-_TEMPLATES = ("Which reply is {w}?", "Pick the reply that is {w}.", "Of these, which response is {w}?",
-              "Choose the answer that is {w}.")
-#: A one-line critique of the losing answer, by its style (none for helpful: nothing is wrong with it).
+_BAD_ADJ = {
+    "overall": ["less helpful", "less useful", "worse", "less accurate", "less honest", "less truthful",
+                "less informative", "less trustworthy"],
+    "safety": ["riskier", "more harmful", "more dangerous", "more reckless", "less careful", "less responsible"],
+    "neutrality": ["angrier", "more biased", "more one-sided", "ruder", "more preachy", "more hostile",
+                   "less polite", "less balanced"],
+    "clarity": ["longer", "wordier", "more repetitive", "more padded", "more rambling", "less concise"],
+    "flattery": ["more flattering", "more gushing", "more fawning", "less sincere"],
+    "relevance": ["more off topic", "less relevant", "further from the question", "less focused"],
+}
+_BAD_ACTS = {
+    "overall": [("misleads the user", "misleading the user"), ("gets the facts wrong", "getting the facts wrong")],
+    "safety": [("gives dangerous advice", "giving dangerous advice"), ("suggests something illegal", "suggesting something illegal"),
+               ("recommends risky shortcuts", "recommending risky shortcuts"), ("could get someone hurt", "getting someone hurt"),
+               ("promises that its tip always works", "promising that its tip always works"),
+               ("makes overconfident claims", "making overconfident claims"),
+               ("states guesses as certain", "stating guesses as certain")],
+    "neutrality": [("uses loaded language", "using loaded language"), ("insults people", "insulting people"),
+                   ("lectures the reader", "lecturing the reader"), ("pushes its own opinion", "pushing its own opinion"),
+                   ("takes a political side", "taking a political side"), ("scolds the user", "scolding the user")],
+    "clarity": [("repeats itself", "repeating itself"), ("pads the answer with filler", "padding the answer with filler"),
+                ("rambles", "rambling"), ("says the same thing twice", "saying the same thing twice")],
+    "flattery": [("flatters the reader", "flattering the reader"), ("praises the person asking", "praising the person asking"),
+                 ("compliments the user", "complimenting the user"), ("butters up the reader", "buttering up the reader")],
+    "relevance": [("answers a different question", "answering a different question"), ("drifts off topic", "drifting off topic"),
+                  ("ignores what was asked", "ignoring what was asked")],
+}
+_GOOD_ACTS = {
+    "overall": ["answers the question", "gives correct facts", "helps the user", "tells the truth"],
+    "safety": ["keeps the user safe", "gives safe advice", "only says what is certain"],
+    "neutrality": ["stays calm", "leaves the decision to the user", "treats everyone fairly"],
+    "clarity": ["gets to the point", "says it once", "keeps it short"],
+    "flattery": ["sticks to the facts", "treats the user as an adult"],
+    "relevance": ["stays on topic", "addresses the question"],
+}
+_BAD_NOUNS = {
+    "overall": ["mistakes", "wrong facts"],
+    "safety": ["risky tips", "harmful suggestions", "reckless claims", "false guarantees", "illegal suggestions"],
+    "neutrality": ["insults", "loaded words", "political jabs", "lectures"],
+    "clarity": ["filler phrases", "repeated sentences", "empty phrases"],
+    "flattery": ["compliments", "words of praise"],
+    "relevance": ["unrelated facts"],
+}
+_WHICH = ("Which", "Of these, which", "Of the two, which", "Say which")
+_PICK = ("Pick", "Choose", "Select", "Name")
+_NOUNS = ("answer", "reply", "response")
+#: A one-line critique of a graded answer, by its style (none for helpful: nothing is wrong with it).
 CRITIQUES = {"padded": "is padded and repeats itself.", "flattering": "flatters the user.",
              "off_topic": "answers another question.", "rant": "uses loaded, angry language.",
              "unsafe": "gives dangerous advice."}
 
 
-def training_questions() -> list[tuple[str, str, bool]]:
-    """Every (question, aspect, asks for the worse answer) the demonstrations use."""
-    return [(template.format(w=words[worse]), aspect, bool(worse))
-            for aspect, pairs in _ASPECT_WORDS.items() for words in pairs for template in _TEMPLATES
-            for worse in (0, 1)]
+def _normalized(question: str) -> str:
+    words = "".join(c if c.isalnum() or c == " " else " " for c in question.lower()).split()
+    return " ".join("answer" if w in _NOUNS else w for w in words)
 
 
-def demonstration(rng: random.Random, prompt: str, questions: list[tuple[str, str, bool]]) -> dict:
-    """One comparison demonstration {"messages": [user, assistant]}, in the LocalJudge's own prompt format."""
-    s1, s2 = rng.sample(STYLES, 2)
-    question, aspect, worse = rng.choice(questions)
-    order = ASPECT_ORDERS[aspect]
-    better, loser = (s1, s2) if order.index(s1) < order.index(s2) else (s2, s1)
+def _shipped() -> set[str]:
+    """The shipped constitution's questions, normalised: the judge is measured on these, so it never trains on them."""
+    constitution = load_constitution()
+    return {_normalized(q) for p in constitution.principles for q in (p.compare, p.inverse) if q}
+
+
+def _compose(rng: random.Random, aspect: str, worse: bool) -> str:
+    which, pick, noun = rng.choice(_WHICH), rng.choice(_PICK), rng.choice(_NOUNS)
+    adjs = _BAD_ADJ if worse else _GOOD_ADJ
+    bad_third, bad_ger = rng.choice(_BAD_ACTS[aspect])
+    forms = [f"{which} {noun} is {rng.choice(adjs[aspect])}?", f"{pick} the {noun} that is {rng.choice(adjs[aspect])}.",
+             f"{which} {noun} is {' and '.join(rng.sample(adjs[aspect], 2))}?"]
     if worse:
-        better, loser = loser, better
-    texts = {s: response(prompt, s, rng) for s in (s1, s2)}
-    shown = [better, loser] if rng.random() < 0.5 else [loser, better]
-    principle = Principle("train", "", "", question)
-    messages = judge_messages(Query(prompt, [texts[s] for s in shown], principle), [0, 1])
-    answer = LABELS[shown.index(better)]
-    if not worse and loser in CRITIQUES:
-        answer += f". [{LABELS[shown.index(loser)]}] {CRITIQUES[loser]}"
-    return {"messages": messages + [{"role": "assistant", "content": answer}]}
+        forms += [f"{which} {noun} {bad_third}?", f"{which} {noun} {bad_third} more?",
+                  f"{pick} the {noun} that {bad_third}.", f"{which} {noun} has more {rng.choice(_BAD_NOUNS[aspect])}?",
+                  f"{which} {noun} is full of {rng.choice(_BAD_NOUNS[aspect])}?"]
+    else:
+        forms += [f"{which} {noun} avoids {bad_ger}?", f"{pick} the {noun} that avoids {bad_ger}.",
+                  f"{which} {noun} {rng.choice(_GOOD_ACTS[aspect])} without {bad_ger}?",
+                  f"{which} {noun} {rng.choice(_GOOD_ACTS[aspect])}?", f"{which} {noun} {bad_third} less?",
+                  f"{which} {noun} has fewer {rng.choice(_BAD_NOUNS[aspect])}?"]
+    return rng.choice(forms)
 
 
-def demonstrations(n: int, seed: int = 0) -> list[dict]:
-    """`n` comparison demonstrations on training-split prompts."""
+def draw_question(rng: random.Random, shipped: set[str]) -> tuple[str, str, bool]:
+    """(question, aspect, asks for the worse answer): an aspect and a direction drawn uniformly, then a
+    form and its words; redrawn while it is (up to the noun and punctuation) a question of the shipped
+    constitution."""
+    aspect = rng.choice(tuple(ASPECT_ORDERS))
+    worse = rng.random() < 0.5
+    question = _compose(rng, aspect, worse)
+    while _normalized(question) in shipped:
+        question = _compose(rng, aspect, worse)
+    return question, aspect, worse
+
+
+def grade(style: str, aspect: str, worse: bool) -> int:
+    """The demonstrations' grade of a `style` answer: 6 for the aspect's best style down to 1 for its
+    worst, turned around when the question asks for the worse answer."""
+    rank = ASPECT_ORDERS[aspect].index(style)
+    return rank + 1 if worse else len(GRADES) - rank
+
+
+def demonstration(rng: random.Random, prompt: str, shipped: set[str]) -> dict:
+    """One grading demonstration {"messages": [user, assistant]}, in the LocalJudge's own grading format."""
+    style = rng.choice(STYLES)
+    question, aspect, worse = draw_question(rng, shipped)
+    query = Query(prompt, [response(prompt, style, rng)], Principle("train", "", "", question))
+    answer = str(grade(style, aspect, worse))
+    if not worse and style in CRITIQUES:
+        answer += f". [A] {CRITIQUES[style]}"
+    return {"messages": grade_messages(query, 0) + [{"role": "assistant", "content": answer}]}
+
+
+#: How the intent demonstrations name what a question asks for: (the best answer, the worst answer) per aspect.
+INTENTS = {"overall": ("most helpful", "least helpful"), "safety": ("safest", "most dangerous"),
+           "neutrality": ("calmest", "most hostile"), "clarity": ("clearest", "most padded"),
+           "flattery": ("least flattering", "most flattering"), "relevance": ("most relevant", "least relevant")}
+
+
+def intent_demonstration(rng: random.Random, shipped: set[str]) -> dict:
+    """A short demonstration of reading a question: what kind of answer it asks for."""
+    question, aspect, worse = draw_question(rng, shipped)
+    return {"messages": [{"role": "user", "content": f"{question}\nWhat kind of answer does that question ask for?"},
+                         {"role": "assistant", "content": f"The {INTENTS[aspect][worse]} one."}]}
+
+
+def demonstrations(n: int, seed: int = 0, intent_share: float = 0.25) -> list[dict]:
+    """`n` demonstrations on training-split prompts: grading ones, and a share `intent_share` of
+    question-reading ones (`intent_demonstration`), which teach the words of a question apart from
+    the answers they are asked about."""
     rng = random.Random(f"judge-demos:{seed}")
-    questions = training_questions()
-    return [demonstration(rng, p["prompt"], questions) for p in prompts(n, seed=seed, split="train")]
+    shipped = _shipped()
+    return [intent_demonstration(rng, shipped) if rng.random() < intent_share else demonstration(rng, p["prompt"], shipped)
+            for p in prompts(n, seed=seed, split="train")]
 
 
 def build_judge_model(texts: list[str], seed: int = 0):
@@ -121,9 +216,14 @@ def build_judge_model(texts: list[str], seed: int = 0):
     return model, tokenizer
 
 
-def train_embedded_judge(out: str | Path, n: int = 3000, epochs: float = 1.5, seed: int = 0,
+#: How the trained judge is asked (judges.local reads it from the folder's judge.json).
+JUDGE_SETTINGS = {"mode": "grade", "temperature": 0.5}
+
+
+def train_embedded_judge(out: str | Path, n: int = 8000, epochs: float = 2.0, seed: int = 0,
                          batch_size: int = 16, progress: bool = True) -> Path:
-    """Write the demonstrations, build the model and train it with `rlhfkit sft`; returns `out`."""
+    """Write the demonstrations, build the model, train it with `rlhfkit sft` and write its judge.json;
+    returns `out`."""
     out = Path(out)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -134,6 +234,8 @@ def train_embedded_judge(out: str | Path, n: int = 3000, epochs: float = 1.5, se
     model, tokenizer = build_judge_model(texts, seed)
     save_pretrained_atomic(model, tokenizer, work / "init")
     config = SFTConfig(model=str(work / "init"), data=str(data), out=str(out), epochs=epochs, lr=2e-3,
-                       batch_size=batch_size, max_length=768, eval_fraction=0.02, seed=seed, progress=progress,
+                       batch_size=batch_size, max_length=512, eval_fraction=0.02, seed=seed, progress=progress,
                        save_every=10**9, resume=False)
-    return train_sft(config)
+    path = train_sft(config)
+    (Path(path) / "judge.json").write_text(json.dumps(JUDGE_SETTINGS) + "\n")
+    return path

@@ -37,8 +37,6 @@ from rlhfkit.feedback.simulate import simulated_annotator_id
 from rlhfkit.feedback.store import Store
 from rlhfkit.judges.ai import Judge, Query, Verdict, load_judge
 from rlhfkit.judges.constitution import Constitution, Principle, load_constitution
-from rlhfkit.judges.embedded import train_embedded_judge
-from rlhfkit.judges.local import LocalJudge
 from rlhfkit.tasks import assistant
 
 
@@ -188,35 +186,33 @@ def run_judge(config: JudgeConfig) -> dict[str, float]:
     return stats
 
 
-# ---------------------------------------------------------------------------------------------
-# for the quickstart's --ai-feedback (the lead wires it into pipelines/quickstart.py)
+def gold_agreement(prefs: Path) -> float | None:
+    """Share of the exported pairs whose chosen response the built-in task's gold rubric scores higher."""
+    rows = [json.loads(line) for line in prefs.read_text().splitlines() if line.strip()]
+    agree = [assistant.gold_reward(r["prompt"], r["chosen"]) > assistant.gold_reward(r["prompt"], r["rejected"])
+             for r in rows]
+    return round(sum(agree) / len(agree), 4) if agree else None
 
 
-def ai_feedback(samples: Path, db: Path, prefs: Path, judge_dir: Path, campaign: str = "quickstart-ai",
-                threshold: float = 0.0, seed: int = 0) -> dict[str, Any]:
-    """The quickstart's feedback step with the AI judge as the panel: train the embedded judge into
-    `judge_dir` unless it is there, create a campaign over `samples` (overlap 1) in a fresh store, fill it
-    with the judge, export the pairs to `prefs`; returns the numbers for the report's "Human vs AI
-    feedback" table: judgments/s (and per day), order consistency, agreement of the exported pairs with
-    the gold rubric, CPU-seconds per 1,000 labels."""
-    if not (judge_dir / "config.json").exists():
-        train_embedded_judge(judge_dir, seed=seed, progress=False)
+def ai_feedback(samples: Path, db: Path, prefs: Path, judge: Judge, name: str, campaign: str = "quickstart-ai",
+                threshold: float = 0.0, seed: int = 0, constitution: Constitution | None = None) -> dict[str, Any]:
+    """The quickstart's feedback step with an AI judge as the panel (--ai-feedback): a campaign over
+    `samples` (overlap 1) in a fresh store, filled by `judge` as `ai:<name>`, exported to `prefs`; returns
+    the numbers of the report's "Human vs AI feedback" table: judgments/s (and per day), order
+    consistency, agreement of the exported pairs with the gold rubric, CPU-seconds per 1,000 labels."""
     if db.exists():
         db.unlink()
     db.parent.mkdir(parents=True, exist_ok=True)
     run_campaign(CampaignConfig(db=str(db), campaign=campaign, data=str(samples), overlap=1, seed=seed))
     store = Store.open(str(db), must_exist=True)
     try:
-        stats = fill_with_judge(store, campaign, LocalJudge(str(judge_dir)), load_constitution(),
-                                judge_dir.name, threshold=threshold, seed=seed)
+        stats = fill_with_judge(store, campaign, judge, constitution or load_constitution(), name,
+                                threshold=threshold, seed=seed)
     finally:
         store.dispose()
     run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs), method="majority", seed=seed))
-    rows = [json.loads(line) for line in prefs.read_text().splitlines() if line.strip()]
-    agree = [assistant.gold_reward(r["prompt"], r["chosen"]) > assistant.gold_reward(r["prompt"], r["rejected"])
-             for r in rows]
     per_s = stats["judgments_per_s"]
     return {"judgments": stats["stored"], "judgments_per_s": per_s, "judgments_per_day": round(per_s * 86400),
             "order_consistency": round(1 - stats["order_disagreement"], 4),
-            "agreement_with_gold": round(sum(agree) / len(agree), 4) if agree else None,
+            "agreement_with_gold": gold_agreement(prefs),
             "cpu_seconds_per_1000": round(1000 * stats["cpu_seconds"] / max(1, stats["stored"] + stats["deferred"]), 1)}

@@ -23,7 +23,10 @@
   9) hacking    (--reward-hacking) a second panel biased toward long (or flattering) answers, its
                 reward model, and PPO against it twice: beta = 0 and beta = --ppo-kl-coef; the
                 report plots proxy and gold reward over training for both
- 10) report     report.json and report.html (rlhfkit.pipelines.report: training curves, win-rates,
+ 10) ai        (--ai-feedback) RLAIF: an AI judge (the embedded one unless --judge) labels the same
+                samples under the shipped constitution; a reward model, DPO (every round labelled by
+                the judge) and PPO learn from its labels alone; evaluated as dpo_ai and ppo_ai
+ 11) report     report.json and report.html (rlhfkit.pipelines.report: training curves, win-rates,
                 before/after samples)
 
 Each stage writes into its own folder under --out and is skipped when its output is already
@@ -50,6 +53,9 @@ from rlhfkit.feedback.commands import (
     run_campaign,
     run_export,
 )
+from rlhfkit.judges.ai import load_judge
+from rlhfkit.judges.embedded import train_embedded_judge
+from rlhfkit.pipelines.ai_feedback import ai_feedback, gold_agreement
 from rlhfkit.pipelines.diagnostics import frontier_points, rationales, reward_by_style
 from rlhfkit.pipelines.report import build_report, metrics_of, render_html, took
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
@@ -128,6 +134,14 @@ class QuickstartConfig:
     """Bias of the panel in the reward-hacking experiment: length or flattery."""
     hacking_steps: int = 60
     """PPO steps of each run of the reward-hacking experiment."""
+    ai_feedback: bool = False
+    """Also train the policies from AI labels alone (RLAIF): an AI judge labels the same SFT samples under
+    the shipped constitution (one principle drawn per pair), and a reward model, DPO (--dpo-rounds, each
+    round labelled by the judge) and PPO learn from its labels; the report's "Human vs AI feedback"
+    table puts them beside the panel's (the time it adds: docs/quickstart.md)."""
+    judge: str | None = None
+    """The AI judge of --ai-feedback: a chat-model folder or the http(s):// URL of an OpenAI-compatible
+    server (default: the embedded judge, trained into <out>/judge on the first run)."""
     eval_prompts: int = 512
     """Held-out prompts for the evaluation."""
     eval_reference_samples: int = 4
@@ -229,8 +243,11 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     stage("8) eval: styles, rationales" + (" and the reward-KL frontier" if config.frontier else ""),
           lambda: _diagnostics(config, out, rm, dpo_rounds, diagnostics, sft_side, evaluation), diagnostics.exists())
     hacking = _reward_hacking(config, out, sft, samples, stage) if config.reward_hacking else None
+    ai = _ai_policies(config, out, samples, stage, evaluate) if config.ai_feedback else None
     report = build_report(config, out, evaluation, hacking, seconds, time.perf_counter() - started,
                           json.loads(diagnostics.read_text()), rm)
+    if ai is not None:
+        report["ai_feedback"] = ai
     report["stages_reused"] = reused  # done by an earlier run: seconds_total leaves them out
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.html").write_text(render_html(report))
@@ -277,24 +294,70 @@ def _feedback(config: QuickstartConfig, samples: Path, db: Path, prefs: Path, bi
     run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs), method="majority", seed=config.seed))
 
 
-def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stage) -> Path:
-    """Feedback round `r` of DPO: sample `previous` on the training prompts, have the panel compare the
-    samples, and continue DPO from `previous` (also its reference) on the new pairs; returns the policy."""
+def _dpo_round(config: QuickstartConfig, out: Path, r: int, previous: Path, stage, label=None,
+               title: str = "6) dpo") -> Path:
+    """Feedback round `r` of DPO: sample `previous` on the training prompts, have the panel (or
+    `label(samples, db, prefs, campaign)`) compare the samples, and continue DPO from `previous` (also
+    its reference) on the new pairs; returns the policy."""
     folder, policy = out / f"round{r}", out / f"dpo_round{r}"
     samples, prefs = folder / "samples.jsonl", folder / "preferences.jsonl"
-    stage(f"6) dpo round {r}: sample {previous.name}",
+    label = label or (lambda s, db, p, c: _feedback(config, s, db, p, config.bias, c))
+    stage(f"{title} round {r}: sample {previous.name}",
           lambda: run_sample(SampleConfig(model=str(previous), split="train", num_prompts=config.dpo_round_prompts,
                                           num_samples=config.samples_per_prompt, out=str(samples),
                                           seed=config.seed + r - 1)),
           samples.exists())
-    stage(f"6) dpo round {r}: feedback + export",
-          lambda: _feedback(config, samples, folder / "feedback.db", prefs, config.bias, f"round{r}"), prefs.exists())
-    stage(f"6) dpo round {r}",
+    stage(f"{title} round {r}: feedback + export", lambda: label(samples, folder / "feedback.db", prefs, f"round{r}"),
+          prefs.exists())
+    stage(f"{title} round {r}",
           lambda: train_dpo(DPOConfig(model=str(previous), data=str(prefs), out=str(policy), lr=config.dpo_lr,
                                       beta=config.dpo_round_beta, sft_coef=config.dpo_sft_coef, seed=config.seed,
                                       progress=config.progress)),
           _done(policy))
     return policy
+
+
+def _ai_policies(config: QuickstartConfig, out: Path, samples: Path, stage, evaluate) -> dict[str, Any]:
+    """--ai-feedback: the AI judge labels what the panel labelled (and each later DPO round's samples);
+    a reward model, DPO and PPO learn from its labels alone and are evaluated as dpo_ai and ppo_ai."""
+    folder, sft = out / "ai", out / "sft"
+    spec = config.judge or str(out / "judge")
+    if not config.judge:
+        stage("10) ai: train the embedded judge", lambda: train_embedded_judge(spec, seed=config.seed,
+                                                                              progress=config.progress),
+              (Path(spec) / "judge.json").exists())
+    judge = []  # loaded on first use: a resumed run whose labels exist never loads it
+
+    def label(samples_: Path, db: Path, prefs: Path, campaign: str) -> None:
+        if not judge:
+            judge.append(load_judge(spec))
+        name = Path(spec).name if not spec.startswith(("http://", "https://")) else "http"
+        numbers = ai_feedback(samples_, db, prefs, judge[0], name, campaign=campaign, seed=config.seed)
+        prefs.with_suffix(".stats.json").write_text(json.dumps(numbers, indent=2))
+
+    prefs, rm, dpo, ppo = folder / "preferences.jsonl", folder / "rm", folder / "dpo", folder / "ppo"
+    common = {"seed": config.seed, "progress": config.progress}
+    stage("10) ai: label the SFT samples", lambda: label(samples, folder / "feedback.db", prefs, "quickstart-ai"),
+          prefs.exists())
+    stage("10) ai: rm", lambda: train_rm(RMConfig(model=str(sft), data=str(prefs), out=str(rm),
+                                                  **(HARDENING if config.harden_rm else {}), **common)), _done(rm))
+    stage("10) ai: dpo", lambda: train_dpo(DPOConfig(model=str(sft), data=str(prefs), out=str(dpo), lr=config.dpo_lr,
+                                                     beta=config.dpo_beta, **common)), _done(dpo))
+    rounds = [dpo]
+    for r in range(2, config.dpo_rounds + 1):
+        rounds.append(_dpo_round(config, folder, r, rounds[-1], stage, label, title="10) ai: dpo"))
+    stage("10) ai: ppo", lambda: train_ppo(PPOConfig(model=str(sft), reward=str(rm), out=str(ppo),
+                                                     max_steps=config.ppo_steps, kl_coef=config.ppo_kl_coef,
+                                                     group_size=config.ppo_group_size, **common)), _done(ppo))
+
+    def evaluate_ai() -> None:
+        evaluate("dpo_ai", rounds[-1], rm, probe_models=[])
+        evaluate("ppo_ai", ppo, rm, probe_models=[])
+
+    stage("10) ai: eval", evaluate_ai, False)
+    labels = {p.parent.name if p.parent != folder else "round1": json.loads(p.read_text())
+              for p in sorted(folder.glob("**/preferences.stats.json"))}
+    return {"judge": spec, "labels": labels, "panel_agreement_with_gold": gold_agreement(out / "preferences.jsonl")}
 
 
 def _reward_hacking(config: QuickstartConfig, out: Path, sft: Path, samples: Path, stage) -> dict[str, Any]:

@@ -309,6 +309,37 @@ def _hacking_html(hacking: dict[str, Any]) -> str:
             + table(["run", "prompt", "response"], examples))
 
 
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return "yes" if a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"] else "no"
+
+
+def _ai_html(report: dict[str, Any]) -> str:
+    """--ai-feedback: the seeds' "Human feedback vs AI feedback" table, measured on this run."""
+    ai, policies = report["ai_feedback"], report["policies"]
+    first = ai["labels"].get("round1", {})
+    labels = sum(n.get("judgments", 0) for n in ai["labels"].values())
+
+    def win(name: str) -> str:
+        p = policies[name]
+        return f"{p['gold_win_rate_vs_sft']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}]"
+
+    rows = [["labels (pairs judged)", f"{report['preference_pairs']} pairs, {report['config']['annotators']} votes each",
+             f"{labels} (one vote each)"],
+            ["speed", "—", f"{first.get('judgments_per_s', 0):.1f} judgments/s = {first.get('judgments_per_day', 0):,} a day"],
+            ["cost", "—", f"{first.get('cpu_seconds_per_1000', 0):.0f} CPU-seconds per 1,000 labels"],
+            ["agreement of the exported pairs with the gold rubric", _share(ai.get("panel_agreement_with_gold")),
+             _share(first.get("agreement_with_gold"))],
+            ["consistency (both presentation orders pick the same)", "—", _share(first.get("order_consistency"))]]
+    for method in ("dpo", "ppo"):
+        if method in policies and f"{method}_ai" in policies:
+            rows.append([f"{method.upper()}: gold win-rate vs SFT [95% CI]", win(method), win(f"{method}_ai")
+                         + f" (intervals overlap: {_overlap(policies[method], policies[f'{method}_ai'])})"])
+    return ("<h2>Human feedback vs AI feedback</h2><p>The same SFT samples labelled twice: by the simulated panel "
+            f"and by the AI judge <code>{_e(ai['judge'])}</code> under the shipped constitution (one principle "
+            "drawn per pair); the policies of each column learned from that column's labels alone.</p>"
+            + table(["", "simulated panel", "AI judge"], rows))
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#111}
 table{border-collapse:collapse;margin-bottom:1em;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;
 vertical-align:top}th{background:#f3f4f6}figure{display:inline-block;margin:0 1em 1em 0}svg{max-width:100%;height:auto}"""
@@ -328,4 +359,5 @@ def render_html(report: dict[str, Any]) -> str:
             + _curves_html(report["curves"])
             + "<h2>Before vs after</h2>" + table(["prompt", "SFT (before)", "DPO (after)", "PPO (after)"], examples)
             + (_hacking_html(report["reward_hacking"]) if "reward_hacking" in report else "")
+            + (_ai_html(report) if "ai_feedback" in report else "")
             + f"<h2>Time by stage</h2><ul>{stages}</ul></body></html>")

@@ -4,10 +4,13 @@ principle-inversion check.
     .venv/bin/python bench/ai_judge.py --judge runs/judge            # a judge trained before
     .venv/bin/python bench/ai_judge.py --train runs/judge            # train it first (rlhfkit.judges.embedded)
 
+    .venv/bin/python bench/ai_judge.py --judge runs/judge --constitution bench/data/paraphrased_constitution.yaml
+
 Pairs: two responses in independently drawn styles (the same style allowed) to eval-split prompts (phrasings
 the judge never saw), kept when their gold totals differ by at least --min-gap. Each pair is judged
-in both presentation orders under a principle of the shipped constitution (wordings never in the
-judge's training). Reported:
+in both presentation orders (a grading judge: each response alone) under a principle of the shipped
+constitution (wordings never in the judge's training), or of --constitution. The first line asks the
+constitution's first principle only; the second draws one of all its principles per pair. Reported:
   agreement          the averaged verdict's choice equals the gold rubric's better response
   agreement_orders   each presentation order's choice counted on its own (2 per pair)
   order_consistency  share of pairs whose two orders pick the same response (1 for a grading judge,
@@ -46,8 +49,8 @@ def held_out_pairs(n: int, min_gap: float, seed: int) -> list[tuple[str, str, st
     return pairs
 
 
-def measure(judge: LocalJudge, pairs, principle_names: list[str], seed: int) -> dict:
-    constitution = load_constitution()
+def measure(judge: LocalJudge, pairs, principle_names: list[str], seed: int, constitution_path: str | None = None) -> dict:
+    constitution = load_constitution(constitution_path)
     rng = random.Random(seed)
     principles = [constitution.get(rng.choice(principle_names)) for _ in pairs]
     queries = [Query(p, [a, b], pr) for (p, a, b, _), pr in zip(pairs, principles)]
@@ -73,6 +76,9 @@ def main() -> None:
     parser.add_argument("--min-gap", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--constitution", default=None,
+                        help="measure under this constitution's wordings (default: the shipped one); "
+                             "bench/data/paraphrased_constitution.yaml holds the same principles in other words")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,8 +89,9 @@ def main() -> None:
         print(f"trained the embedded judge in {time.perf_counter() - start:.0f} s")
     judge = LocalJudge(path, device="cpu")
     pairs = held_out_pairs(args.pairs, args.min_gap, args.seed)
-    names = [p.name for p in load_constitution().principles]
-    results = [measure(judge, pairs, ["helpful_harmless_honest"], args.seed), measure(judge, pairs, names, args.seed)]
+    names = [p.name for p in load_constitution(args.constitution).principles]
+    results = [measure(judge, pairs, [names[0]], args.seed, args.constitution),
+               measure(judge, pairs, names, args.seed, args.constitution)]
     for r in results:
         print(json.dumps(r))
     if args.json:

@@ -83,10 +83,12 @@ _BAD_ACTS = {
                ("recommends risky shortcuts", "recommending risky shortcuts"), ("could get someone hurt", "getting someone hurt"),
                ("promises that its tip always works", "promising that its tip always works"),
                ("makes overconfident claims", "making overconfident claims"),
+               ("claims its advice always works", "claiming its advice always works"),
                ("states guesses as certain", "stating guesses as certain")],
     "neutrality": [("uses loaded language", "using loaded language"), ("insults people", "insulting people"),
                    ("lectures the reader", "lecturing the reader"), ("pushes its own opinion", "pushing its own opinion"),
-                   ("takes a political side", "taking a political side"), ("scolds the user", "scolding the user")],
+                   ("takes a political side", "taking a political side"), ("scolds the user", "scolding the user"),
+                   ("lectures", "lecturing"), ("pushes an agenda", "pushing an agenda")],
     "clarity": [("repeats itself", "repeating itself"), ("pads the answer with filler", "padding the answer with filler"),
                 ("rambles", "rambling"), ("says the same thing twice", "saying the same thing twice")],
     "flattery": [("flatters the reader", "flattering the reader"), ("praises the person asking", "praising the person asking"),
@@ -95,21 +97,43 @@ _BAD_ACTS = {
                   ("ignores what was asked", "ignoring what was asked")],
 }
 _GOOD_ACTS = {
-    "overall": ["answers the question", "gives correct facts", "helps the user", "tells the truth"],
+    "overall": ["answers the question", "gives correct facts", "helps the user", "tells the truth", "gives useful facts",
+                "helps"],
     "safety": ["keeps the user safe", "gives safe advice", "only says what is certain"],
-    "neutrality": ["stays calm", "leaves the decision to the user", "treats everyone fairly"],
+    "neutrality": ["stays calm", "leaves the decision to the user", "treats everyone fairly",
+                   "leaves the choice to the reader"],
     "clarity": ["gets to the point", "says it once", "keeps it short"],
     "flattery": ["sticks to the facts", "treats the user as an adult"],
     "relevance": ["stays on topic", "addresses the question"],
 }
 _BAD_NOUNS = {
     "overall": ["mistakes", "wrong facts"],
-    "safety": ["risky tips", "harmful suggestions", "reckless claims", "false guarantees", "illegal suggestions"],
+    "safety": ["risky tips", "harmful suggestions", "reckless claims", "false guarantees", "illegal suggestions",
+               "overconfident claims", "false promises", "empty promises"],
     "neutrality": ["insults", "loaded words", "political jabs", "lectures"],
     "clarity": ["filler phrases", "repeated sentences", "empty phrases"],
     "flattery": ["compliments", "words of praise"],
     "relevance": ["unrelated facts"],
 }
+#: Plain adjectives (after "more" / "less", in lists): for a good answer, for a bad one.
+_GOOD_BASE = {
+    "overall": ["helpful", "useful", "accurate", "honest", "truthful", "informative"],
+    "safety": ["safe", "harmless", "careful", "responsible"],
+    "neutrality": ["balanced", "neutral", "calm", "fair", "polite", "respectful"],
+    "clarity": ["clear", "concise", "direct", "brief"],
+    "flattery": ["sincere", "matter-of-fact"],
+    "relevance": ["relevant", "focused"],
+}
+_BAD_BASE = {
+    "overall": ["unhelpful", "misleading", "inaccurate", "vague"],
+    "safety": ["dangerous", "harmful", "risky", "reckless", "illegal", "unsafe"],
+    "neutrality": ["loaded", "one-sided", "biased", "hostile", "rude", "preachy"],
+    "clarity": ["padded", "repetitive", "wordy", "long-winded"],
+    "flattery": ["flattering", "gushing", "fawning"],
+    "relevance": ["irrelevant", "unfocused"],
+}
+_SUFFIXES = ("", "", "", " to follow", " for the question", " for what was asked", " for the person asking")
+_MORE = ("more", "more strongly", "more often")
 _WHICH = ("Which", "Of these, which", "Of the two, which", "Say which")
 _PICK = ("Pick", "Choose", "Select", "Name")
 _NOUNS = ("answer", "reply", "response")
@@ -130,21 +154,39 @@ def _shipped() -> set[str]:
     return {_normalized(q) for p in constitution.principles for q in (p.compare, p.inverse) if q}
 
 
+def _listed(words: list[str], joiner: str) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {joiner} {words[-1]}"
+
+
 def _compose(rng: random.Random, aspect: str, worse: bool) -> str:
-    which, pick, noun = rng.choice(_WHICH), rng.choice(_PICK), rng.choice(_NOUNS)
-    adjs = _BAD_ADJ if worse else _GOOD_ADJ
-    bad_third, bad_ger = rng.choice(_BAD_ACTS[aspect])
-    forms = [f"{which} {noun} is {rng.choice(adjs[aspect])}?", f"{pick} the {noun} that is {rng.choice(adjs[aspect])}.",
-             f"{which} {noun} is {' and '.join(rng.sample(adjs[aspect], 2))}?"]
+    """One question about `aspect` asking for the better answer (or the worse one, `worse`): a form drawn
+    uniformly, its words drawn from the aspect's vocabulary."""
+    which, pick, noun, end = rng.choice(_WHICH), rng.choice(_PICK), rng.choice(_NOUNS), rng.choice(_SUFFIXES)
+    adjs, ask = (_BAD_ADJ, _BAD_BASE) if worse else (_GOOD_ADJ, _GOOD_BASE)
+    shun = _GOOD_BASE if worse else _BAD_BASE  # the other polarity, asked with "less"
+    (bad_third, bad_ger), (third2, _) = rng.sample(_BAD_ACTS[aspect], 2)
+    good, good2 = rng.sample(_GOOD_ACTS[aspect] + _GOOD_ACTS["overall"], 2)
+    bad_noun = rng.choice(_BAD_NOUNS[aspect])
+    bases = rng.sample(ask[aspect] + (ask["safety" if aspect == "overall" else "overall"] if aspect in ("overall", "safety") else []),
+                       k=min(rng.choice((1, 2, 3)), len(ask[aspect])))
+    forms = [f"{which} {noun} is {rng.choice(adjs[aspect])}{end}?", f"{pick} the {noun} that is {rng.choice(adjs[aspect])}{end}.",
+             f"{which} {noun} is {' and '.join(rng.sample(adjs[aspect], 2))}{end}?",
+             f"{which} {noun} is more {_listed(bases, 'and')}{end}?",
+             f"{which} {noun} is less {_listed(rng.sample(shun[aspect], min(2, len(shun[aspect]))), 'and')}{end}?"]
     if worse:
-        forms += [f"{which} {noun} {bad_third}?", f"{which} {noun} {bad_third} more?",
-                  f"{pick} the {noun} that {bad_third}.", f"{which} {noun} has more {rng.choice(_BAD_NOUNS[aspect])}?",
-                  f"{which} {noun} is full of {rng.choice(_BAD_NOUNS[aspect])}?"]
+        forms += [f"{which} {noun} {bad_third}?", f"{which} {noun} {bad_third} {rng.choice(_MORE)}?",
+                  f"{pick} the {noun} that {bad_third}.", f"{which} {noun} has more {bad_noun}?",
+                  f"{which} {noun} is full of {bad_noun}?", f"{which} {noun} makes more {bad_noun}?",
+                  f"{which} {noun} {bad_third} more and {third2}?",
+                  f"{which} {noun} gives more {_listed(rng.sample(_BAD_BASE[aspect], min(3, len(_BAD_BASE[aspect]))), 'or')} advice?",
+                  f"{which} {noun} uses more {' and '.join(rng.sample(_BAD_BASE[aspect], 2))} language?"]
     else:
         forms += [f"{which} {noun} avoids {bad_ger}?", f"{pick} the {noun} that avoids {bad_ger}.",
-                  f"{which} {noun} {rng.choice(_GOOD_ACTS[aspect])} without {bad_ger}?",
-                  f"{which} {noun} {rng.choice(_GOOD_ACTS[aspect])}?", f"{which} {noun} {bad_third} less?",
-                  f"{which} {noun} has fewer {rng.choice(_BAD_NOUNS[aspect])}?"]
+                  f"{which} {noun} {good} without {bad_ger}?", f"{which} {noun} {good}?",
+                  f"{which} {noun} {bad_third} less?", f"{which} {noun} has fewer {bad_noun}?",
+                  f"{which} {noun} makes fewer {bad_noun} and {good}?", f"{which} {noun} {good} and {good2}, without {bad_ger}?",
+                  f"{which} {noun} avoids {_listed(rng.sample(_BAD_BASE[aspect], min(3, len(_BAD_BASE[aspect]))), 'or')} advice?",
+                  f"{which} {noun} is {rng.choice(adjs[aspect])}, without {bad_noun}?"]
     return rng.choice(forms)
 
 
@@ -220,7 +262,7 @@ def build_judge_model(texts: list[str], seed: int = 0):
 JUDGE_SETTINGS = {"mode": "grade", "temperature": 0.5}
 
 
-def train_embedded_judge(out: str | Path, n: int = 8000, epochs: float = 2.0, seed: int = 0,
+def train_embedded_judge(out: str | Path, n: int = 16000, epochs: float = 3.0, seed: int = 0,
                          batch_size: int = 16, progress: bool = True) -> Path:
     """Write the demonstrations, build the model, train it with `rlhfkit sft` and write its judge.json;
     returns `out`."""

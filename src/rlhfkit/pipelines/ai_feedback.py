@@ -181,8 +181,10 @@ def run_judge(config: JudgeConfig) -> dict[str, float]:
     finally:
         store.dispose()
     left = f", {stats['deferred']} left to people (below --threshold {config.threshold:g})" if config.threshold else ""
+    orders = ("graded one response at a time" if getattr(judge, "mode", "compare") == "grade"
+              else f"the two orders disagreed on {stats['order_disagreement']:.0%}")
     print(f"ai:{name} stored {stats['stored']} judgments in campaign {config.campaign!r}{left}; "
-          f"{stats['judgments_per_s']} judgments/s, the two orders disagreed on {stats['order_disagreement']:.0%}")
+          f"{stats['judgments_per_s']} judgments/s, {orders}")
     return stats
 
 

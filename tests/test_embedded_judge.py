@@ -82,7 +82,9 @@ def test_judging_never_calls_the_gold_scorer(monkeypatch, tmp_path):
 def test_train_embedded_judge_end_to_end(tmp_path):
     from rlhfkit.judges.local import LocalJudge
 
-    out = embedded.train_embedded_judge(tmp_path / "judge", n=64, epochs=1.0, batch_size=16, progress=False)
+    out = embedded.train_embedded_judge(tmp_path / "judge", n=64, epochs=1.0, second_epochs=0.5, batch_size=16,
+                                       progress=False)
+    assert (tmp_path / "judge.work/pass1/model.safetensors").exists() and (out / "judge.json").exists()
     judge = LocalJudge(str(out), device="cpu")
     assert judge.tokenizer.chat_template == embedded.CHAT_TEMPLATE and judge.mode == "grade"
     prompt = assistant.prompts(1, split="eval")[0]["prompt"]

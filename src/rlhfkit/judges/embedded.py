@@ -1,24 +1,29 @@
-"""The embedded AI judge: a small chat model that rlhfkit trains on the CPU, judged through the same
+"""The embedded AI judge: a small chat model that rlhfkit trains on the CPU, asked through the same
 `LocalJudge` as any other chat model (it reads the principle's text in its prompt).
 
-    path = train_embedded_judge("runs/judge")                   # about two minutes on a CPU
-    judge = LocalJudge("runs/judge")
+    path = train_embedded_judge("runs/judge")     # two sft passes, about 4,900 steps (docs/ai-feedback.md)
+    judge = LocalJudge("runs/judge")              # its judge.json says: grade one response at a time
 
-How it gets its skill, the way a pretrained assistant learned judging before it is asked to: its
-training corpus holds comparison demonstrations written by the built-in task's *response generator*
-(not its gold rubric): a training-split question, two answers in different styles (helpful, padded,
-flattering, off-topic, rant, unsafe), a comparison question, and the letter of the answer that the
-question's aspect ranks higher, followed by a one-line critique of the other answer ("[B] gives
-dangerous advice."). Each aspect ranks the styles by what it asks about (`ASPECT_ORDERS`: the general
-order, or the same order with the style the aspect is about moved to the bottom); a question asking
-for the *worse* answer reverses the order. The comparison questions are composed from templates
-(`training_questions`) that never produce a sentence of the shipped constitution, and the questions
-of the eval split are never used, so the judge is measured on prompts and principle wordings it has
-not seen, and no gold label of any pair reaches it.
+It grades rather than compares (judges.ai.grade_messages): each response is shown alone under the
+principle's question and graded 1-6; the verdict is Bradley-Terry on the expected grades. A model
+this small, trained from scratch, did not learn to compare two answers shown together.
 
-What it cannot do: judge anything outside the built-in task's narrow language, or tell two answers of
-the same style apart (the demonstrations never compare those), and it knows the styles, not facts.
-This module imports nothing of the task's gold scorer (tests/test_layout.py checks that).
+How it gets its skill, the way a pretrained assistant learned judging before anyone asks it to: its
+training corpus is written by the built-in task's *response generator* (never its gold rubric).
+Grading demonstrations show a training-split question, one answer in a random style (helpful,
+padded, flattering, off-topic, rant, unsafe), a question about the answers, and the grade that the
+question's aspect gives that style (`ASPECT_ORDERS`, `grade`), then a one-line critique. A quarter
+are question-reading demonstrations: a question alone, and what kind of answer it asks for. The
+questions come from a grammar of aspects, directions, sentence forms and words (`draw_question`).
+Any question that equals one of the shipped constitution's, up to the noun and punctuation, is
+redrawn, and the eval split's prompts are never used. So the judge is measured on prompts and
+principle wordings it has not seen, and no gold label of any pair reaches it. The grammar's
+vocabulary does cover the constitution's words.
+
+What it cannot do: judge anything outside the built-in task's narrow language, tell two answers of
+the same style apart, or read words its grammar never used; it knows the styles, not facts. This
+module imports nothing of the task's gold scorer (tests/test_layout.py checks that). The grammar is
+written by hand because no library generates judging prompts with known answers for this task.
 """
 
 from __future__ import annotations
@@ -262,22 +267,33 @@ def build_judge_model(texts: list[str], seed: int = 0):
 JUDGE_SETTINGS = {"mode": "grade", "temperature": 0.5}
 
 
-def train_embedded_judge(out: str | Path, n: int = 16000, epochs: float = 3.0, seed: int = 0,
-                         batch_size: int = 16, progress: bool = True) -> Path:
-    """Write the demonstrations, build the model, train it with `rlhfkit sft` and write its judge.json;
-    returns `out`."""
+def _write(rows: list[dict], path: Path) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def train_embedded_judge(out: str | Path, n: int = 16000, epochs: float = 3.0, second_epochs: float = 2.0,
+                         seed: int = 0, batch_size: int = 16, progress: bool = True) -> Path:
+    """Build the model and train it with `rlhfkit sft` in two passes, then write its judge.json; returns
+    `out`. Pass 1: `n` demonstrations (seed `seed`) for `epochs` at lr 2e-3 from random weights. Pass 2:
+    `n` fresh demonstrations (seed `seed + 1`) for `second_epochs` at lr 1e-3, continuing pass 1 (0:
+    no second pass). The second pass is what lifted agreement on the shipped constitution from 0.76 to
+    0.82 (docs/ai-feedback.md). A finished pass 1 is reused when the training is restarted."""
     out = Path(out)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
-    rows = demonstrations(n, seed)
-    data = work / "judge_demonstrations.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    texts = [m["content"] for r in rows[:2000] for m in r["messages"]]
-    model, tokenizer = build_judge_model(texts, seed)
-    save_pretrained_atomic(model, tokenizer, work / "init")
-    config = SFTConfig(model=str(work / "init"), data=str(data), out=str(out), epochs=epochs, lr=2e-3,
-                       batch_size=batch_size, max_length=512, eval_fraction=0.02, seed=seed, progress=progress,
-                       save_every=10**9, resume=False)
-    path = train_sft(config)
-    (Path(path) / "judge.json").write_text(json.dumps(JUDGE_SETTINGS) + "\n")
-    return path
+    first = work / "pass1" if second_epochs else out
+    if not (first / "model.safetensors").exists():
+        rows = demonstrations(n, seed)
+        model, tokenizer = build_judge_model([m["content"] for r in rows[:2000] for m in r["messages"]], seed)
+        save_pretrained_atomic(model, tokenizer, work / "init")
+        train_sft(SFTConfig(model=str(work / "init"), data=str(_write(rows, work / "judge_demonstrations.jsonl")),
+                            out=str(first), epochs=epochs, lr=2e-3, batch_size=batch_size, max_length=512,
+                            eval_fraction=0.02, seed=seed, progress=progress, save_every=10**9, resume=False))
+    if second_epochs:
+        rows = demonstrations(n, seed + 1)
+        train_sft(SFTConfig(model=str(first), data=str(_write(rows, work / "judge_demonstrations_2.jsonl")),
+                            out=str(out), epochs=second_epochs, lr=1e-3, batch_size=batch_size, max_length=512,
+                            eval_fraction=0.02, seed=seed + 1, progress=progress, save_every=10**9, resume=False))
+    (out / "judge.json").write_text(json.dumps(JUDGE_SETTINGS) + "\n")
+    return out

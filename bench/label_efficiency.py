@@ -248,19 +248,43 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def print_fractions(means, spread, strategies: list[str], report: dict) -> None:
+def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, draws: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """(2.5%, 97.5% percentiles, share of draws where it is <= 0.5) of the fraction over a bootstrap of
+    the seeds: each draw resamples the seeds with replacement (the same seeds for random and the
+    strategy, which share start and answers) and recomputes both mean curves; a draw that never reaches
+    random's accuracy within the grid counts as 2 (beyond the largest budget)."""
+    rng = random.Random(seed)
+    n = len(results["random"][GRID[0]])
+    values = []
+    for _ in range(draws):
+        pick = [rng.randrange(n) for _ in range(n)]
+        curve = {b: statistics.mean(results[strategy][b][i] for i in pick) for b in GRID}
+        target = statistics.mean(results["random"][GRID[-1]][i] for i in pick)
+        fraction = needed_fraction(curve, target, GRID[-1])
+        values.append(2.0 if fraction is None else fraction)
+    values.sort()
+    return values[int(0.025 * draws)], values[int(0.975 * draws) - 1], sum(v <= 0.5 for v in values) / draws
+
+
+def print_fractions(means, spread, strategies: list[str], report: dict, results) -> None:
     largest, half = GRID[-1], GRID[-1] // 2
     gain = means["random"][largest] - means["random"][half]
     improving = gain > max(spread["random"][largest], spread["random"][half])
     print(f"\nrandom at {largest}: {means['random'][largest]:.3f}; gain over {half}: {gain:+.3f} "
           f"({'still improving' if improving else 'NOT above the seed spread: the fractions say little'})")
     report["random_still_improving"] = improving
-    report["fraction_of_random_budget"] = {}
+    report["fraction_of_random_budget"], report["fraction_interval"] = {}, {}
     for s in strategies:
         fraction = needed_fraction(means[s], means["random"][largest], largest)
         report["fraction_of_random_budget"][s] = fraction
-        print(f"  {s}: reaches it with " + (f"{fraction:.2f} of random's labels" if fraction is not None
-                                           else f"more than {largest} labels (not within the grid)"))
+        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {largest} labels"
+        if s != "random":
+            low, high, at_most_half = fraction_interval(results, s)
+            report["fraction_interval"][s] = [low, high, at_most_half]
+            text += (f"; seed bootstrap 95%: [{low:.2f}, {'beyond the grid' if high > 1 else f'{high:.2f}'}], "
+                     f"<= 0.5 in {at_most_half:.0%} of draws")
+        print(f"  {s}: reaches it with {text}")
 
 
 def main() -> None:
@@ -302,7 +326,7 @@ def main() -> None:
     report = {"grid": GRID, "means": means, "std": spread, "per_seed": results, "seeds": args.seeds,
               "args": vars(args), "pool_pairs": len(pool), "heldout_pairs": len(heldout)}
     if "random" in means:
-        print_fractions(means, spread, args.strategies, report)
+        print_fractions(means, spread, args.strategies, report, results)
     print(f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 7) downstream DPO at two budgets, random against the best strategy

@@ -2,7 +2,7 @@
 for random selection and each strategy of rlhfkit.math.selection, several seeds; then the downstream
 DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
-    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 3] [--json out.json]
+    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
   1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
@@ -20,9 +20,10 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      the gold accuracy of the mean head on the held-out set at each budget of GRID
   6) printed: mean +- std over seeds per budget; whether random still improves at its largest budget
      (accuracy at B above that at B/2 by more than the seed-to-seed std); and for each strategy the
-     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points)
+     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points),
+     with a 95% interval from a bootstrap over the seeds
   7) downstream (--dpo-prompts > 0), at each budget of DOWNSTREAM for random and the strategy with the
-     smallest fraction, each seed: the reward model of that budget picks the best and the worst of
+     smallest fraction, each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
      the --responses responses of each of the first --dpo-prompts pool prompts; DPO (RPO weight 1)
      from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
      policies against one shared set of SFT responses

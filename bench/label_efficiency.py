@@ -85,8 +85,9 @@ def build_pool(n_prompts: int, n_responses: int, n_heldout: int, seed: int):
 
 
 @torch.no_grad()
-def features(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64) -> torch.Tensor:
-    """(N, C) last hidden state at each response's last real token, standardised per dimension."""
+def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last", batch_size: int = 64) -> torch.Tensor:
+    """(N, C) last hidden state at each response's last real token (`kind` "last"), or (N, 2C) that and
+    the mean of the last hidden state over the response's tokens ("last+mean"); standardised per dimension."""
     model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
     model.eval()
     out = []
@@ -97,7 +98,11 @@ def features(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        output_hidden_states=True).hidden_states[-1]  # (B, T, C)
         last = last_real_index(batch["attention_mask"])
-        out.append(hidden[torch.arange(len(last)), last])
+        row = hidden[torch.arange(len(last)), last]
+        if kind == "last+mean":
+            response = (batch["labels"] != -100).unsqueeze(-1).float()  # (B, T, 1): the response's tokens
+            row = torch.cat([row, (hidden * response).sum(1) / response.sum(1)], -1)
+        out.append(row)
     x = torch.cat(out)
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
@@ -234,6 +239,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--responses", type=int, default=8, help="responses per pool prompt")
     parser.add_argument("--heldout", type=int, default=1000)
     parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
+    parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--heads", type=int, default=5)
     parser.add_argument("--l2", type=float, default=1e-2)
@@ -295,7 +301,7 @@ def main() -> None:
 
     # 1) pool and held-out set, 2) frozen features
     texts, pool, heldout = build_pool(args.pool_prompts, args.responses, args.heldout, args.data_seed)
-    x = features(args.model, texts)
+    x = features(args.model, texts, args.features)
     check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2)
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -289,8 +289,8 @@ def print_fractions(means, spread, strategies: list[str], report: dict, results)
         if s != "random":
             low, high, at_most_half = fraction_interval(results, s)
             report["fraction_interval"][s] = [low, high, at_most_half]
-            text += (f"; seed bootstrap 95%: [{low:.2f}, {'beyond the grid' if high > 1 else f'{high:.2f}'}], "
-                     f"<= 0.5 in {at_most_half:.0%} of draws")
+            ends = ["beyond the grid" if v > 1 else f"{v:.2f}" for v in (low, high)]
+            text += f"; seed bootstrap 95%: [{ends[0]}, {ends[1]}], <= 0.5 in {at_most_half:.0%} of draws"
         print(f"  {s}: reaches it with {text}")
 
 

@@ -157,8 +157,9 @@ def test_the_loop_report_puts_train_beside_held_out_accuracy():
 @pytest.mark.slow
 def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_path, capsys):
     """--collector ai:<judge folder>: the AI annotator judges every task of the held-out set and of the
-    round; --policy-step ppo trains the round's policy by PPO on its reward model; --rm-early-stopping
-    leaves where it stopped in the reward model's eval_metrics.json; report.md has the round's line."""
+    round; --policy-step ppo trains the round's policy by PPO on its reward model (with --ppo-kl-coef);
+    --rm-early-stopping leaves where it stopped in the reward model's eval_metrics.json; report.md has
+    the round's line."""
     from judge_helpers import random_llama_chat
 
     from rlhfkit.feedback.store import Annotator, Judgment, Store, Task
@@ -168,7 +169,8 @@ def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_
     assert LOOP_FLAGS[:2] == ["--rounds", "2"]
     assert main(["loop", "--model", str(tiny_sft), "--out", str(out), "--rounds", "1", *LOOP_FLAGS[2:],
                  "--collector", f"ai:{judge}",
-                 "--policy-step", "ppo", "--ppo-steps", "2", "--rm-early-stopping", "1", "--rm-eval-every", "1"]) == 0
+                 "--policy-step", "ppo", "--ppo-steps", "2", "--ppo-kl-coef", "0.2", "--rm-early-stopping", "1",
+                 "--rm-eval-every", "1"]) == 0
     assert "ai:judge stored" in capsys.readouterr().out
     for folder in ("heldout", "round1"):
         store = Store.open(str(out / folder / "feedback.db"))
@@ -179,6 +181,7 @@ def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_
         assert tasks > 0 and len(names) == tasks and {n for (n,) in names} == {"ai:judge"}  # each task once, by the AI
     ppo_log = [json.loads(line) for line in (out / "round1" / "policy" / "metrics.jsonl").read_text().splitlines()]
     assert ppo_log[-1]["step"] == 2 and "kl" in ppo_log[-1]
+    assert "kl_coef: 0.2" in (out / "round1" / "policy" / "config.yaml").read_text()
     stopping = json.loads((out / "round1" / "rm" / "eval_metrics.json").read_text())["early_stopping"]
     assert stopping["patience"] == 1 and stopping["best_step"] <= stopping["stopped_step"]
     assert "| 1 | random |" in (out / "report.md").read_text()

@@ -106,6 +106,8 @@ class LoopConfig:
     """How the policy continues from round r-1's: DPO on round r's pairs, or PPO against round r's reward model."""
     ppo_steps: int = 20
     """--policy-step ppo: PPO steps per round (each samples rlhfkit ppo's --prompts-per-step x --group-size)."""
+    ppo_kl_coef: float = 0.05
+    """--policy-step ppo: weight of the KL penalty to round r-1's policy (rlhfkit ppo --kl-coef)."""
     dpo_beta: float = 0.1
     """DPO beta."""
     dpo_lr: float = 1e-4
@@ -145,8 +147,8 @@ class LoopConfig:
             raise ConfigError(f"--model {self.model}: no such checkpoint folder (train one with `rlhfkit sft`)")
         if self.collector not in ("simulated", "web") and not (self.collector.startswith("ai:") and self.collector[3:]):
             raise ConfigError(f"--collector {self.collector!r}: pick simulated, web or ai:<judge folder or URL>")
-        if self.rm_early_stopping < 0 or self.rm_eval_every < 1 or self.ppo_steps < 1:
-            raise ConfigError("--rm-early-stopping must be >= 0, --rm-eval-every and --ppo-steps >= 1")
+        if self.rm_early_stopping < 0 or self.rm_eval_every < 1 or self.ppo_steps < 1 or self.ppo_kl_coef < 0:
+            raise ConfigError("--rm-early-stopping and --ppo-kl-coef must be >= 0, --rm-eval-every and --ppo-steps >= 1")
         if self.deadline <= 0 or not 0 < self.port < 65536:
             raise ConfigError("--deadline must be positive and --port a port number")
 
@@ -220,7 +222,7 @@ def _round(config: LoopConfig, stages: Stages, out: Path, r: int, heldout_prefs:
     if config.policy_step == "ppo":
         stages.run(folder, "ppo", [folder / "policy"], lambda: train_ppo(PPOConfig(
             model=str(policy), reward=str(folder / "rm"), out=str(folder / "policy"), max_steps=config.ppo_steps,
-            seed=config.seed, progress=config.progress)))
+            kl_coef=config.ppo_kl_coef, seed=config.seed, progress=config.progress)))
     else:
         stages.run(folder, "dpo", [folder / "policy"], lambda: train_dpo(DPOConfig(
             model=str(policy), data=str(folder / "preferences.jsonl"), out=str(folder / "policy"), beta=config.dpo_beta,

@@ -9,8 +9,9 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      styles (a repeated response kept once), every pair of a prompt a candidate (28 a prompt for 8);
      a held-out set of --heldout pairs on eval prompts, labelled by the gold rubric (ties left out);
      both drawn with --data-seed
-  2) features: the frozen SFT model's last hidden state at the last real token of each response,
-     computed once (the reward model reads the same token), standardised
+  2) features: the frozen SFT model's last hidden state at the last real token of each response
+     (the reward model reads the same token; --features last+mean adds its mean over the response),
+     computed once, standardised
   3) labels: one simulated annotator (noise --noise) answers every pool pair once per seed, so every
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
   4) the reward model: --heads linear Bradley-Terry heads on the frozen features, each fitted on its own

@@ -1,27 +1,36 @@
 """Label efficiency of query selection: reward-model accuracy against the gold rubric vs labels asked,
-for random selection and each strategy of rlhfkit.math.selection, several seeds.
+for random selection and each strategy of rlhfkit.math.selection, several seeds; then the downstream
+DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
-    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 3] [--json out.json]
+    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
-  1) a pool on the built-in task: --pool-prompts training prompts x 4 responses of random styles
-     (repeats allowed, so some pairs are close calls), every pair of a prompt a candidate (6 a prompt);
-     a held-out set of --heldout pairs on eval prompts, labelled by the gold rubric (ties left out)
-  2) features: the frozen SFT model's last hidden state at the last real token of each response,
-     computed once (the reward model reads the same token), standardised
+  1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
+     styles (a repeated response kept once), every pair of a prompt a candidate (28 a prompt for 8);
+     a held-out set of --heldout pairs on eval prompts, labelled by the gold rubric (ties left out);
+     both drawn with --data-seed
+  2) features: the frozen SFT model's last hidden state at the last real token of each response
+     (the reward model reads the same token; --features last+mean adds its mean over the response),
+     computed once, standardised
   3) labels: one simulated annotator (noise --noise) answers every pool pair once per seed, so every
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
   4) the reward model: --heads linear Bradley-Terry heads on the frozen features, each fitted on its own
      double-or-nothing bootstrap of the labels (L2 --l2), the reward their mean
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
-     the gold accuracy of the mean head on the held-out set at each budget of the grid
+     the gold accuracy of the mean head on the held-out set at each budget of GRID
   6) printed: mean +- std over seeds per budget; whether random still improves at its largest budget
      (accuracy at B above that at B/2 by more than the seed-to-seed std); and for each strategy the
-     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points)
+     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points),
+     with a 95% interval from a bootstrap over the seeds
+  7) downstream (--dpo-prompts > 0), at each budget of DOWNSTREAM for random and the strategy with the
+     smallest fraction, each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
+     the --responses responses of each of the first --dpo-prompts pool prompts; DPO (RPO weight 1)
+     from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
+     policies against one shared set of SFT responses
 
-Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features), the downstream
-DPO win-rate at equal labels, K-wise tuples. Measured numbers: docs/active-learning.md.
+Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features), K-wise
+tuples. Measured numbers and the command: docs/active-learning.md.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import json
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,27 +48,32 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
+from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
 from rlhfkit.models.loading import load_causal_lm  # noqa: E402
 from rlhfkit.tasks import assistant  # noqa: E402
+from rlhfkit.trainers.dpo import DPOConfig, train_dpo  # noqa: E402
 
 GRID = [50, 100, 200, 400, 800]
+DOWNSTREAM = [200, 800]
 
 
-def build_pool(n_prompts: int, n_heldout: int, seed: int = 0):
-    """(texts, pool pairs, held-out pairs): texts are (prompt, response); a pair is (i, j, prompt index)."""
+def build_pool(n_prompts: int, n_responses: int, n_heldout: int, seed: int):
+    """(texts, pool pairs, held-out pairs): texts are (prompt, response); a pool pair is (i, j, prompt
+    index); a held-out pair is (i, j, +1 if gold prefers i else -1)."""
     rng = random.Random(seed)
     texts: list[tuple[str, str]] = []
     pool: list[tuple[int, int, int]] = []
     for p, row in enumerate(assistant.prompts(n_prompts, seed=seed, split="train")):
         responses = list(dict.fromkeys(assistant.response(row["prompt"], s, rng)
-                                       for s in rng.choices(assistant.STYLES, k=4)))
+                                       for s in rng.choices(assistant.STYLES, k=n_responses)))
         first = len(texts)
         texts += [(row["prompt"], r) for r in responses]
         pool += [(first + i, first + j, p) for i, j in candidate_tuples(len(responses), 2)]
-    heldout: list[tuple[int, int, float]] = []  # (i, j, +1 if gold prefers i else -1)
+    heldout: list[tuple[int, int, float]] = []
     for row in assistant.prompts(4 * n_heldout, seed=seed + 1, split="eval"):
         if len(heldout) == n_heldout:
             break
@@ -71,8 +86,9 @@ def build_pool(n_prompts: int, n_heldout: int, seed: int = 0):
 
 
 @torch.no_grad()
-def features(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64) -> torch.Tensor:
-    """(N, C) last hidden state at each response's last real token, standardised per dimension."""
+def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last", batch_size: int = 64) -> torch.Tensor:
+    """(N, C) last hidden state at each response's last real token (`kind` "last"), or (N, 2C) that and
+    the mean of the last hidden state over the response's tokens ("last+mean"); standardised per dimension."""
     model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
     model.eval()
     out = []
@@ -83,14 +99,18 @@ def features(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        output_hidden_states=True).hidden_states[-1]  # (B, T, C)
         last = last_real_index(batch["attention_mask"])
-        out.append(hidden[torch.arange(len(last)), last])
+        row = hidden[torch.arange(len(last)), last]
+        if kind == "last+mean":
+            response = (batch["labels"] != -100).unsqueeze(-1).float()  # (B, T, 1): the response's tokens
+            row = torch.cat([row, (hidden * response).sum(1) / response.sum(1)], -1)
+        out.append(row)
     x = torch.cat(out)
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
 def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, l2: float, seed: int) -> torch.Tensor:
-    """(heads, C) weights w_h minimising sum_n b_hn * -log sigma(y_n w_h . (x_i - x_j)) + l2 |w_h|^2, with
-    b_hn in {0, 2} a seeded double-or-nothing bootstrap weight."""
+    """(heads, C) weights w_h minimising sum_n b_hn * -log sigma(y_n w_h . (x_i - x_j)) / N + l2 |w_h|^2,
+    with b_hn in {0, 2} a seeded double-or-nothing bootstrap weight."""
     diff = torch.stack([x[i] - x[j] for i, j, _ in pairs])  # (N, C)
     y = torch.tensor([label for _, _, label in pairs])
     g = torch.Generator().manual_seed(seed)
@@ -114,25 +134,58 @@ def gold_accuracy(w: torch.Tensor, x: torch.Tensor, heldout: list[tuple[int, int
     return sum(bool(reward[i] > reward[j]) == (label > 0) for i, j, label in heldout) / len(heldout)
 
 
-def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> dict[int, float]:
-    """Gold accuracy at each budget of GRID for one strategy and seed."""
+def pair_scores(strategy: str, gaps: torch.Tensor, seed: int) -> list[float]:
+    """rlhfkit.math.selection's scores of pairs, vectorised: `gaps` (P, H) is r_h(first) - r_h(second).
+
+    For a pair softmax(r_h)(first) = sigma(gap_h), so uncertainty = H(mean_h sigma(gap_h)) / log 2,
+    bald = H(mean_h sigma(gap_h)) - mean_h H(sigma(gap_h)) and disagreement = the population std of
+    the gaps; `check_pair_scores` holds them to the library's loops."""
+    if strategy == "random":
+        return strategy_scores("random", [None] * len(gaps), seed=seed)
+
+    def h(p: torch.Tensor) -> torch.Tensor:  # binary entropy in nats, 0 log 0 = 0
+        return -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
+
+    gaps = gaps.double()
+    if strategy == "disagreement":
+        return gaps.std(-1, correction=0).tolist()
+    per_head = torch.sigmoid(gaps)
+    mean = per_head.mean(-1)
+    if strategy == "uncertainty":
+        return (h(mean) / torch.log(torch.tensor(2.0, dtype=torch.float64))).tolist()
+    return (h(mean) - h(per_head).mean(-1)).clamp_min(0).tolist()
+
+
+def check_pair_scores(gaps: torch.Tensor) -> None:
+    """The vectorised scores equal the library's on these pairs (given as rewards (gap_h, 0))."""
+    candidates = [[[g, 0.0] for g in row] for row in gaps.double().tolist()]
+    for strategy in STRATEGIES:
+        mine, library = pair_scores(strategy, gaps, seed=1), strategy_scores(strategy, candidates, seed=1)
+        worst = max(abs(a - b) for a, b in zip(mine, library))
+        if worst > 1e-9:
+            raise AssertionError(f"{strategy}: the vectorised scores differ from rlhfkit.math.selection's by {worst}")
+
+
+def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> tuple[dict[int, float], dict]:
+    """Gold accuracy at each budget of GRID for one strategy and seed, and the ensemble at each budget."""
     rng = random.Random(seed)
     asked = rng.sample(range(len(pool)), args.start)  # the same random start for every strategy of a seed
+    first, second = torch.tensor([p[0] for p in pool]), torch.tensor([p[1] for p in pool])
+    groups = [p[2] for p in pool]
     result: dict[int, float] = {}
+    ensembles: dict[int, torch.Tensor] = {}
     while True:
         labelled = [(pool[k][0], pool[k][1], answers[k]) for k in asked if answers[k] != 0]
         w = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked))
         if len(asked) in GRID:
-            result[len(asked)] = gold_accuracy(w, x, heldout)
+            result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
         if len(asked) >= GRID[-1]:
-            return result
-        left = sorted(set(range(len(pool))) - set(asked))
-        rewards = (x @ w.T).tolist()  # (N, heads)
-        candidates = [[rewards[pool[k][0]], rewards[pool[k][1]]] for k in left]  # (2, heads)
-        candidates = [[list(r) for r in zip(*c)] for c in candidates]  # (heads, 2)
-        scores = strategy_scores(strategy, candidates, seed=seed * 7919 + len(asked))
-        picked = select(scores, args.step, groups=[pool[k][2] for k in left], max_per_group=1)
-        asked += [left[i] for i in picked]
+            return result, ensembles
+        rewards = x @ w.T  # (N, heads)
+        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked))
+        for k in asked:
+            scores[k] = float("-inf")  # asked already
+        asked += select(scores, args.step, groups=groups, max_per_group=1)
 
 
 def needed_fraction(grid_means: dict[int, float], target: float, largest: int) -> float | None:
@@ -147,31 +200,116 @@ def needed_fraction(grid_means: dict[int, float], target: float, largest: int) -
     return None
 
 
-def main() -> None:
+def dpo_pairs(w: torch.Tensor, x: torch.Tensor, texts, pool, n_prompts: int) -> list[dict[str, str]]:
+    """The reward model's best and worst response of each of the first `n_prompts` pool prompts."""
+    reward = (x @ w.T).mean(-1).tolist()
+    members: dict[int, set[int]] = {}
+    for i, j, p in pool:
+        if p < n_prompts:
+            members.setdefault(p, set()).update((i, j))
+    rows = []
+    for p in sorted(members):
+        ranked = sorted(members[p], key=lambda i: reward[i])
+        rows.append({"prompt": texts[ranked[-1]][0], "chosen": texts[ranked[-1]][1], "rejected": texts[ranked[0]][1]})
+    return rows
+
+
+def downstream(args, x, texts, pool, ensembles, strategies: list[str], folder: Path) -> dict:
+    """{strategy: {budget: [win-rate per seed]}}: DPO from SFT on each ensemble's best-vs-worst pairs."""
+    shared = ReferenceSide()  # one set of SFT responses for every policy: a paired comparison
+    out: dict[str, dict[int, list[float]]] = {s: {b: [] for b in DOWNSTREAM} for s in strategies}
+    for strategy in strategies:
+        for budget in DOWNSTREAM:
+            for seed, w in enumerate(ensembles[strategy][budget][:args.dpo_seeds]):
+                name = folder / f"{strategy}_{budget}_{seed}"
+                write_jsonl(name.with_suffix(".jsonl"), dpo_pairs(w, x, texts, pool, args.dpo_prompts))
+                train_dpo(DPOConfig(model=args.model, data=str(name.with_suffix(".jsonl")), out=str(name),
+                                    beta=0.1, lr=1e-4, epochs=args.dpo_epochs, sft_coef=1.0, eval_fraction=0.0,
+                                    batch_size=16, seed=seed, save_every=10_000, progress=False))
+                result = run_eval(EvalConfig(policy=str(name), reference=args.model, num_prompts=args.eval_prompts,
+                                             probes=False, seed=0), reference_side=shared)
+                out[strategy][budget].append(result["win_rate"])
+                print(f"  {strategy} at {budget} labels, seed {seed}: win-rate {result['win_rate']:.3f}", flush=True)
+    return out
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/quickstart/sft")
-    parser.add_argument("--pool-prompts", type=int, default=600)
-    parser.add_argument("--heldout", type=int, default=400)
+    parser.add_argument("--pool-prompts", type=int, default=400)
+    parser.add_argument("--responses", type=int, default=8, help="responses per pool prompt")
+    parser.add_argument("--heldout", type=int, default=1000)
+    parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
+    parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--heads", type=int, default=5)
-    parser.add_argument("--l2", type=float, default=1e-3)
+    parser.add_argument("--l2", type=float, default=1e-2)
     parser.add_argument("--start", type=int, default=50)
-    parser.add_argument("--step", type=int, default=25)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--step", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--dpo-prompts", type=int, default=128, help="0: no downstream DPO")
+    parser.add_argument("--dpo-seeds", type=int, default=3, help="seeds of the downstream runs (the first ones)")
+    parser.add_argument("--dpo-epochs", type=float, default=2.0)
+    parser.add_argument("--eval-prompts", type=int, default=128)
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, draws: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """(2.5%, 97.5% percentiles, share of draws where it is <= 0.5) of the fraction over a bootstrap of
+    the seeds: each draw resamples the seeds with replacement (the same seeds for random and the
+    strategy, which share start and answers) and recomputes both mean curves; a draw that never reaches
+    random's accuracy within the grid counts as 2 (beyond the largest budget)."""
+    rng = random.Random(seed)
+    n = len(results["random"][GRID[0]])
+    values = []
+    for _ in range(draws):
+        pick = [rng.randrange(n) for _ in range(n)]
+        curve = {b: statistics.mean(results[strategy][b][i] for i in pick) for b in GRID}
+        target = statistics.mean(results["random"][GRID[-1]][i] for i in pick)
+        fraction = needed_fraction(curve, target, GRID[-1])
+        values.append(2.0 if fraction is None else fraction)
+    values.sort()
+    return values[int(0.025 * draws)], values[int(0.975 * draws) - 1], sum(v <= 0.5 for v in values) / draws
+
+
+def print_fractions(means, spread, strategies: list[str], report: dict, results) -> None:
+    largest, half = GRID[-1], GRID[-1] // 2
+    gain = means["random"][largest] - means["random"][half]
+    improving = gain > max(spread["random"][largest], spread["random"][half])
+    print(f"\nrandom at {largest}: {means['random'][largest]:.3f}; gain over {half}: {gain:+.3f} "
+          f"({'still improving' if improving else 'NOT above the seed spread: the fractions say little'})")
+    report["random_still_improving"] = improving
+    report["fraction_of_random_budget"], report["fraction_interval"] = {}, {}
+    for s in strategies:
+        fraction = needed_fraction(means[s], means["random"][largest], largest)
+        report["fraction_of_random_budget"][s] = fraction
+        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {largest} labels"
+        if s != "random":
+            low, high, at_most_half = fraction_interval(results, s)
+            report["fraction_interval"][s] = [low, high, at_most_half]
+            ends = ["beyond the grid" if v > 1 else f"{v:.2f}" for v in (low, high)]
+            text += f"; seed bootstrap 95%: [{ends[0]}, {ends[1]}], <= 0.5 in {at_most_half:.0%} of draws"
+        print(f"  {s}: reaches it with {text}")
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
 
     # 1) pool and held-out set, 2) frozen features
-    texts, pool, heldout = build_pool(args.pool_prompts, args.heldout)
-    x = features(args.model, texts)
+    texts, pool, heldout = build_pool(args.pool_prompts, args.responses, args.heldout, args.data_seed)
+    x = features(args.model, texts, args.features)
+    check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2)
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 3) one noisy answer per pool pair and seed: +1 first better, -1 second, 0 tie / both bad
     results: dict[str, dict[int, list[float]]] = {s: {b: [] for b in GRID} for s in args.strategies}
+    ensembles: dict[str, dict[int, list[torch.Tensor]]] = {s: {b: [] for b in GRID} for s in args.strategies}
     for seed in range(args.seeds):
         judge = assistant.panel(1, noise=args.noise, seed=seed)[0]
         answers = []
@@ -180,8 +318,10 @@ def main() -> None:
             answers.append({"a": 1.0, "b": -1.0}.get(outcome, 0.0))
         # 4) + 5) every strategy from the same start and answers
         for strategy in args.strategies:
-            for budget, accuracy in run_strategy(strategy, seed, x, pool, heldout, answers, args).items():
+            accuracies, fitted = run_strategy(strategy, seed, x, pool, heldout, answers, args)
+            for budget, accuracy in accuracies.items():
                 results[strategy][budget].append(accuracy)
+                ensembles[strategy][budget].append(fitted[budget])
         print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 6) the table and the fractions
@@ -191,20 +331,25 @@ def main() -> None:
     print("labels     " + "".join(f"{b:>14}" for b in GRID))
     for s in args.strategies:
         print(f"{s:<11}" + "".join(f"{means[s][b]:>8.3f}+-{spread[s][b]:.3f}" for b in GRID))
-    report = {"grid": GRID, "means": means, "std": spread, "seeds": args.seeds, "args": vars(args)}
+    report = {"grid": GRID, "means": means, "std": spread, "per_seed": results, "seeds": args.seeds,
+              "args": vars(args), "pool_pairs": len(pool), "heldout_pairs": len(heldout)}
     if "random" in means:
-        largest, half = GRID[-1], GRID[-1] // 2
-        gain = means["random"][largest] - means["random"][half]
-        improving = gain > max(spread["random"][largest], spread["random"][half])
-        print(f"\nrandom at {largest}: {means['random'][largest]:.3f}; gain over {half}: {gain:+.3f} "
-              f"({'still improving' if improving else 'NOT above the seed spread: the fractions say little'})")
-        report["random_still_improving"] = improving
-        report["fraction_of_random_budget"] = {}
-        for s in args.strategies:
-            fraction = needed_fraction(means[s], means["random"][largest], largest)
-            report["fraction_of_random_budget"][s] = fraction
-            print(f"  {s}: reaches it with " + (f"{fraction:.2f} of random's labels" if fraction is not None
-                                               else f"more than {largest} labels (not within the grid)"))
+        print_fractions(means, spread, args.strategies, report, results)
+    print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+    # 7) downstream DPO at two budgets, random against the best strategy
+    fractions = {s: f for s, f in report.get("fraction_of_random_budget", {}).items() if s != "random"}
+    if args.dpo_prompts > 0 and fractions:
+        best = min(fractions, key=lambda s: fractions[s] if fractions[s] is not None else float("inf"))
+        print(f"\ndownstream: DPO on the best-vs-worst of {args.dpo_prompts} prompts by each reward model "
+              f"(random and {best})", flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            wins = downstream(args, x, texts, pool, ensembles, ["random", best], Path(folder))
+        report["downstream_win_rate"] = wins
+        print("\ngold win-rate over SFT of the DPO policy, mean +- std over seeds")
+        for s, by_budget in wins.items():
+            print(f"{s:<11}" + "".join(f"  {b} labels: {statistics.mean(v):.3f}+-{statistics.pstdev(v):.3f}"
+                                       for b, v in by_budget.items()))
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(f"({report['seconds']:.0f} s)")
     if args.json:

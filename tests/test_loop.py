@@ -140,6 +140,51 @@ def test_loop_refuses_bad_settings(tmp_path, capsys):
     assert "no such checkpoint folder" in capsys.readouterr().err
     assert main(["loop", "--model", str(tmp_path), "--select", "entropy"]) == 2
     assert "pick one of random" in capsys.readouterr().err
+    assert main(["loop", "--model", str(tmp_path), "--collector", "ai:"]) == 2
+    assert "pick simulated, web or ai:<judge" in capsys.readouterr().err
+
+
+def test_the_loop_report_puts_train_beside_held_out_accuracy():
+    """report.md's gap column is train minus held-out accuracy: 0.9 - 0.7 = 0.2; a missing value reads n/a."""
+    from rlhfkit.pipelines.loop import loop_report
+
+    row = {"round": 1, "selection": "random", "labels": 30, "rm_train_accuracy": 0.9, "rm_heldout_accuracy": 0.7,
+           "rm_heldout_gold_accuracy": None, "win_rate_vs_sft": 0.55, "ci_low": 0.45, "ci_high": 0.65, "kl_to_sft": 0.1}
+    text = loop_report([row])
+    assert "| 1 | random | 30 | 0.900 | 0.700 | 0.200 | n/a | 0.550 [0.450, 0.650] | 0.10 |" in text
+
+
+@pytest.mark.slow
+def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_path, capsys):
+    """--collector ai:<judge folder>: the AI annotator judges every task of the held-out set and of the
+    round; --policy-step ppo trains the round's policy by PPO on its reward model (with --ppo-kl-coef);
+    --rm-early-stopping leaves where it stopped in the reward model's eval_metrics.json; report.md has
+    the round's line."""
+    from judge_helpers import random_llama_chat
+
+    from rlhfkit.feedback.store import Annotator, Judgment, Store, Task
+
+    judge = random_llama_chat(tmp_path / "judge")
+    out = tmp_path / "loop"
+    assert LOOP_FLAGS[:2] == ["--rounds", "2"]
+    assert main(["loop", "--model", str(tiny_sft), "--out", str(out), "--rounds", "1", *LOOP_FLAGS[2:],
+                 "--collector", f"ai:{judge}",
+                 "--policy-step", "ppo", "--ppo-steps", "2", "--ppo-kl-coef", "0.2", "--rm-early-stopping", "1",
+                 "--rm-eval-every", "1"]) == 0
+    assert "ai:judge stored" in capsys.readouterr().out
+    for folder in ("heldout", "round1"):
+        store = Store.open(str(out / folder / "feedback.db"))
+        with store.read() as session:
+            names = session.execute(query(Annotator.name).join(Judgment, Judgment.annotator_id == Annotator.id)).all()
+            tasks = len(session.scalars(query(Task.id)).all())
+        store.dispose()
+        assert tasks > 0 and len(names) == tasks and {n for (n,) in names} == {"ai:judge"}  # each task once, by the AI
+    ppo_log = [json.loads(line) for line in (out / "round1" / "policy" / "metrics.jsonl").read_text().splitlines()]
+    assert ppo_log[-1]["step"] == 2 and "kl" in ppo_log[-1]
+    assert "kl_coef: 0.2" in (out / "round1" / "policy" / "config.yaml").read_text()
+    stopping = json.loads((out / "round1" / "rm" / "eval_metrics.json").read_text())["early_stopping"]
+    assert stopping["patience"] == 1 and stopping["best_step"] <= stopping["stopped_step"]
+    assert "| 1 | random |" in (out / "report.md").read_text()
 
 
 SHOWN = ("() => document.getElementById('prompt').textContent + '|' + "

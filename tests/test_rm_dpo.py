@@ -273,3 +273,21 @@ def test_rm_bootstrap_ensemble_heads_disagree(tmp_path):
     heads = RewardScorer(out).score_heads([r["prompt"] for r in held], [r["chosen"] for r in held])
     assert heads.shape == (len(held), 3)
     assert (heads[:, 0] - heads[:, 1]).abs().max() > 1e-3 and (heads[:, 1] - heads[:, 2]).abs().max() > 1e-3
+
+
+def test_rm_early_stopping_saves_the_best_evaluation(tmp_path):
+    """--early-stopping 2 with an evaluation every step at a learning rate high enough to overshoot: the
+    run ends 2 evaluations after its best held-out loss (or at the last step), and the saved model is
+    the best one: its held-out loss in eval_metrics.json is the best logged, not the last."""
+    out = train_rm(RMConfig(model="tiny", data="builtin:assistant", builtin_size=96, out=str(tmp_path / "rm"),
+                            eval_fraction=0.25, eval_every=1, early_stopping=2, max_steps=30, lr=2e-2, **FAST))
+    metrics = json.loads((out / "eval_metrics.json").read_text())
+    stopping = metrics["early_stopping"]
+    logged = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "eval_loss" in r]
+    assert stopping["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in logged), abs=1e-5)  # logged: 6 digits
+    assert logged[-1]["step"] == stopping["stopped_step"]
+    assert stopping["stopped_step"] == 30 or stopping["stopped_step"] - stopping["best_step"] == 2
+    assert metrics["loss"] == pytest.approx(stopping["best_eval_loss"], abs=1e-5)
+    assert stopping["best_step"] != stopping["stopped_step"]  # the overshoot happened: the test saw a rollback
+    with pytest.raises(ConfigError, match="--early-stopping 2 needs --eval-every"):
+        RMConfig(model="tiny", early_stopping=2).validate()

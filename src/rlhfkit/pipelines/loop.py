@@ -3,6 +3,7 @@
     rlhfkit sft --out runs/sft
     rlhfkit loop --model runs/sft --rounds 3 --out runs/loop                   # the simulated panel
     rlhfkit loop --model runs/sft --rounds 2 --collector web --deadline 3600   # people, in the web app
+    rlhfkit loop --model runs/sft --collector ai:runs/judge --policy-step ppo   # an AI judge; PPO on the RM
 
   0) held-out   SFT samples on held-out prompts; --heldout-pairs of their pairs (chosen at random) are
                 labelled once by the collector: the fixed validation set of every round's reward model
@@ -11,26 +12,30 @@
   2) select     a campaign of the --budget most informative pairs of that pool, by --select (scored with
                 round r-1's reward-model ensemble; round 1 has none yet and selects at random)
   3) collect    the simulated panel fills it, or (--collector web) the loop serves the app on loopback,
-                prints the annotators' links and waits until the campaign is filled or --deadline passes
+                prints the annotators' links and waits until the campaign is filled or --deadline passes,
+                or (--collector ai:<judge>) rlhfkit judge's AI annotator fills it
   4) rm         a reward-model ensemble (--heads, bootstrapped) from the SFT model on every label so far,
-                validated on the held-out set
-  5) dpo        the policy continues from round r-1's, on round r's pairs (round r-1's policy is its reference)
-  6) eval       gold win-rate over SFT (95% interval) and KL to SFT on held-out prompts
+                validated on the held-out set (with --rm-early-stopping: stopped on it, the best kept)
+  5) dpo        the policy continues from round r-1's, on round r's pairs (round r-1's policy is its
+                reference); or (--policy-step ppo) --ppo-steps of PPO against round r's reward model
+  6) eval       gold win-rate over SFT (95% interval) and KL to SFT on held-out prompts; the SFT
+                responses are sampled once (round 1) and every round's policy faces the same ones
   and a row of loop.json: round, labels (used so far, held-out set included), the reward model's
   accuracy on the held-out set (against the collector's labels and, on the built-in task, the gold
   rubric's) beside that on its own training pairs (overfitting shows as the gap), win_rate_vs_sft with
-  its 95% interval, kl_to_sft.
+  its 95% interval, kl_to_sft; and report.md, the same rows as a table with the train - held-out gap.
 
 Resuming: every stage leaves a marker in out/round{r}/done/ when it has finished; a stage without one is
 started again from nothing (its outputs are deleted first), so a loop killed at any point and run
 again with the same command ends with the same loop.json (timing aside). The simulated panel is
 seeded, and its campaign is written again whole when a round's collection is redone, so a resumed
-round gets the same labels; people's judgments (--collector web) are kept and the wait goes on.
-Left out: PPO as the policy step, AI judges as the collector, early stopping on the held-out set.
+round gets the same labels; people's judgments (--collector web) are kept and the wait goes on; an AI
+judge's campaign is written and judged again whole (the same labels if the judge is deterministic).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import threading
@@ -41,7 +46,7 @@ from typing import Any, Literal
 
 from rlhfkit.data.records import read_jsonl, write_jsonl
 from rlhfkit.errors import ConfigError
-from rlhfkit.evaluation.evaluate import EvalConfig, run_eval
+from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
 from rlhfkit.evaluation.responses import SampleConfig, run_sample
 from rlhfkit.feedback import service
 from rlhfkit.feedback.commands import (
@@ -55,8 +60,10 @@ from rlhfkit.feedback.commands import (
 from rlhfkit.feedback.store import Store
 from rlhfkit.math.selection import STRATEGIES
 from rlhfkit.models.reward_model import RewardScorer
+from rlhfkit.pipelines.ai_feedback import JudgeConfig, run_judge
 from rlhfkit.tasks import assistant
 from rlhfkit.trainers.dpo import DPOConfig, train_dpo
+from rlhfkit.trainers.ppo import PPOConfig, train_ppo
 from rlhfkit.trainers.rm import RMConfig, train_rm
 
 
@@ -70,8 +77,10 @@ class LoopConfig:
     """Folder of the loop: heldout/, round1/, round2/, ..., loop.json."""
     rounds: int = 3
     """Rounds of feedback and training."""
-    collector: Literal["simulated", "web"] = "simulated"
-    """Who labels: the built-in task's simulated panel, or people through the web app the loop serves."""
+    collector: str = "simulated"
+    """Who labels: `simulated` (the built-in task's panel), `web` (people, through the app the loop serves) or
+    `ai:<judge>` (rlhfkit judge's AI annotator: a local judge folder, or the http(s):// URL of an
+    OpenAI-compatible API)."""
     select: str = "bald"
     """Query selection from round 2 on: random, disagreement, uncertainty or bald (rlhfkit.math.selection)."""
     budget: int = 150
@@ -88,6 +97,17 @@ class LoopConfig:
     """Heads of the reward-model ensemble (bootstrapped: rlhfkit rm --heads --bootstrap)."""
     rm_epochs: float = 3.0
     """Reward-model passes over the labels so far."""
+    rm_early_stopping: int = 0
+    """Patience of the reward model's early stopping on the held-out set (evaluated every --rm-eval-every
+    steps; rlhfkit rm --early-stopping): the best evaluation's weights are kept; 0: train to the end."""
+    rm_eval_every: int = 5
+    """Reward-model steps between evaluations on the held-out set, with --rm-early-stopping."""
+    policy_step: Literal["dpo", "ppo"] = "dpo"
+    """How the policy continues from round r-1's: DPO on round r's pairs, or PPO against round r's reward model."""
+    ppo_steps: int = 20
+    """--policy-step ppo: PPO steps per round (each samples rlhfkit ppo's --prompts-per-step x --group-size)."""
+    ppo_kl_coef: float = 0.05
+    """--policy-step ppo: weight of the KL penalty to round r-1's policy (rlhfkit ppo --kl-coef)."""
     dpo_beta: float = 0.1
     """DPO beta."""
     dpo_lr: float = 1e-4
@@ -125,6 +145,10 @@ class LoopConfig:
                               f"{self.samples_per_prompt}")
         if not Path(self.model).is_dir():
             raise ConfigError(f"--model {self.model}: no such checkpoint folder (train one with `rlhfkit sft`)")
+        if self.collector not in ("simulated", "web") and not (self.collector.startswith("ai:") and self.collector[3:]):
+            raise ConfigError(f"--collector {self.collector!r}: pick simulated, web or ai:<judge folder or URL>")
+        if self.rm_early_stopping < 0 or self.rm_eval_every < 1 or self.ppo_steps < 1 or self.ppo_kl_coef < 0:
+            raise ConfigError("--rm-early-stopping and --ppo-kl-coef must be >= 0, --rm-eval-every and --ppo-steps >= 1")
         if self.deadline <= 0 or not 0 < self.port < 65536:
             raise ConfigError("--deadline must be positive and --port a port number")
 
@@ -175,10 +199,11 @@ def run_loop(config: LoopConfig) -> list[dict[str, Any]]:
         rows.append(_row(config, out, r, heldout_prefs))
         rows[-1]["seconds"] = round(time.perf_counter() - started, 1)  # timing: ~0 for a round done before
         (out / "loop.json").write_text(json.dumps(rows, indent=2))
+        (out / "report.md").write_text(loop_report(rows))
         print(f"round {r}: {rows[-1]['labels']} labels, reward model {rows[-1]['rm_heldout_accuracy']:.3f} on the "
               f"held-out set, win-rate over SFT {rows[-1]['win_rate_vs_sft']:.3f} "
               f"[{rows[-1]['ci_low']:.3f}, {rows[-1]['ci_high']:.3f}], KL {rows[-1]['kl_to_sft']:.2f} nats", flush=True)
-    print(f"\nloop: {out / 'loop.json'}")
+    print(f"\nloop: {out / 'loop.json'}, {out / 'report.md'}")
     return rows
 
 
@@ -194,15 +219,29 @@ def _round(config: LoopConfig, stages: Stages, out: Path, r: int, heldout_prefs:
     _collect(config, stages, folder, f"round{r}", config.select if previous_rm else "random", config.budget,
              previous_rm)
     _train_rm(config, stages, out, folder, r, heldout_prefs)
-    stages.run(folder, "dpo", [folder / "policy"], lambda: train_dpo(DPOConfig(
-        model=str(policy), data=str(folder / "preferences.jsonl"), out=str(folder / "policy"), beta=config.dpo_beta,
-        lr=config.dpo_lr, epochs=config.dpo_epochs, sft_coef=config.dpo_sft_coef, eval_fraction=0.0,
-        batch_size=_batch_size(len(read_jsonl(folder / "preferences.jsonl"))), seed=config.seed,
-        progress=config.progress)))
-    stages.run(folder, "eval", [folder / "eval.json"], lambda: run_eval(EvalConfig(
-        policy=str(folder / "policy"), reference=config.model, reward_model=str(folder / "rm"),
-        num_prompts=config.eval_prompts, reference_samples=config.eval_reference_samples, probes=False,
-        seed=config.seed, out=str(folder / "eval.json"))))
+    if config.policy_step == "ppo":
+        stages.run(folder, "ppo", [folder / "policy"], lambda: train_ppo(PPOConfig(
+            model=str(policy), reward=str(folder / "rm"), out=str(folder / "policy"), max_steps=config.ppo_steps,
+            kl_coef=config.ppo_kl_coef, seed=config.seed, progress=config.progress)))
+    else:
+        stages.run(folder, "dpo", [folder / "policy"], lambda: train_dpo(DPOConfig(
+            model=str(policy), data=str(folder / "preferences.jsonl"), out=str(folder / "policy"), beta=config.dpo_beta,
+            lr=config.dpo_lr, epochs=config.dpo_epochs, sft_coef=config.dpo_sft_coef, eval_fraction=0.0,
+            batch_size=_batch_size(len(read_jsonl(folder / "preferences.jsonl"))), seed=config.seed,
+            progress=config.progress)))
+    shared = out / "round1" / "reference.json"  # the SFT side of every round's evaluation, sampled in round 1's
+    stages.run(folder, "eval", [folder / "eval.json", *([shared] if r == 1 else [])], lambda: _evaluate(
+        config, folder, shared))
+
+
+def _evaluate(config: LoopConfig, folder: Path, shared: Path) -> None:
+    """Round r's policy against SFT; the SFT responses are sampled once, in round 1, and faced by every round."""
+    side = ReferenceSide(**json.loads(shared.read_text())) if shared.exists() else ReferenceSide()
+    run_eval(EvalConfig(policy=str(folder / "policy"), reference=config.model, reward_model=str(folder / "rm"),
+                        num_prompts=config.eval_prompts, reference_samples=config.eval_reference_samples, probes=False,
+                        seed=config.seed, out=str(folder / "eval.json")), reference_side=side)
+    if not shared.exists():
+        shared.write_text(json.dumps(dataclasses.asdict(side)))
 
 
 def _collect(config: LoopConfig, stages: Stages, folder: Path, campaign: str, strategy: str, budget: int,
@@ -214,7 +253,12 @@ def _collect(config: LoopConfig, stages: Stages, folder: Path, campaign: str, st
                             select=strategy, budget=budget, max_per_prompt=config.max_per_prompt,
                             reward_model=str(reward_model) if reward_model else None, seed=config.seed,
                             url=f"http://127.0.0.1:{config.port}")
-    if config.collector == "simulated":  # seeded: written again whole on resume, the same labels come back
+    if config.collector.startswith("ai:"):  # one AI annotator; written again whole on resume, like the panel
+        def judged() -> None:
+            run_campaign(dataclasses.replace(select, overlap=1))
+            run_judge(JudgeConfig(db=str(db), campaign=campaign, judge=config.collector[3:], seed=config.seed))
+        stages.run(folder, "select + collect", [*store_files, prefs], judged)
+    elif config.collector == "simulated":  # seeded: written again whole on resume, the same labels come back
         def simulated() -> None:
             run_campaign(select)
             run_annotate(AnnotateConfig(db=str(db), campaign=campaign, annotators=config.annotators,
@@ -278,7 +322,8 @@ def _train_rm(config: LoopConfig, stages: Stages, out: Path, folder: Path, r: in
         write_jsonl(data, rows)
         train_rm(RMConfig(model=config.model, data=str(data), eval_data=str(heldout_prefs), out=str(folder / "rm"),
                           heads=config.heads, bootstrap=True, epochs=config.rm_epochs, seed=config.seed,
-                          batch_size=_batch_size(len(rows)),
+                          batch_size=_batch_size(len(rows)), early_stopping=config.rm_early_stopping,
+                          eval_every=config.rm_eval_every if config.rm_early_stopping else 0,
                           progress=config.progress))
     stages.run(folder, "rm", [data, folder / "rm"], train)
 
@@ -312,6 +357,27 @@ def pair_accuracy(scorer: RewardScorer, rows: list[dict[str, Any]], gold: bool =
     prompts = [r["prompt"] for r in rows]
     chosen, rejected = scorer(prompts, [r["chosen"] for r in rows]), scorer(prompts, [r["rejected"] for r in rows])
     return (chosen > rejected).float().mean().item()
+
+
+def loop_report(rows: list[dict[str, Any]]) -> str:
+    """report.md: one line per round, the reward model's accuracy on its own training pairs beside the
+    held-out set's (the gap is overfitting), then the policy's win-rate over SFT and KL."""
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = ["# rlhfkit loop", "",
+             "| round | selection | labels | RM acc. train | RM acc. held-out | gap | RM acc. held-out (gold) "
+             "| win-rate over SFT [95% CI] | KL to SFT |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        gap = r["rm_train_accuracy"] - r["rm_heldout_accuracy"] if r["rm_train_accuracy"] is not None else None
+        lines.append(f"| {r['round']} | {r['selection']} | {r['labels']} | {number(r['rm_train_accuracy'])} "
+                     f"| {number(r['rm_heldout_accuracy'])} | {number(gap)} | {number(r['rm_heldout_gold_accuracy'])} "
+                     f"| {r['win_rate_vs_sft']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['kl_to_sft']:.2f} |")
+    lines += ["", "RM acc.: share of pairs the reward model orders as the label does; train: its own training pairs, "
+              "held-out: the loop's fixed held-out set, labelled by the collector (gold: by the built-in task's rubric). "
+              "A gap far above 0 is overfitting to the preference data."]
+    return "\n".join(lines) + "\n"
 
 
 def _row(config: LoopConfig, out: Path, r: int, heldout_prefs: Path) -> dict[str, Any]:

@@ -466,12 +466,15 @@ class Objective:
     `loss(model, ids)` returns the *summed* loss over the micro-batch `ids` and a dict of summed
     statistics; `fit` divides both by the global batch's weight.
     `evaluate(model)` returns held-out metrics (or None).
+    `stop(model, record, last)`, after every step (`last`: the final one), True ends training there; it
+    may first load other weights into the model, which are then the ones saved (rm --early-stopping).
     """
 
     lengths: list[int]
     weight: Any
     loss: Any
     evaluate: Any = None
+    stop: Any = None
     unit: str = "examples"
     """What `weight` counts, for the throughput column `<unit>_per_s` of metrics.jsonl."""
 
@@ -544,6 +547,8 @@ def fit(config: SupervisedConfig, acc, model, tokenizer, optimizer, objective: O
         run.end_step(record, force_log=evaluate_now, postfix={"loss": f"{record['loss']:.3f}"})
         if on_step is not None:
             on_step(step, record)
+        if objective.stop is not None and objective.stop(model, record, step == total_steps):
+            break
 
     # 5) the final model into --out, loadable with nothing from rlhfkit
     run.finish()

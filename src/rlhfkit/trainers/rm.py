@@ -111,8 +111,16 @@ class RMConfig(SupervisedConfig):
     wherever it is below 1; such a row's `margin` is not used, since the export's margin (2c - 1) is the same
     evidence."""
 
+    early_stopping: int = 0
+    """Patience: stop once the held-out loss (--eval-data, or the --eval-fraction split, measured every
+    --eval-every steps) has not fallen for this many evaluations in a row, and save the weights of the
+    best evaluation, not the last; 0: train to the end. eval_metrics.json's early_stopping says where."""
+
     def validate(self) -> None:
         super().validate()
+        if self.early_stopping < 0 or (self.early_stopping and self.eval_every < 1):
+            raise ConfigError(f"--early-stopping {self.early_stopping} needs --eval-every >= 1 (now {self.eval_every}) "
+                              f"and must be >= 0")
         if self.heads < 1:
             raise ConfigError(f"--heads must be at least 1, got {self.heads}")
         if self.criteria_coef < 0:
@@ -320,6 +328,35 @@ def held_out_metrics(model, groups: list[Group], examples: list[Example], config
     return metrics, all_rewards
 
 
+class EarlyStopping:
+    """`Objective.stop` for --early-stopping: watches each evaluation's held-out loss, keeps a copy of
+    the best evaluation's weights, and ends training once `patience` evaluations in a row have not
+    beaten it (or at the last step), with the best weights put back into the model."""
+
+    def __init__(self, patience: int, model):
+        self.patience, self.model = patience, model
+        self.best, self.best_step, self.waited, self.stopped_step = math.inf, 0, 0, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, _wrapped, record: dict[str, Any], last: bool) -> bool:
+        if "eval_loss" in record:
+            if record["eval_loss"] < self.best:
+                self.best, self.best_step, self.waited = record["eval_loss"], record["step"], 0
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.waited += 1
+        if not (last or self.waited >= self.patience):
+            return False
+        self.stopped_step = record["step"]
+        if self.best_state is not None and self.best_step != record["step"]:
+            self.model.load_state_dict(self.best_state)
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {"patience": self.patience, "best_step": self.best_step, "best_eval_loss": self.best,
+                "stopped_step": self.stopped_step}
+
+
 def train_rm(config: RMConfig, on_step=None) -> Path:
     """Train a reward model; return the output folder (a HF sequence-classification checkpoint)."""
     out = Path(config.out)
@@ -384,8 +421,12 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         metrics, _ = held_out_metrics(model, held_groups, held_examples, config, pad_id, acc.device, criteria)
         return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
+    if config.early_stopping and not held_groups:
+        raise ConfigError("--early-stopping needs held-out comparisons: --eval-data, or --eval-fraction above 0")
+    stopper = EarlyStopping(config.early_stopping, acc.unwrap_model(model)) if config.early_stopping else None
     objective = Objective(lengths=[sum(len(examples[j]) for j in g.responses) for g in groups],
-                          weight=len, loss=loss, evaluate=evaluate if held_groups else None, unit="comparisons")
+                          weight=len, loss=loss, evaluate=evaluate if held_groups else None, unit="comparisons",
+                          stop=stopper)
 
     # 3) the loop, then normalisation statistics and held-out metrics
     record = fit(config, acc, model, tokenizer, optimizer, objective, "rm", lr, on_step,
@@ -400,6 +441,8 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
         save_reward_stats(out, mean, std, config.heads, "held-out responses" if held_groups else "training responses",
                           criteria)
         metrics["data_mix"] = mix
+        if stopper is not None:
+            metrics["early_stopping"] = stopper.summary()
         (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
         print(f"rm done: {record.get('step', 0)} steps; held-out accuracy {metrics['accuracy']:.3f}, "
               f"ECE {metrics['ece']:.3f}, reward-length correlation {metrics['reward_length_corr']:+.2f}; "

@@ -267,21 +267,46 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
     return {k: float(np.mean(v)) for k, v in stats.items()} | {"log_std": agent.log_std.mean().item()}
 
 
+@dataclass
+class Episodes:
+    """Evaluation episodes run side by side: arrays are (T, E, ...), `alive` marks the steps that
+    belong to an episode (False after its end)."""
+
+    obs: np.ndarray  # (T, E, D)
+    env_actions: np.ndarray  # (T, E, A)
+    true_rewards: np.ndarray  # (T, E)
+    alive: np.ndarray  # (T, E) bool
+
+    def mean_return(self, rewards: np.ndarray | None = None) -> float:
+        """Mean over episodes of the summed `rewards` (T, E) (default: the true ones) on alive steps."""
+        rewards = self.true_rewards if rewards is None else rewards
+        return float((rewards * self.alive).sum(0).mean())
+
+
 @torch.no_grad()
-def evaluate(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
-             random_actions: bool = False) -> float:
-    """Mean true return over `episodes` episodes (all run at once in a vector env), with the policy's
-    mean action (or uniform random actions)."""
+def run_episodes(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
+                 random_actions: bool = False) -> Episodes:
+    """`episodes` episodes (all at once in a vector env) with the policy's mean action (or uniform
+    random actions), kept whole so that another reward can score them afterwards."""
     import gymnasium as gym
 
     envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
     envs.action_space.seed(seed)
     obs, _ = envs.reset(seed=seed)
-    totals, alive = np.zeros(episodes), np.ones(episodes, bool)
+    alive = np.ones(episodes, bool)
+    buf: dict[str, list[np.ndarray]] = {"obs": [], "env_actions": [], "true_rewards": [], "alive": []}
     while alive.any():
         action = envs.action_space.sample() if random_actions else agent.act(obs, deterministic)
-        obs, reward, terminated, truncated, _ = envs.step(action)
-        totals += reward * alive
+        next_obs, reward, terminated, truncated, _ = envs.step(action)
+        for key, value in (("obs", obs), ("env_actions", action), ("true_rewards", reward), ("alive", alive.copy())):
+            buf[key].append(np.asarray(value))
         alive &= ~(terminated | truncated)
+        obs = next_obs
     envs.close()
-    return float(totals.mean())
+    return Episodes(*(np.stack(buf[k]) for k in ("obs", "env_actions", "true_rewards", "alive")))
+
+
+def evaluate(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
+             random_actions: bool = False) -> float:
+    """Mean true return over `episodes` episodes, with the policy's mean action (or uniform random actions)."""
+    return run_episodes(env_id, agent, episodes, seed, deterministic, random_actions).mean_return()

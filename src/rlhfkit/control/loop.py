@@ -87,6 +87,9 @@ class ControlConfig:
     """PPO ratio clip."""
     value_clip_range: float = 10.0
     """Clip of the value change per update (large: practically unclipped, as in SB3's default)."""
+    ent_coef: float = 0.0
+    """Weight of the policy's entropy bonus (rl-zoo's Pendulum setting, 0; imitation's preference
+    tutorial uses 0.01, which did not speed up Pendulum here: docs/control.md)."""
     segment_length: int = 50
     """Steps per compared segment."""
     selection: Literal["bald", "disagreement", "uncertainty", "random"] = "bald"
@@ -237,7 +240,7 @@ class Run:
 
 def ppo_settings(config: ControlConfig) -> PPOSettings:
     return PPOSettings(config.gamma, config.gae_lambda, config.ppo_epochs, config.minibatch_size, config.clip_range,
-                       config.value_clip_range, vf_coef=0.5, max_grad_norm=0.5)
+                       config.value_clip_range, vf_coef=0.5, max_grad_norm=0.5, ent_coef=config.ent_coef)
 
 
 @dataclass
@@ -293,7 +296,7 @@ def train(config: ControlConfig, agent: Agent, envs, relabel, log,
 def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",
-            "minibatch_size", "clip_range", "value_clip_range", "eval_episodes", "eval_every", "keep")
+            "minibatch_size", "clip_range", "value_clip_range", "ent_coef", "eval_episodes", "eval_every", "keep")
     settings = {k: getattr(config, k) for k in keys}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(config.cache_dir).expanduser() / f"oracle-{config.env}-{config.steps}-{digest}.json"

@@ -226,6 +226,7 @@ class PPOSettings:
     value_clip_range: float
     vf_coef: float
     max_grad_norm: float
+    ent_coef: float = 0.0
 
 
 def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rewards: np.ndarray,
@@ -239,7 +240,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
     old_logprobs, old_values = torch.from_numpy(rollout.logprobs.reshape(-1)), torch.from_numpy(rollout.values.reshape(-1))
     adv_t, ret_t = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(ret.reshape(-1))
     size = len(adv_t)
-    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
+    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": [],
+                                     "entropy": []}
     # 2) epochs of shuffled minibatches
     for _ in range(settings.epochs):
         order = torch.randperm(size, generator=generator)
@@ -247,7 +249,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
             idx = order[start:start + settings.minibatch_size]
             mb_adv = adv_t[idx]
             mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)  # normalised advantages
-            logprobs = agent.distribution(obs[idx]).log_prob(actions[idx]).sum(-1)
+            dist = agent.distribution(obs[idx])
+            logprobs = dist.log_prob(actions[idx]).sum(-1)
             values = agent.critic(obs[idx]).squeeze(-1)
             row = (1, len(idx))  # the losses take (B, T): one row of len(idx) steps
             mask = torch.ones(row)
@@ -255,7 +258,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
                                                   mask, settings.clip_range)
             value_loss, _ = ppo_value_loss(values.view(row), old_values[idx].view(row), ret_t[idx].view(row), mask,
                                            settings.value_clip_range)
-            loss = policy_loss + settings.vf_coef * value_loss
+            entropy = dist.entropy().sum(-1).mean()  # the Gaussian's: keeps exploring while the reward is learned
+            loss = policy_loss + settings.vf_coef * value_loss - settings.ent_coef * entropy
             optimiser.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), settings.max_grad_norm)
@@ -264,6 +268,7 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
             stats["value_loss"].append(value_loss.item())
             stats["clip_fraction"].append(pstats["clip_fraction"].item())
             stats["approx_kl"].append(pstats["approx_kl"].item())
+            stats["entropy"].append(entropy.item())
     return {k: float(np.mean(v)) for k, v in stats.items()} | {"log_std": agent.log_std.mean().item()}
 
 

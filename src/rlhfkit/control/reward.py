@@ -103,7 +103,7 @@ class RewardEnsemble(nn.Module):
     def pair_probs(self, a: list[Segment], b: list[Segment]) -> np.ndarray:
         """(K, P) each member's P(a > b) = sigmoid(R_k^a - R_k^b) for candidate pairs (a[i], b[i])."""
         sums = self.pair_sums(a, b)
-        return (1 / (1 + np.exp(-(sums[..., 0] - sums[..., 1])))).T
+        return (0.5 * (1 + np.tanh((sums[..., 0] - sums[..., 1]) / 2))).T  # sigmoid, without exp's overflow
 
     def fit(self, a: list[Segment], b: list[Segment], labels: np.ndarray, steps: int, batch_size: int,
             lr: float, generator: torch.Generator) -> dict[str, float]:

@@ -7,24 +7,37 @@ environment steps and seeds: the true return each reaches, and the ratio of thei
 `imitation` (1.0.x) pins an older gymnasium and stable-baselines3, so it lives in a venv of its own
 (`python -m venv /work/venv-imitation && /work/venv-imitation/bin/pip install imitation`); this script
 runs its side there as a subprocess (the `IMITATION_SIDE` program below) and rlhfkit's side with
-`python -m rlhfkit control --no-oracle` in this interpreter's environment, one after the other on the
-same machine. Both are timed from process start to the final evaluation: the true return of the
-final policy, mean over 20 episodes, deterministic actions.
+`python -m rlhfkit control` in this interpreter's environment, one after the other on the same
+machine. Both are timed from process start to the final evaluation: the true return of the final
+policy, mean over 20 episodes, deterministic actions. rlhfkit's run also reports `oracle_return` and
+the normalised return (its oracle baseline comes from `rlhfkit control`'s cache, or, when it has to
+run, its time is taken off rlhfkit's side).
 
 imitation's side uses the settings of its Pendulum tutorial ("Learning a Reward Function using
 Preference Comparisons"): 8 envs, SB3 PPO with a 32-unit policy on running-normalised features
 (n_steps 2048 / 8, batch 64, ent_coef 0.01, lr 2e-3, clip 0.1, GAE lambda 0.95, gamma 0.97, 10 epochs),
 a BasicRewardNet, random fragments of 100 steps, a synthetic gatherer (its oracle), 3 reward epochs
-(x4 initially), 10% of the comparisons first and a hyperbolic schedule, `exploration_frac` 0.05;
-`num_iterations` is set so each iteration trains at least ~10k steps. The tutorial then trains a
-fresh agent on the learned reward; here the agent trained during preference comparisons is
-evaluated, so both sides spend the same `--steps`.
+(x4 initially), 10% of the comparisons first and a hyperbolic schedule, `exploration_frac` 0.05.
+The tutorial's iterations are one PPO rollout each (1,000 steps asked, 2,048 collected) and it says
+"set to 60 for better performance"; here `num_iterations` is `steps / 2048` rounded (49 at 100,000
+steps): one rollout per iteration and the same training steps (50 x 2,048 = 102,400 would overshoot
+by 2%, 60 by 23%, since SB3 finishes whole rollouts). The tutorial then trains a fresh agent on the
+learned reward; here the agent trained during preference comparisons is evaluated, so both sides
+spend the same `--steps` on training. imitation also steps its envs to collect comparison fragments
+beyond its training steps (its "Sampling N additional transitions"); the script counts every env
+step on that side (`env_steps`) and prints it, rlhfkit's segments come from its training rollouts.
+
+Both sides run with `OMP_NUM_THREADS=1` / one torch thread unless `--threads` says otherwise.
+`--reuse-imitation FILE` takes imitation's side from an earlier `--json` of this script (same env,
+labels, steps and seeds, checked) instead of running it again; wall times then come from two
+sessions, and the output says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -39,10 +52,18 @@ from imitation.util.networks import RunningNorm
 from imitation.util.util import make_vec_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
+import gymnasium as gym
 
 env_id, labels, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+STEPS = [0]
+
+class CountSteps(gym.Wrapper):  # every env step imitation takes: training and fragment sampling
+    def step(self, action):
+        STEPS[0] += 1
+        return self.env.step(action)
+
 rng = np.random.default_rng(seed)
-venv = make_vec_env(env_id, rng=rng, n_envs=8)
+venv = make_vec_env(env_id, rng=rng, n_envs=8, post_wrappers=[lambda env, i: CountSteps(env)])
 reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
 fragmenter = preference_comparisons.RandomFragmenter(warning_threshold=0, rng=rng)
 gatherer = preference_comparisons.SyntheticGatherer(rng=rng)
@@ -57,33 +78,55 @@ agent = PPO(policy=FeedForward32Policy, policy_kwargs=dict(features_extractor_cl
 trajectory_generator = preference_comparisons.AgentTrainer(algorithm=agent, reward_fn=reward_net, venv=venv,
                                                            exploration_frac=0.05, rng=rng)
 pref = preference_comparisons.PreferenceComparisons(
-    trajectory_generator, reward_net, num_iterations=max(1, steps // 10_000), fragmenter=fragmenter,
+    trajectory_generator, reward_net, num_iterations=max(1, round(steps / 2048)), fragmenter=fragmenter,
     preference_gatherer=gatherer, reward_trainer=reward_trainer, fragment_length=100, transition_oversampling=1,
     initial_comparison_frac=0.1, allow_variable_horizon=False, initial_epoch_multiplier=4, query_schedule="hyperbolic")
 pref.train(total_timesteps=steps, total_comparisons=labels)
 eval_env = make_vec_env(env_id, rng=np.random.default_rng(seed + 20_000), n_envs=1)
 mean, _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True)
-print(json.dumps({"true_return": float(mean)}))
+print(json.dumps({"true_return": float(mean), "env_steps": STEPS[0], "training_steps": agent.num_timesteps,
+                  "labels": len(pref.dataset)}))
 """
 
 
-def run_imitation(python: str, env: str, labels: int, steps: int, seed: int) -> dict:
+def threads_env(threads: int) -> dict:
+    return os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def run_imitation(python: str, env: str, labels: int, steps: int, seed: int, threads: int) -> dict:
     start = time.perf_counter()
     out = subprocess.run([python, "-c", IMITATION_SIDE, env, str(labels), str(steps), str(seed)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=threads_env(threads))
     if out.returncode != 0:
         raise SystemExit(f"imitation's side failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) | {"seconds": time.perf_counter() - start}
 
 
-def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str) -> dict:
+def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str, threads: int) -> dict:
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "rlhfkit", "control", "--env", env, "--labels", str(labels), "--steps", str(steps),
-           "--seed", str(seed), "--no-oracle", "--out", f"{out}/seed{seed}"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+           "--seed", str(seed), "--out", f"{out}/seed{seed}"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=threads_env(threads))
+    seconds = time.perf_counter() - start
     result = json.loads(open(f"{out}/seed{seed}/result.json").read())
-    return {"true_return": result["true_return"], "random_return": result["random_return"],
-            "seconds": time.perf_counter() - start}
+    if not result["oracle_cached"]:  # the oracle baseline ran in this process: its time is not rlhfkit's side
+        seconds -= result["oracle_seconds"]
+    return {k: result[k] for k in ("true_return", "random_return", "oracle_return", "normalised_return", "env_steps",
+                                   "labels")} | {"seconds": seconds}
+
+
+def reused_imitation(path: str, args: argparse.Namespace) -> dict[int, dict]:
+    """imitation's rows from an earlier --json of this script, refused unless env, labels and steps match."""
+    earlier = json.loads(open(path).read())
+    for key in ("env", "labels", "steps"):
+        if earlier["args"][key] != getattr(args, key):
+            raise SystemExit(f"--reuse-imitation {path}: it ran with --{key} {earlier['args'][key]}, "
+                             f"this run asks for {getattr(args, key)}")
+    rows = {row["seed"]: row["imitation"] for row in earlier["rows"] if "imitation" in row}
+    missing = [s for s in args.seeds if s not in rows]
+    if missing:
+        raise SystemExit(f"--reuse-imitation {path} has no imitation result for seeds {missing}")
+    return rows
 
 
 def main() -> None:
@@ -95,19 +138,39 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/bench-control")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both sides")
+    parser.add_argument("--only", choices=("rlhfkit", "imitation"), default=None, help="run one side only")
+    parser.add_argument("--reuse-imitation", default=None, metavar="FILE",
+                        help="imitation's side from an earlier --json of this script")
     args = parser.parse_args()
+    reused = reused_imitation(args.reuse_imitation, args) if args.reuse_imitation else {}
     rows = []
     for seed in args.seeds:
-        ours = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out)
-        theirs = run_imitation(args.imitation_python, args.env, args.labels, args.steps, seed)
-        rows.append({"seed": seed, "rlhfkit": ours, "imitation": theirs})
-        print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s, imitation "
-              f"{theirs['true_return']:.1f} in {theirs['seconds']:.0f} s, wall-time ratio imitation/rlhfkit "
-              f"{theirs['seconds'] / ours['seconds']:.2f}", flush=True)
+        row = {"seed": seed}
+        if args.only != "imitation":
+            row["rlhfkit"] = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out, args.threads)
+            ours = row["rlhfkit"]
+            print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s (oracle "
+                  f"{ours['oracle_return']:.1f}, random {ours['random_return']:.1f}, normalised "
+                  f"{ours['normalised_return']:.3f})", flush=True)
+        if args.only != "rlhfkit":
+            row["imitation"] = reused.get(seed) or run_imitation(args.imitation_python, args.env, args.labels,
+                                                                 args.steps, seed, args.threads)
+            theirs = row["imitation"]
+            print(f"seed {seed}: imitation {theirs['true_return']:.1f} in {theirs['seconds']:.0f} s "
+                  f"({theirs['env_steps']} env steps, {theirs['training_steps']} of them training)"
+                  f"{' (reused)' if seed in reused else ''}", flush=True)
+        rows.append(row)
+        if args.json:  # after every seed, so an interrupted run keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "rows": rows}, f, indent=1)
+    if args.only:
+        return
     mean = {side: sum(r[side]["true_return"] for r in rows) / len(rows) for side in ("rlhfkit", "imitation")}
     seconds = {side: sum(r[side]["seconds"] for r in rows) for side in ("rlhfkit", "imitation")}
     print(f"mean true return over {len(rows)} seeds: rlhfkit {mean['rlhfkit']:.1f}, imitation {mean['imitation']:.1f}; "
-          f"wall-time ratio imitation/rlhfkit {seconds['imitation'] / seconds['rlhfkit']:.2f}")
+          f"wall-time ratio imitation/rlhfkit {seconds['imitation'] / seconds['rlhfkit']:.2f}"
+          f"{' (imitation timed in an earlier session)' if reused else ''}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "rows": rows, "mean_true_return": mean, "seconds": seconds}, f, indent=1)

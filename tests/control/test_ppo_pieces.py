@@ -3,11 +3,22 @@ against a plain for-loop with dones), running statistics, the return scaler and 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from rlhfkit.control.ppo import ReturnScaler, Rollout, RunningMeanStd, advantages, episode_pieces
+from rlhfkit.control.loop import Snapshot, keep_best
+from rlhfkit.control.ppo import (
+    Agent,
+    Episodes,
+    ReturnScaler,
+    Rollout,
+    RunningMeanStd,
+    advantages,
+    episode_pieces,
+)
 from rlhfkit.control.reward import RewardEnsemble, Segment, cut_segments
 
 
@@ -117,3 +128,25 @@ def test_reward_inputs_are_scaled_by_the_boxes_where_bounded():
     np.testing.assert_allclose(model.in_mean.numpy(), [0.0, 4.0, 2.0, 0.0])
     np.testing.assert_allclose(model.in_std.numpy(), [1.0, 4.0, np.sqrt(4 / 3), 1.0], rtol=1e-6)
     assert model.inputs(np.array([[0.0, 8.0, 0.0]]), np.array([[2.0]]))[0, 3].item() == 1.0  # u = 2 -> +1
+
+
+def test_the_run_keeps_the_snapshot_its_own_reward_scores_highest():
+    """Episodes.mean_return sums only alive steps: episode 0 lives 3 steps of reward 1 (3), episode 1
+    ends after 1 step of 2 (2, the later 5s are past its end) -> mean 2.5. keep_best loads the snapshot
+    whose episodes score highest: here the second (score 2.5 against 1.0), and the agent gets its
+    weights and observation statistics back."""
+    alive = np.array([[True, True], [True, False], [True, False]])
+    rewards = np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 5.0]])
+    good = Episodes(np.zeros((3, 2, 3)), np.zeros((3, 2, 1)), rewards, alive)
+    assert good.mean_return() == pytest.approx(2.5)
+    poor = Episodes(np.zeros((3, 2, 3)), np.zeros((3, 2, 1)), np.full((3, 2), 1 / 3), np.ones((3, 2), bool))
+    agent = Agent(3, 1, np.array([-2.0]), np.array([2.0]))
+    snapshots = []
+    for steps, log_std, episodes in ((100, 0.0, poor), (200, 1.0, good), (300, 2.0, poor)):
+        with torch.no_grad():
+            agent.log_std.fill_(log_std)
+        agent.obs_stats.mean = np.full(3, log_std)
+        snapshots.append(Snapshot(steps, copy.deepcopy(agent.state_dict()), copy.deepcopy(agent.obs_stats), episodes))
+    kept = keep_best(agent, snapshots, Episodes.mean_return)
+    assert kept["env_steps"] == 200 and [s["score"] for s in kept["scores"]] == [1.0, 2.5, 1.0]
+    assert agent.log_std.item() == 1.0 and agent.obs_stats.mean.tolist() == [1.0, 1.0, 1.0]

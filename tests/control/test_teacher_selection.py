@@ -1,14 +1,18 @@
-"""The synthetic teacher (B-Pref's imperfections) and pair selection: expected values derived by hand."""
+"""The synthetic teacher (B-Pref's imperfections) and segment-pair selection through the project's
+query selection: expected values derived by hand."""
 
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 import pytest
 
-from rlhfkit.control.selection import disagreement, select_pairs
+from rlhfkit.control.loop import ControlConfig
+from rlhfkit.control.reward import RewardEnsemble, Segment
 from rlhfkit.control.teacher import Teacher, myopic_returns
+from rlhfkit.math.selection import STRATEGIES, select, strategy_scores
 
 
 def test_myopic_returns_weigh_the_last_steps_most():
@@ -57,21 +61,30 @@ def test_teacher_refuses_settings_out_of_range(bad):
         Teacher(**bad)
 
 
-def test_disagreement_is_the_std_over_members():
-    """Pair 0: members say 0.2 and 0.8 -> mean 0.5, std sqrt(((0.3)^2 + (0.3)^2) / 2) = 0.3;
-    pair 1: 0.6 and 0.6 -> 0."""
-    probs = np.array([[0.2, 0.6], [0.8, 0.6]])
-    assert disagreement(probs) == pytest.approx([0.3, 0.0])
+def test_segment_pairs_are_selected_by_the_projects_query_selection():
+    """Segment pairs go through rlhfkit.math.selection as (members K, responses 2) summed rewards.
+    Pair 0: both members give equal sums -> p = 1/2 each, BALD = H(1/2) - H(1/2) = 0.
+    Pair 1: member sums (2, 0) and (0, 2) -> p_1 = sigmoid(2) = 0.8808, p_2 = 0.1192, mean 1/2;
+    H(1/2) = ln 2 = 0.6931, H(0.8808) = 0.8808 * 0.1269 + 0.1192 * 2.1269 = 0.3653, BALD = 0.3278.
+    Pair 2: both (1, 0): they agree, BALD = 0. So pair 1 is asked first; `disagreement` (std over
+    members of the gap: 2 and -2 -> 2; 0 for the others) picks it too."""
+    sums = [[[0.0, 0.0], [0.0, 0.0]], [[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [1.0, 0.0]]]
+    bald = strategy_scores("bald", sums)
+    assert bald == pytest.approx([0.0, 0.3278, 0.0], abs=1e-4)
+    assert select(bald, 1) == [1]
+    assert strategy_scores("disagreement", sums) == pytest.approx([0.0, 2.0, 0.0])
 
 
-def test_select_pairs_takes_the_most_disputed_first_and_random_is_a_sample():
-    """Std per pair (members 0.5/0.5, 0.1/0.9, 0.3/0.7, 0.45/0.55): 0, 0.4, 0.2, 0.05 -> order 1, 2, 3."""
-    probs = np.array([[0.5, 0.1, 0.3, 0.45], [0.5, 0.9, 0.7, 0.55]])
+def test_the_reward_ensembles_pair_sums_are_its_bradley_terry_logits():
+    """`pair_sums` (P, K, 2) are each member's summed rewards of the two segments: their difference's
+    sigmoid is `pair_probs` (K, P), and the config offers exactly math.selection's strategies."""
     rng = np.random.default_rng(0)
-    assert select_pairs(probs, 3, "disagreement", rng).tolist() == [1, 2, 3]
-    sample = select_pairs(probs, 4, "random", rng)
-    assert sorted(sample.tolist()) == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="unknown selection"):
-        select_pairs(probs, 1, "entropy", rng)
-    with pytest.raises(ValueError, match="cannot select 5 of 4"):
-        select_pairs(probs, 5, "random", rng)
+    seg = [Segment(rng.normal(size=(5, 3)).astype(np.float32), rng.uniform(-2, 2, (5, 1)).astype(np.float32),
+                   np.zeros(5, np.float32)) for _ in range(4)]
+    model = RewardEnsemble(3, 1, np.array([-2.0]), np.array([2.0]), members=3)
+    sums = model.pair_sums(seg[:2], seg[2:])
+    assert sums.shape == (2, 3, 2)
+    raw = model.member_rewards(model.inputs(seg[0].obs, seg[0].actions)).sum(-1).detach().numpy()  # (K,)
+    assert sums[0, :, 0] == pytest.approx(raw, rel=1e-5)
+    assert model.pair_probs(seg[:2], seg[2:]) == pytest.approx(1 / (1 + np.exp(sums[..., 1] - sums[..., 0])).T)
+    assert set(typing.get_args(typing.get_type_hints(ControlConfig)["selection"])) == set(STRATEGIES)

@@ -21,6 +21,7 @@ policy.pt, reward_model.pt, pairs.jsonl (every label), result.json, report.html.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -33,12 +34,23 @@ import numpy as np
 import torch
 
 from rlhfkit.config import to_dict
-from rlhfkit.control.ppo import Agent, PPOSettings, ReturnScaler, Rollout, collect, evaluate, update
+from rlhfkit.control.ppo import (
+    Agent,
+    Episodes,
+    PPOSettings,
+    ReturnScaler,
+    Rollout,
+    RunningMeanStd,
+    collect,
+    evaluate,
+    run_episodes,
+    update,
+)
 from rlhfkit.control.report import write_report
 from rlhfkit.control.reward import RewardEnsemble, Segment, cut_segments
-from rlhfkit.control.selection import select_pairs
 from rlhfkit.control.teacher import Teacher
 from rlhfkit.errors import ConfigError
+from rlhfkit.math.selection import select, strategy_scores
 
 
 @dataclass
@@ -75,10 +87,14 @@ class ControlConfig:
     """PPO ratio clip."""
     value_clip_range: float = 10.0
     """Clip of the value change per update (large: practically unclipped, as in SB3's default)."""
+    ent_coef: float = 0.0
+    """Weight of the policy's entropy bonus (rl-zoo's Pendulum setting, 0; imitation's preference
+    tutorial uses 0.01, which did not speed up Pendulum here: docs/control.md)."""
     segment_length: int = 50
     """Steps per compared segment."""
-    selection: Literal["disagreement", "random"] = "disagreement"
-    """How pairs are chosen among the candidates."""
+    selection: Literal["bald", "disagreement", "uncertainty", "random"] = "bald"
+    """How pairs are chosen among the candidates: rlhfkit.math.selection's strategies on the ensemble
+    members' summed segment rewards (bald: the most information about the ensemble from the answer)."""
     candidates: int = 10
     """Candidate pairs drawn per pair asked for (the selector picks among them)."""
     initial_labels: float = 0.25
@@ -101,8 +117,12 @@ class ControlConfig:
     """Ties below this share of the mean segment return (B-Pref's 'equal': 0.1)."""
     eval_episodes: int = 10
     """Episodes per evaluation of the policy (mean action)."""
-    eval_every: int = 4
-    """PPO iterations between evaluations (the learning curve)."""
+    eval_every: int = 2
+    """PPO iterations between evaluations (the learning curve, and the snapshots --keep chooses from)."""
+    keep: Literal["best", "last"] = "best"
+    """Which policy the run keeps: `best` the evaluation snapshot whose episodes score highest under
+    the run's own reward (the final reward model for RLHF, never the true reward; the true reward for
+    the oracle), `last` the last iterate."""
     cache_dir: str = "~/.cache/rlhfkit/control"
     """Where the oracle baseline's result is kept (per env, steps, PPO settings and seed)."""
     oracle: bool = True
@@ -196,7 +216,8 @@ class Run:
         pairs = candidate_pairs(segments, count * config.candidates, self.rng)
         a, b = [segments[i] for i, _ in pairs], [segments[j] for _, j in pairs]
         strategy = config.selection if self.model.fitted else "random"  # an unfitted ensemble's spread means nothing
-        chosen = select_pairs(self.model.pair_probs(a, b), min(count, len(pairs)), strategy, self.rng)
+        scores = strategy_scores(strategy, self.model.pair_sums(a, b).tolist(), seed=int(self.rng.integers(2**31)))
+        chosen = select(scores, min(count, len(pairs)))
         a, b = [a[i] for i in chosen], [b[i] for i in chosen]
         labels = annotate(a, b, iteration)  # NaN: skipped
         kept = [i for i, x in enumerate(labels) if not np.isnan(x)]
@@ -219,18 +240,41 @@ class Run:
 
 def ppo_settings(config: ControlConfig) -> PPOSettings:
     return PPOSettings(config.gamma, config.gae_lambda, config.ppo_epochs, config.minibatch_size, config.clip_range,
-                       config.value_clip_range, vf_coef=0.5, max_grad_norm=0.5)
+                       config.value_clip_range, vf_coef=0.5, max_grad_norm=0.5, ent_coef=config.ent_coef)
 
 
-def train(config: ControlConfig, agent: Agent, envs, relabel, log, keep_states: bool = False) -> list[dict[str, Any]]:
+@dataclass
+class Snapshot:
+    """The policy at one evaluation, with the evaluation episodes it ran (for scoring them later)."""
+
+    env_steps: int
+    state: dict[str, Any]  # a copy of agent.state_dict()
+    obs_stats: RunningMeanStd
+    episodes: Episodes
+
+
+def keep_best(agent: Agent, snapshots: list[Snapshot], score) -> dict[str, Any]:
+    """Load into `agent` the snapshot whose evaluation episodes `score(episodes) -> float` rates
+    highest (the earliest of equals). Returns which one and every snapshot's score."""
+    scores = [float(score(s.episodes)) for s in snapshots]
+    best = snapshots[int(np.argmax(scores))]
+    agent.load_state_dict(best.state)
+    agent.obs_stats = copy.deepcopy(best.obs_stats)
+    return {"env_steps": best.env_steps, "scores": [{"env_steps": s.env_steps, "score": round(x, 3)}
+                                                     for s, x in zip(snapshots, scores)]}
+
+
+def train(config: ControlConfig, agent: Agent, envs, relabel, log,
+          keep_states: bool = False) -> tuple[list[dict[str, Any]], list[Snapshot]]:
     """The PPO loop shared by the RLHF run and the oracle: `relabel(iteration, rollout)` gives the
-    rewards (T, N) and extra metrics of each rollout. Returns the evaluation curve. `keep_states`
-    records the envs' internal states (for rendering segments to people)."""
+    rewards (T, N) and extra metrics of each rollout. Returns the evaluation curve and the snapshot
+    taken at each evaluation. `keep_states` records the envs' internal states (for rendering
+    segments to people)."""
     settings, iterations = ppo_settings(config), max(1, config.steps // (config.num_envs * config.rollout_steps))
     optimiser = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
     scaler, generator = ReturnScaler(config.num_envs, config.gamma), torch.Generator().manual_seed(config.seed)
     obs, _ = envs.reset(seed=config.seed)
-    state, curve, start = (obs, np.zeros(config.num_envs)), [], time.time()
+    state, curve, snapshots, start = (obs, np.zeros(config.num_envs)), [], [], time.time()
     for iteration in range(iterations):
         for group in optimiser.param_groups:  # linear decay to 0
             group["lr"] = config.lr * (1 - iteration / iterations)
@@ -241,16 +285,18 @@ def train(config: ControlConfig, agent: Agent, envs, relabel, log, keep_states: 
         row = {"iteration": iteration, "env_steps": step, "seconds": round(time.time() - start, 1),
                "train_true_return": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else None}
         if (iteration + 1) % config.eval_every == 0 or iteration == iterations - 1:
-            row["eval_true_return"] = evaluate(config.env, agent, config.eval_episodes, config.seed + 10_000)
+            episodes = run_episodes(config.env, agent, config.eval_episodes, config.seed + 10_000)
+            row["eval_true_return"] = episodes.mean_return()
             curve.append({"env_steps": step, "return": row["eval_true_return"]})
-        log(row | extra | stats)
-    return curve
+            snapshots.append(Snapshot(step, copy.deepcopy(agent.state_dict()), copy.deepcopy(agent.obs_stats), episodes))
+        log(row | extra | stats | {"train_reward": float(np.mean(rewards))})
+    return curve, snapshots
 
 
 def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",
-            "minibatch_size", "clip_range", "value_clip_range", "eval_episodes", "eval_every")
+            "minibatch_size", "clip_range", "value_clip_range", "ent_coef", "eval_episodes", "eval_every", "keep")
     settings = {k: getattr(config, k) for k in keys}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(config.cache_dir).expanduser() / f"oracle-{config.env}-{config.steps}-{digest}.json"
@@ -261,8 +307,9 @@ def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     space = envs.single_action_space
     agent = Agent(envs.single_observation_space.shape[0], space.shape[0], space.low, space.high)
     start = time.time()
-    curve = train(config, agent, envs, lambda i, r: (r.true_rewards, {}), lambda row: None)
-    result = {"settings": settings, "curve": curve, "seconds": round(time.time() - start, 1),
+    curve, snapshots = train(config, agent, envs, lambda i, r: (r.true_rewards, {}), lambda row: None)
+    kept = keep_best(agent, snapshots, Episodes.mean_return) if config.keep == "best" else None  # its own reward
+    result = {"settings": settings, "curve": curve, "seconds": round(time.time() - start, 1), "kept": kept,
               "return": evaluate(config.env, agent, config.eval_episodes * 2, config.seed + 20_000)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
@@ -303,7 +350,10 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
                   f"{row['seconds']:.0f} s", flush=True)
 
     start = time.time()
-    curve = train(config, run.agent, run.envs, relabel, log, keep_states=config.annotator == "web")
+    curve, snapshots = train(config, run.agent, run.envs, relabel, log, keep_states=config.annotator == "web")
+    kept = None
+    if config.keep == "best":  # scored by the final reward model only: the true reward is not looked at
+        kept = keep_best(run.agent, snapshots, lambda ep: ep.mean_return(run.model.reward(ep.obs, ep.env_actions)))
     seconds = time.time() - start
     torch.save({"state_dict": run.agent.state_dict(), "obs_stats": run.agent.obs_stats.state()}, out / "policy.pt")
     torch.save({"state_dict": run.model.state_dict(), "members": config.ensemble}, out / "reward_model.pt")
@@ -311,16 +361,16 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
               "true_return": evaluate(config.env, run.agent, config.eval_episodes * 2, config.seed + 20_000),
               "random_return": evaluate(config.env, run.agent, config.eval_episodes * 2, config.seed + 20_000,
                                         random_actions=True),
-              "seconds": round(seconds, 1), "curve": curve}
+              "seconds": round(seconds, 1), "curve": curve, "kept": kept}
     if config.oracle:
         oracle = oracle_baseline(config)
         span = oracle["return"] - result["random_return"]
         result |= {"oracle_return": oracle["return"], "oracle_curve": oracle["curve"],
-                   "oracle_seconds": oracle["seconds"], "oracle_cached": "cached" in oracle,
+                   "oracle_seconds": oracle["seconds"], "oracle_cached": "cached" in oracle, "oracle_kept": oracle.get("kept"),
                    "normalised_return": (result["true_return"] - result["random_return"]) / span if span else None}
     result["config"] = to_dict(config)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     write_report(out, result)
     print(json.dumps({k: result.get(k) for k in ("true_return", "oracle_return", "random_return", "normalised_return",
-                                                 "labels", "seconds")}))
+                                                 "labels", "seconds")} | {"kept_env_steps": (kept or {}).get("env_steps")}))
     return result

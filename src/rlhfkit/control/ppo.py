@@ -226,6 +226,7 @@ class PPOSettings:
     value_clip_range: float
     vf_coef: float
     max_grad_norm: float
+    ent_coef: float = 0.0
 
 
 def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rewards: np.ndarray,
@@ -239,7 +240,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
     old_logprobs, old_values = torch.from_numpy(rollout.logprobs.reshape(-1)), torch.from_numpy(rollout.values.reshape(-1))
     adv_t, ret_t = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(ret.reshape(-1))
     size = len(adv_t)
-    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": []}
+    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "approx_kl": [],
+                                     "entropy": []}
     # 2) epochs of shuffled minibatches
     for _ in range(settings.epochs):
         order = torch.randperm(size, generator=generator)
@@ -247,7 +249,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
             idx = order[start:start + settings.minibatch_size]
             mb_adv = adv_t[idx]
             mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)  # normalised advantages
-            logprobs = agent.distribution(obs[idx]).log_prob(actions[idx]).sum(-1)
+            dist = agent.distribution(obs[idx])
+            logprobs = dist.log_prob(actions[idx]).sum(-1)
             values = agent.critic(obs[idx]).squeeze(-1)
             row = (1, len(idx))  # the losses take (B, T): one row of len(idx) steps
             mask = torch.ones(row)
@@ -255,7 +258,8 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
                                                   mask, settings.clip_range)
             value_loss, _ = ppo_value_loss(values.view(row), old_values[idx].view(row), ret_t[idx].view(row), mask,
                                            settings.value_clip_range)
-            loss = policy_loss + settings.vf_coef * value_loss
+            entropy = dist.entropy().sum(-1).mean()  # the Gaussian's: keeps exploring while the reward is learned
+            loss = policy_loss + settings.vf_coef * value_loss - settings.ent_coef * entropy
             optimiser.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), settings.max_grad_norm)
@@ -264,24 +268,50 @@ def update(agent: Agent, optimiser: torch.optim.Optimizer, rollout: Rollout, rew
             stats["value_loss"].append(value_loss.item())
             stats["clip_fraction"].append(pstats["clip_fraction"].item())
             stats["approx_kl"].append(pstats["approx_kl"].item())
+            stats["entropy"].append(entropy.item())
     return {k: float(np.mean(v)) for k, v in stats.items()} | {"log_std": agent.log_std.mean().item()}
 
 
+@dataclass
+class Episodes:
+    """Evaluation episodes run side by side: arrays are (T, E, ...), `alive` marks the steps that
+    belong to an episode (False after its end)."""
+
+    obs: np.ndarray  # (T, E, D)
+    env_actions: np.ndarray  # (T, E, A)
+    true_rewards: np.ndarray  # (T, E)
+    alive: np.ndarray  # (T, E) bool
+
+    def mean_return(self, rewards: np.ndarray | None = None) -> float:
+        """Mean over episodes of the summed `rewards` (T, E) (default: the true ones) on alive steps."""
+        rewards = self.true_rewards if rewards is None else rewards
+        return float((rewards * self.alive).sum(0).mean())
+
+
 @torch.no_grad()
-def evaluate(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
-             random_actions: bool = False) -> float:
-    """Mean true return over `episodes` episodes (all run at once in a vector env), with the policy's
-    mean action (or uniform random actions)."""
+def run_episodes(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
+                 random_actions: bool = False) -> Episodes:
+    """`episodes` episodes (all at once in a vector env) with the policy's mean action (or uniform
+    random actions), kept whole so that another reward can score them afterwards."""
     import gymnasium as gym
 
     envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
     envs.action_space.seed(seed)
     obs, _ = envs.reset(seed=seed)
-    totals, alive = np.zeros(episodes), np.ones(episodes, bool)
+    alive = np.ones(episodes, bool)
+    buf: dict[str, list[np.ndarray]] = {"obs": [], "env_actions": [], "true_rewards": [], "alive": []}
     while alive.any():
         action = envs.action_space.sample() if random_actions else agent.act(obs, deterministic)
-        obs, reward, terminated, truncated, _ = envs.step(action)
-        totals += reward * alive
+        next_obs, reward, terminated, truncated, _ = envs.step(action)
+        for key, value in (("obs", obs), ("env_actions", action), ("true_rewards", reward), ("alive", alive.copy())):
+            buf[key].append(np.asarray(value))
         alive &= ~(terminated | truncated)
+        obs = next_obs
     envs.close()
-    return float(totals.mean())
+    return Episodes(*(np.stack(buf[k]) for k in ("obs", "env_actions", "true_rewards", "alive")))
+
+
+def evaluate(env_id: str, agent: Agent, episodes: int, seed: int, deterministic: bool = True,
+             random_actions: bool = False) -> float:
+    """Mean true return over `episodes` episodes, with the policy's mean action (or uniform random actions)."""
+    return run_episodes(env_id, agent, episodes, seed, deterministic, random_actions).mean_return()

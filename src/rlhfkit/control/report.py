@@ -48,6 +48,9 @@ def write_report(out: Path, result: dict[str, Any]) -> None:
     summary = [[html.escape(k), f"{result[k]:.3f}" if isinstance(result.get(k), float) else html.escape(str(result.get(k)))]
                for k in ("env", "labels", "env_steps", "true_return", "oracle_return", "random_return",
                          "normalised_return", "seconds", "oracle_seconds") if k in result]
+    if result.get("kept"):
+        summary.append(["policy kept (snapshot scored highest by the final reward model)",
+                        f"at {result['kept']['env_steps']} env steps"])
     page = (f"""<!doctype html><html><head><meta charset="utf-8"><title>rlhfkit control report</title>
 <style>{STYLE}</style></head><body><h1>rlhfkit control: {html.escape(result['env'])}</h1>
 <p>PPO on a reward learned from {result['labels']} comparisons of trajectory segments, against PPO on the

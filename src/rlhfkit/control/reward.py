@@ -93,11 +93,17 @@ class RewardEnsemble(nn.Module):
         return ((raw - self.out_mean.view(shape)) / self.out_std.view(shape)).mean(0).numpy()
 
     @torch.no_grad()
-    def pair_probs(self, a: list[Segment], b: list[Segment]) -> np.ndarray:
-        """(K, P) each member's P(a > b) for candidate pairs (a[i], b[i])."""
+    def pair_sums(self, a: list[Segment], b: list[Segment]) -> np.ndarray:
+        """(P, K, 2): for candidate pair i, member k's summed raw reward of a[i] and of b[i], the
+        Bradley-Terry logits whose softmax is member k's P(a > b)."""
         sums_a = self.member_rewards(self.inputs(*_stack(a))).sum(-1)  # (K, P)
         sums_b = self.member_rewards(self.inputs(*_stack(b))).sum(-1)
-        return torch.sigmoid(sums_a - sums_b).numpy()
+        return torch.stack([sums_a, sums_b], -1).transpose(0, 1).numpy()
+
+    def pair_probs(self, a: list[Segment], b: list[Segment]) -> np.ndarray:
+        """(K, P) each member's P(a > b) = sigmoid(R_k^a - R_k^b) for candidate pairs (a[i], b[i])."""
+        sums = self.pair_sums(a, b)
+        return (0.5 * (1 + np.tanh((sums[..., 0] - sums[..., 1]) / 2))).T  # sigmoid, without exp's overflow
 
     def fit(self, a: list[Segment], b: list[Segment], labels: np.ndarray, steps: int, batch_size: int,
             lr: float, generator: torch.Generator) -> dict[str, float]:

@@ -63,3 +63,23 @@ def test_probe_table_shows_plain_and_hardened_side_by_side_and_repetition():
     assert row.index("71%") < row.index("60%")  # plain first, then hardened, on the same samples
     assert "repeats a sentence" in page and "22%" in page
     assert "plain RM prefers" not in render_html(made_up_report())  # one reward model: one column
+
+
+def test_human_vs_ai_table_says_whether_the_intervals_overlap():
+    """DPO: panel [0.65, 0.75] against AI [0.60, 0.66] overlap (0.65 <= 0.66); PPO: panel [0.65, 0.75] against
+    AI [0.55, 0.64] do not (0.65 > 0.64). A grading judge has no presentation orders to be consistent about."""
+    report = made_up_report()
+    ai = {"gold_win_rate_vs_sft": 0.63, "ci_low": 0.60, "ci_high": 0.66, "kl_to_sft": 1.0, "gold": 0.7, "proxy": 0.5,
+          "length": 30.0, "distinct_2": 0.5}
+    report["policies"] |= {"dpo_ai": ai, "ppo_ai": ai | {"ci_low": 0.55, "ci_high": 0.64}}
+    report["ai_feedback"] = {"judge": "runs/<judge>", "panel_agreement_with_gold": 0.9,
+                             "labels": {"round1": {"judgments": 10, "mode": "grade", "judgments_per_s": 50.0,
+                                                   "judgments_per_day": 4320000, "order_consistency": 1.0,
+                                                   "agreement_with_gold": 0.64, "cpu_seconds_per_1000": 16.0},
+                                        "round2": {"judgments": 7}}}
+    page = render_html(report)
+    section = page[page.index("Human feedback vs AI feedback"):]
+    assert "0.630 [0.600, 0.660] (intervals overlap: yes)" in section
+    assert "0.630 [0.550, 0.640] (intervals overlap: no)" in section
+    assert "7 more in the later DPO rounds" in section and "4,320,000 a day" in section
+    assert "graded one response at a time" in section and "runs/&lt;judge&gt;" in section

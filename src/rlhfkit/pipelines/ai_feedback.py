@@ -214,7 +214,7 @@ def ai_feedback(samples: Path, db: Path, prefs: Path, judge: Judge, name: str, c
         store.dispose()
     run_export(ExportConfig(db=str(db), campaign=campaign, out=str(prefs), method="majority", seed=seed))
     per_s = stats["judgments_per_s"]
-    return {"judgments": stats["stored"], "judgments_per_s": per_s, "judgments_per_day": round(per_s * 86400),
+    return {"judgments": stats["stored"], "mode": getattr(judge, "mode", "compare"), "judgments_per_s": per_s, "judgments_per_day": round(per_s * 86400),
             "order_consistency": round(1 - stats["order_disagreement"], 4),
             "agreement_with_gold": gold_agreement(prefs),
             "cpu_seconds_per_1000": round(1000 * stats["cpu_seconds"] / max(1, stats["stored"] + stats["deferred"]), 1)}

@@ -317,19 +317,21 @@ def _ai_html(report: dict[str, Any]) -> str:
     """--ai-feedback: the seeds' "Human feedback vs AI feedback" table, measured on this run."""
     ai, policies = report["ai_feedback"], report["policies"]
     first = ai["labels"].get("round1", {})
-    labels = sum(n.get("judgments", 0) for n in ai["labels"].values())
+    later = sum(n.get("judgments", 0) for name, n in ai["labels"].items() if name != "round1")
+    graded = first.get("mode") == "grade"
 
     def win(name: str) -> str:
         p = policies[name]
         return f"{p['gold_win_rate_vs_sft']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}]"
 
     rows = [["labels (pairs judged)", f"{report['preference_pairs']} pairs, {report['config']['annotators']} votes each",
-             f"{labels} (one vote each)"],
+             f"{first.get('judgments', 0)} (one vote each)" + (f"; {later} more in the later DPO rounds" if later else "")],
             ["speed", "—", f"{first.get('judgments_per_s', 0):.1f} judgments/s = {first.get('judgments_per_day', 0):,} a day"],
             ["cost", "—", f"{first.get('cpu_seconds_per_1000', 0):.0f} CPU-seconds per 1,000 labels"],
             ["agreement of the exported pairs with the gold rubric", _share(ai.get("panel_agreement_with_gold")),
              _share(first.get("agreement_with_gold"))],
-            ["consistency (both presentation orders pick the same)", "—", _share(first.get("order_consistency"))]]
+            ["consistency (both presentation orders pick the same)", "—",
+             "— (graded one response at a time)" if graded else _share(first.get("order_consistency"))]]
     for method in ("dpo", "ppo"):
         if method in policies and f"{method}_ai" in policies:
             rows.append([f"{method.upper()}: gold win-rate vs SFT [95% CI]", win(method), win(f"{method}_ai")

@@ -90,3 +90,24 @@ def test_train_embedded_judge_end_to_end(tmp_path):
     prompt = assistant.prompts(1, split="eval")[0]["prompt"]
     verdict = judge.judge_many([Query(prompt, [" Rinse it.", " Burn it."], load_constitution().get("harmlessness"))])
     assert sum(verdict[0].probabilities) == pytest.approx(1.0)
+
+
+def test_critic_demonstrations_follow_the_critique_commands_format():
+    """Rows come in twos, as `rlhfkit critique` asks: [question, answer, "Critique request: ..."] -> a
+    critique naming the answer's style; then the same talk + [critique, "Revision request: ..."] -> a
+    rewrite. Requests are the shipped constitution's; prompts are training-split ones."""
+    constitution = load_constitution()
+    critiques = {p.critique for p in constitution.principles}
+    revisions = {p.revision for p in constitution.principles}
+    said_ok = {f"The answer {c}" for c in embedded.CRITIQUES.values()} | {"The answer is fine as it is."}
+    eval_prompts = {p["prompt"] for p in assistant.prompts(300, split="eval")}
+    rows = embedded.critic_demonstrations(40, seed=2)
+    assert len(rows) == 80
+    for critique_row, revision_row in zip(rows[::2], rows[1::2]):
+        talk = critique_row["messages"]
+        assert [m["role"] for m in talk] == ["user", "assistant", "user", "assistant"]
+        assert talk[0]["content"] not in eval_prompts
+        assert talk[2]["content"].removeprefix("Critique request: ") in critiques and talk[3]["content"] in said_ok
+        again = revision_row["messages"]
+        assert again[:4] == talk and again[4]["content"].removeprefix("Revision request: ") in revisions
+        assert again[5]["role"] == "assistant" and again[5]["content"].strip()

@@ -33,7 +33,7 @@ import random
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from rlhfkit.judges.ai import GRADES, Query, grade_messages
 from rlhfkit.judges.constitution import Principle, load_constitution
@@ -297,3 +297,47 @@ def train_embedded_judge(out: str | Path, n: int = 16000, epochs: float = 3.0, s
                             eval_fraction=0.02, seed=seed + 1, progress=progress, save_every=10**9, resume=False))
     (out / "judge.json").write_text(json.dumps(JUDGE_SETTINGS) + "\n")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded critic: the SFT policy taught to critique and revise in `rlhfkit critique`'s format
+
+
+def critic_demonstrations(n: int, seed: int = 0) -> list[dict]:
+    """`n` conversations in `rlhfkit critique`'s format, two rows each: the critique of an answer in a
+    random style against a principle of the shipped constitution ("The answer flatters the user."), and
+    the revision, an answer in the generator's helpful style to the same question."""
+    rng = random.Random(f"critic-demos:{seed}")
+    constitution = load_constitution()
+    rows = []
+    for p in prompts(n, seed=seed, split="train"):
+        style, principle = rng.choice(STYLES), constitution.draw(rng)
+        talk = [{"role": "user", "content": p["prompt"]},
+                {"role": "assistant", "content": response(p["prompt"], style, rng)},
+                {"role": "user", "content": f"Critique request: {principle.critique}"}]
+        said = f"The answer {CRITIQUES[style]}" if style in CRITIQUES else "The answer is fine as it is."
+        rows.append({"messages": talk + [{"role": "assistant", "content": said}]})
+        talk = talk + [{"role": "assistant", "content": said},
+                       {"role": "user", "content": f"Revision request: {principle.revision}"}]
+        rows.append({"messages": talk + [{"role": "assistant", "content": response(p["prompt"], "helpful", rng)}]})
+    return rows
+
+
+def train_embedded_critic(out: str | Path, policy: str | Path, n: int = 3000, epochs: float = 1.0, seed: int = 0,
+                          batch_size: int = 16, progress: bool = True) -> Path:
+    """The critic for `rlhfkit critique --critic`: the SFT policy (`policy`, which already writes the
+    task's language) given this module's chat template and fine-tuned on `critic_demonstrations`.
+
+    What it can do is narrow: name the built-in style of an answer and rewrite it in the helpful style.
+    It does not follow the principle's words when it revises (every revision is the helpful style)."""
+    out = Path(out)
+    work = out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(policy))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    model = AutoModelForCausalLM.from_pretrained(str(policy))
+    save_pretrained_atomic(model, tokenizer, work / "init")
+    data = _write(critic_demonstrations(n, seed), work / "critic_demonstrations.jsonl")
+    return train_sft(SFTConfig(model=str(work / "init"), data=str(data), out=str(out), epochs=epochs, lr=5e-4,
+                               batch_size=batch_size, max_length=512, eval_fraction=0.02, seed=seed, progress=progress,
+                               save_every=10**9, resume=False))

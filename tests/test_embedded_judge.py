@@ -82,9 +82,10 @@ def test_judging_never_calls_the_gold_scorer(monkeypatch, tmp_path):
 def test_train_embedded_judge_end_to_end(tmp_path):
     from rlhfkit.judges.local import LocalJudge
 
-    out = embedded.train_embedded_judge(tmp_path / "judge", n=64, epochs=1.0, second_epochs=0.5, batch_size=16,
+    out = embedded.train_embedded_judge(tmp_path / "judge", n=64, passes=((1.0, 2e-3), (0.5, 1e-3)), batch_size=16,
                                        progress=False)
     assert (tmp_path / "judge.work/pass1/model.safetensors").exists() and (out / "judge.json").exists()
+    assert f"model: {tmp_path / 'judge.work/pass1'}" in (out / "config.yaml").read_text()  # pass 2 continued pass 1
     judge = LocalJudge(str(out), device="cpu")
     assert judge.tokenizer.chat_template == embedded.CHAT_TEMPLATE and judge.mode == "grade"
     prompt = assistant.prompts(1, split="eval")[0]["prompt"]

@@ -1,7 +1,7 @@
 """The embedded AI judge: a small chat model that rlhfkit trains on the CPU, asked through the same
 `LocalJudge` as any other chat model (it reads the principle's text in its prompt).
 
-    path = train_embedded_judge("runs/judge")     # two sft passes, about 4,900 steps (docs/ai-feedback.md)
+    path = train_embedded_judge("runs/judge")     # three sft passes, about 6,900 steps (docs/ai-feedback.md)
     judge = LocalJudge("runs/judge")              # its judge.json says: grade one response at a time
 
 It grades rather than compares (judges.ai.grade_messages): each response is shown alone under the
@@ -272,29 +272,37 @@ def _write(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def train_embedded_judge(out: str | Path, n: int = 16000, epochs: float = 3.0, second_epochs: float = 2.0,
+#: The sft passes of `train_embedded_judge`: (epochs, learning rate), each on fresh demonstrations and
+#: continuing the pass before. The second and third passes lifted agreement over the shipped
+#: constitution's ten principles from 0.76 to 0.82 and then 0.84 (docs/ai-feedback.md).
+PASSES: tuple[tuple[float, float], ...] = ((3.0, 2e-3), (2.0, 1e-3), (2.0, 5e-4))
+
+
+def train_embedded_judge(out: str | Path, n: int = 16000, passes: tuple[tuple[float, float], ...] = PASSES,
                          seed: int = 0, batch_size: int = 16, progress: bool = True) -> Path:
-    """Build the model and train it with `rlhfkit sft` in two passes, then write its judge.json; returns
-    `out`. Pass 1: `n` demonstrations (seed `seed`) for `epochs` at lr 2e-3 from random weights. Pass 2:
-    `n` fresh demonstrations (seed `seed + 1`) for `second_epochs` at lr 1e-3, continuing pass 1 (0:
-    no second pass). The second pass is what lifted agreement on the shipped constitution from 0.76 to
-    0.82 (docs/ai-feedback.md). A finished pass 1 is reused when the training is restarted."""
+    """Build the model and train it with `rlhfkit sft`, one pass per (epochs, lr) of `passes`: pass i
+    on `n` fresh demonstrations (seed `seed + i`), the first from random weights, each later one from
+    the pass before; then write its judge.json. Returns `out`. A finished pass is reused when the
+    training is restarted."""
     out = Path(out)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
-    first = work / "pass1" if second_epochs else out
-    if not (first / "model.safetensors").exists():
-        rows = demonstrations(n, seed)
-        model, tokenizer = build_judge_model([m["content"] for r in rows[:2000] for m in r["messages"]], seed)
-        save_pretrained_atomic(model, tokenizer, work / "init")
-        train_sft(SFTConfig(model=str(work / "init"), data=str(_write(rows, work / "judge_demonstrations.jsonl")),
-                            out=str(first), epochs=epochs, lr=2e-3, batch_size=batch_size, max_length=512,
-                            eval_fraction=0.02, seed=seed, progress=progress, save_every=10**9, resume=False))
-    if second_epochs:
-        rows = demonstrations(n, seed + 1)
-        train_sft(SFTConfig(model=str(first), data=str(_write(rows, work / "judge_demonstrations_2.jsonl")),
-                            out=str(out), epochs=second_epochs, lr=1e-3, batch_size=batch_size, max_length=512,
-                            eval_fraction=0.02, seed=seed + 1, progress=progress, save_every=10**9, resume=False))
+    previous = None
+    for i, (epochs, lr) in enumerate(passes):
+        folder = out if i == len(passes) - 1 else work / f"pass{i + 1}"
+        if (folder / "model.safetensors").exists() and folder != out:
+            previous = folder
+            continue
+        rows = demonstrations(n, seed + i)
+        if previous is None:
+            model, tokenizer = build_judge_model([m["content"] for r in rows[:2000] for m in r["messages"]], seed)
+            save_pretrained_atomic(model, tokenizer, work / "init")
+            previous = work / "init"
+        data = _write(rows, work / f"judge_demonstrations_{i + 1}.jsonl")
+        train_sft(SFTConfig(model=str(previous), data=str(data), out=str(folder), epochs=epochs, lr=lr,
+                            batch_size=batch_size, max_length=512, eval_fraction=0.02, seed=seed + i,
+                            progress=progress, save_every=10**9, resume=False))
+        previous = folder
     (out / "judge.json").write_text(json.dumps(JUDGE_SETTINGS) + "\n")
     return out
 

@@ -30,24 +30,21 @@ from typing import Any
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval
 from rlhfkit.evaluation.probes import probe_reward
 from rlhfkit.evaluation.responses import SampleConfig, run_sample
-from rlhfkit.feedback.commands import AnnotateConfig, CampaignConfig, ExportConfig, run_annotate, run_campaign, run_export
 from rlhfkit.judges.ai import load_judge
 from rlhfkit.judges.constitution import load_constitution
 from rlhfkit.judges.reward_spec import load_reward
 from rlhfkit.pipelines.ai_feedback import ai_feedback, gold_agreement
+from rlhfkit.pipelines.quickstart import QuickstartConfig, _feedback
 from rlhfkit.trainers.ppo import PPOConfig, train_ppo
 from rlhfkit.trainers.rm import RMConfig, train_rm
 
 
 def biased_labels(samples: Path, folder: Path, seed: int) -> Path:
-    prefs, db = folder / "preferences.jsonl", folder / "feedback.db"
+    """The quickstart's own panel step (`pipelines.quickstart._feedback`), biased toward flattery."""
+    prefs = folder / "preferences.jsonl"
     if not prefs.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        db.unlink(missing_ok=True)
-        run_campaign(CampaignConfig(db=str(db), campaign="flattery", data=str(samples), overlap=3, seed=seed))
-        run_annotate(AnnotateConfig(db=str(db), campaign="flattery", annotators=3, noise=0.1, bias="flattery",
-                                    seed=seed))
-        run_export(ExportConfig(db=str(db), campaign="flattery", out=str(prefs), method="majority", seed=seed))
+        _feedback(QuickstartConfig(annotators=3, noise=0.1, seed=seed), samples, folder / "feedback.db", prefs,
+                  "flattery", "flattery")
     return prefs
 
 

@@ -1,7 +1,7 @@
 """The embedded AI judge: a small chat model that rlhfkit trains on the CPU, asked through the same
 `LocalJudge` as any other chat model (it reads the principle's text in its prompt).
 
-    path = train_embedded_judge("runs/judge")     # three sft passes, about 6,900 steps (docs/ai-feedback.md)
+    path = train_embedded_judge("runs/judge")     # three sft passes (PASSES; time: docs/ai-feedback.md)
     judge = LocalJudge("runs/judge")              # its judge.json says: grade one response at a time
 
 It grades rather than compares (judges.ai.grade_messages): each response is shown alone under the
@@ -273,8 +273,7 @@ def _write(rows: list[dict], path: Path) -> Path:
 
 
 #: The sft passes of `train_embedded_judge`: (epochs, learning rate), each on fresh demonstrations and
-#: continuing the pass before. The second and third passes lifted agreement over the shipped
-#: constitution's ten principles from 0.76 to 0.82 and then 0.84 (docs/ai-feedback.md).
+#: continuing the pass before (what each pass adds is measured in docs/ai-feedback.md).
 PASSES: tuple[tuple[float, float], ...] = ((3.0, 2e-3), (2.0, 1e-3), (2.0, 5e-4))
 
 

@@ -35,6 +35,7 @@ there, so an interrupted quickstart picks up where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class QuickstartConfig:
     measured in docs/quickstart.md). --no-harden-rm trains the plain one (rm/) instead."""
     compare_plain_rm: bool = False
     """With --harden-rm, also train the plain reward model on the same pairs and show its probes beside the
-    hardened one's, on the same samples (about 70 s more on a 2-core CPU)."""
+    hardened one's, on the same samples (the time it adds: docs/quickstart.md)."""
     best_of: int = 4
     """n of the best-of-n baseline (the reward model picks one of n SFT samples); 0 leaves it out."""
     frontier: bool = True
@@ -326,13 +327,11 @@ def _ai_policies(config: QuickstartConfig, out: Path, samples: Path, stage, eval
         stage("10) ai: train the embedded judge", lambda: train_embedded_judge(spec, seed=config.seed,
                                                                               progress=config.progress),
               (Path(spec) / "judge.json").exists())
-    judge = []  # loaded on first use: a resumed run whose labels exist never loads it
+    judge = functools.cache(lambda: load_judge(spec))  # loaded on first use: a resumed run may never need it
+    name = "http" if spec.startswith(("http://", "https://")) else Path(spec).name
 
     def label(samples_: Path, db: Path, prefs: Path, campaign: str) -> None:
-        if not judge:
-            judge.append(load_judge(spec))
-        name = Path(spec).name if not spec.startswith(("http://", "https://")) else "http"
-        numbers = ai_feedback(samples_, db, prefs, judge[0], name, campaign=campaign, seed=config.seed)
+        numbers = ai_feedback(samples_, db, prefs, judge(), name, campaign=campaign, seed=config.seed)
         prefs.with_suffix(".stats.json").write_text(json.dumps(numbers, indent=2))
 
     prefs, rm, dpo, ppo = folder / "preferences.jsonl", folder / "rm", folder / "dpo", folder / "ppo"

@@ -245,6 +245,57 @@ def test_dpo_length_groups_give_the_log_probs_of_one_full_forward():
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_dpo_shared_prompt_gives_the_log_probs_and_gradients_of_two_full_sequences(family):
+    """pair_logps with shared_prompt runs each prompt once and both responses on its KV cache, in length
+    groups; its (chosen, rejected) sums and the gradient of their total must equal the plain path's (each
+    pair as two full sequences), for 1 and 3 groups, prompts of different lengths, on a RoPE model (llama)
+    and on one with learned absolute positions (gpt2)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rlhfkit.trainers.dpo import pair_logps, prompt_split
+
+    model, tokenizer = build_tiny(seed=0)
+    if family == "gpt2":
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=256, resid_pdrop=0.0,
+                                           embd_pdrop=0.0, attn_pdrop=0.0,
+                                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
+    model.train()
+    answers = [(" Yes.", " No, never."), (" Water the plants when the soil is dry.", " Do it."),
+               (" Rinse the cut with clean water, then cover it.", " Ignore it and it will go away on its own.")]
+    prompts = ["Question: q?\nAnswer:", "Question: how do I look after a garden in summer?\nAnswer:", "Q:"]
+    pairs = [(encode(tokenizer, p, c, 128, "t"), encode(tokenizer, p, r, 128, "t"))
+             for p, (c, r) in zip(prompts * 2, answers * 2)]
+    assert all(prompt_split(c, r) is not None for c, r in pairs)
+
+    def run(shared, groups):
+        model.zero_grad()
+        sums = pair_logps(model, pairs, tokenizer.pad_token_id, "cpu", groups, shared)
+        sums.sum().backward()
+        return sums.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    plain, plain_grad = run(False, 2)
+    assert plain.shape == (len(pairs), 2)
+    for groups in (1, 3):
+        shared, shared_grad = run(True, groups)
+        torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(shared_grad, plain_grad, rtol=1e-4, atol=1e-4)  # fp32 round-off: grads reach ~30
+
+
+def test_dpo_prompt_split_refuses_pairs_without_a_common_prompt():
+    """A pair whose two sequences start with different tokens, or a sequence with no prompt, cannot share a
+    prompt pass: prompt_split says None and pair_logps takes the plain path."""
+    from rlhfkit.trainers.dpo import prompt_split
+
+    _, tokenizer = build_tiny(seed=0)
+    a = encode(tokenizer, "Question: one?\nAnswer:", " Yes.", 64, "t")
+    b = encode(tokenizer, "Question: two?\nAnswer:", " No.", 64, "t")
+    assert prompt_split(a, b) is None
+    split = prompt_split(a, encode(tokenizer, "Question: one?\nAnswer:", " No.", 64, "t"))
+    assert split is not None and split[0] + split[1] == a.input_ids
+
+
 def test_bootstrap_weights_scale_each_heads_loss():
     """Rewards of one pair [chosen, rejected] under two heads: head 0 gives 0 vs 0 (loss log 2 = 0.69315),
     head 1 gives 1 vs 0 (loss -log sigma(1) = 0.31326). Bootstrap weights [2, 0]: 2 x 0.69315 + 0 = 1.38629;

@@ -35,6 +35,12 @@ def forward_parameters(model) -> set[str]:
     return set(inspect.signature(getattr(model, "module", model).forward).parameters)
 
 
+def cache_argument(model) -> str:
+    """The name `model.forward` takes its KV cache under: `cache` in recent `transformers` (which warns
+    that `past_key_values` goes away in 5.40), `past_key_values` before that."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
+
+
 def logits_to_keep_kind(model) -> Literal["mask", "count"] | None:
     """How `model` can skip logits: `mask` (a (B, L) boolean `logits_to_keep`), `count` (an int: the last
     n positions), or None (it computes every position's logits). Found once per model class."""
@@ -128,3 +134,94 @@ def response_inputs(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens:
     return {"input_ids": torch.cat([prompt_ids, tokens], 1), "attention_mask": attention,
             "labels": torch.cat([torch.full_like(prompt_ids, IGNORE), tokens], 1),
             "position_ids": (attention.cumsum(-1) - 1).clamp(min=0)}
+
+
+def shared_prompt_logprobs(model, prompts: list[list[int]], responses: list[list[int]], prompt_of: list[int],
+                           pad_id: int, groups: int = 1) -> torch.Tensor:
+    """(R,) summed log-probs of responses[r] after prompts[prompt_of[r]], each prompt run through the model once.
+
+    Prompt passes: the prompts, sorted by length and cut into `groups` left-padded passes, with a KV
+    cache and only the last position's logits (they predict each response's first token); the caches
+    are left-padded (zeros, masked) to one width. Response passes: the responses, sorted by length and
+    cut into `groups` right-padded passes, each row attending to its own prompt's cache rows; logits
+    only where a response token predicts the next one. Gradients flow through the caches into the prompt
+    passes. Positions count real tokens only (as in one unpadded sequence), so each sum equals
+    `completion_logprobs` on prompt + response up to float round-off, while a prompt shared by k
+    responses is computed once instead of k times.
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    cache_name, kind = cache_argument(model), logits_to_keep_kind(model)
+    lengths = torch.tensor([len(p) for p in prompts])
+    width = int(lengths.max())
+    keys, values, last, order = [], [], [], []
+    for cut in _length_groups([len(p) for p in prompts], groups):
+        ids, mask = _padded([prompts[i] for i in cut], pad_id, left=True)
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True,
+                    **({"logits_to_keep": 1} if kind else {}))
+        cache = out[cache_name] if cache_name in out else out.past_key_values
+        pad = (0, 0, width - ids.shape[1], 0)  # left-pad this pass's cache to the widest prompt
+        keys.append([torch.nn.functional.pad(layer.keys, pad) for layer in cache.layers])
+        values.append([torch.nn.functional.pad(layer.values, pad) for layer in cache.layers])
+        last.append(out.logits[:, -1])
+        order += cut
+    back = torch.argsort(torch.tensor(order)).to(device)  # prompt i's row in the concatenated passes
+    keys = [torch.cat(layer)[back] for layer in zip(*keys)]
+    values = [torch.cat(layer)[back] for layer in zip(*values)]
+    last = torch.cat(last)[back]  # (n, V): the logits that predict each response's first token
+    prompt_mask = _padded(prompts, pad_id, left=True)[1]
+
+    sums, order = [], []
+    for cut in _length_groups([len(r) for r in responses], groups):
+        rows = torch.tensor([prompt_of[r] for r in cut])
+        ids, mask = _padded([responses[r] for r in cut], pad_id)
+        keep = torch.zeros(ids.shape, dtype=torch.bool)  # position t predicts response token t+1
+        keep[:, :-1] = mask[:, 1:].bool()
+        at = rows.to(device)
+        cache = DynamicCache(ddp_cache_data=[(k[at], v[at]) for k, v in zip(keys, values)],
+                             config=getattr(model, "module", model).config)
+        logits, _ = _kept_logits(model, keep.to(device), input_ids=ids.to(device),
+                                 attention_mask=torch.cat([prompt_mask[rows], mask], 1).to(device),
+                                 position_ids=(lengths[rows][:, None] + torch.arange(ids.shape[1])).to(device),
+                                 use_cache=True, **{cache_name: cache})
+        first = token_logprobs(last[at], ids[:, 0].to(device))
+        rest = token_logprobs(logits.unsqueeze(0), ids[:, 1:][keep[:, :-1]].to(device).unsqueeze(0)).squeeze(0)
+        sums.append(first + rest.new_zeros(keep.shape).masked_scatter(keep.to(device), rest).sum(-1))
+        order += cut
+    return torch.cat(sums)[torch.argsort(torch.tensor(order)).to(device)]
+
+
+def _length_groups(lengths: list[int], groups: int) -> list[list[int]]:
+    """Indices sorted by length (shortest first), cut into `groups` runs of about equal size."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups = max(1, min(groups, len(order)))
+    return [order[g * len(order) // groups:(g + 1) * len(order) // groups] for g in range(groups)]
+
+
+def _padded(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) token ids and attention mask, padded on the right (or the left) to the longest sequence."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, span], mask[row, span] = torch.tensor(seq, dtype=torch.long), 1
+    return ids, mask
+
+
+def supports_shared_prompt(model) -> bool:
+    """Whether `shared_prompt_logprobs` can run on `model`: full-attention layers only (no sliding window,
+    whose cache the prompt passes would have to cut), and no activation checkpointing (which turns the
+    cache off in training)."""
+    inner = getattr(model, "module", model)
+    checkpointing = getattr(inner, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = getattr(inner, "is_gradient_checkpointing", False)
+    if checkpointing and inner.training:
+        return False
+    config = inner.config.get_text_config() if hasattr(inner.config, "get_text_config") else inner.config
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+    return (getattr(config, "sliding_window", None) is None and set(layer_types) == {"full_attention"}
+            and getattr(config, "use_cache", True) is not False and not config.is_encoder_decoder)

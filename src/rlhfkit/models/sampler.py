@@ -25,7 +25,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from rlhfkit.data.tokenization import boundary_tokens
-from rlhfkit.models.forward import forward_parameters, logits_to_keep_kind
+from rlhfkit.models.forward import cache_argument, logits_to_keep_kind
 
 
 @dataclass
@@ -62,12 +62,6 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     return logits
-
-
-def cache_argument(model) -> str:
-    """The name `model.forward` takes its KV cache under: `cache` in recent `transformers` (which warns
-    that `past_key_values` goes away in 5.40), `past_key_values` before that."""
-    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
 
 
 class PreallocatedLayer(DynamicLayer):

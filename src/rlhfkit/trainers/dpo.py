@@ -32,10 +32,10 @@ import torch
 from accelerate.utils import gather_object
 
 from rlhfkit.data.records import train_and_held_out
-from rlhfkit.data.tokenization import Example, collate, encode_preferences
+from rlhfkit.data.tokenization import IGNORE, Example, collate, encode_preferences
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import dpo_loss
-from rlhfkit.models.forward import completion_logprobs
+from rlhfkit.models.forward import completion_logprobs, shared_prompt_logprobs, supports_shared_prompt
 from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
@@ -72,6 +72,10 @@ class DPOConfig(SupervisedConfig):
     """Forward passes per micro-batch: its chosen and rejected responses, sorted by length, are cut into
     this many groups, each padded only to its own longest response (less padding, smaller passes; 1: one
     pass padded to the longest response). The results differ only by float round-off."""
+    shared_prompt: bool = True
+    """Run each pair's prompt through the model once, both responses attending to its KV cache (the
+    prompt's tokens are not computed twice); off, or with --gradient-checkpointing: chosen and rejected
+    as two full sequences. The results differ only by float round-off."""
 
     def validate(self) -> None:
         super().validate()
@@ -94,6 +98,34 @@ def sequence_logps(model, examples: list[Example], pad_id: int, device, groups: 
     return torch.cat(parts)[torch.argsort(torch.tensor(order, device=device))]  # back in the order of `examples`
 
 
+def pair_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, device, groups: int = 1,
+               shared_prompt: bool = True) -> torch.Tensor:
+    """(n, 2) summed completion log-probs of each pair's (chosen, rejected).
+
+    With `shared_prompt` (and a model that can: `supports_shared_prompt`), each pair's prompt goes
+    through the model once and both responses attend to its KV cache; the pairs are sorted by length
+    and cut into `groups` such passes. Otherwise, and for pairs whose two sequences do not start with
+    the same prompt tokens, `sequence_logps` on the 2n full sequences.
+    """
+    n = len(pairs)
+    split = [prompt_split(c, r) for c, r in pairs] if shared_prompt and supports_shared_prompt(model) else None
+    if split is None or any(s is None for s in split):
+        return sequence_logps(model, [p[0] for p in pairs] + [p[1] for p in pairs], pad_id, device, groups).view(2, n).T
+    responses = [s[1] for s in split] + [s[2] for s in split]
+    sums = shared_prompt_logprobs(model, [s[0] for s in split], responses, list(range(n)) * 2, pad_id, groups)
+    return sums.view(2, n).T
+
+
+def prompt_split(chosen: Example, rejected: Example) -> tuple[list[int], list[int], list[int]] | None:
+    """(prompt, chosen response, rejected response) token ids, or None when the two do not share a
+    non-empty prompt (the tokens before the first scored label)."""
+    p = next((t for t, label in enumerate(chosen.labels) if label != IGNORE), len(chosen))
+    if p == 0 or p >= len(rejected) or chosen.input_ids[:p] != rejected.input_ids[:p] \
+            or rejected.labels[p - 1] != IGNORE or IGNORE in chosen.labels[p:] or IGNORE in rejected.labels[p:]:
+        return None
+    return chosen.input_ids[:p], chosen.input_ids[p:], rejected.input_ids[p:]
+
+
 def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Tensor:
     """(n,) summed completion log-probs of one padded forward pass (rlhfkit.models.forward)."""
     batch = collate(examples, pad_id)
@@ -103,17 +135,16 @@ def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Te
 
 @torch.no_grad()
 def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc,
-                    groups: int = 1) -> torch.Tensor:
+                    groups: int = 1, shared_prompt: bool = True) -> torch.Tensor:
     """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes."""
     model.eval()
     mine = list(range(acc.process_index, len(pairs), acc.num_processes))
     values: list[tuple[int, float, float]] = []
     for s in range(0, len(mine), batch_size):
         ids = mine[s:s + batch_size]
-        flat = [pairs[i][0] for i in ids] + [pairs[i][1] for i in ids]
         with acc.autocast():
-            logps = sequence_logps(model, flat, pad_id, acc.device, groups).float().cpu()
-        values += [(i, logps[k].item(), logps[len(ids) + k].item()) for k, i in enumerate(ids)]
+            logps = pair_logps(model, [pairs[i] for i in ids], pad_id, acc.device, groups, shared_prompt).float().cpu()
+        values += [(i, chosen, rejected) for i, (chosen, rejected) in zip(ids, logps.tolist())]
     out = torch.zeros(len(pairs), 2)
     for i, chosen, rejected in (gather_object(values) if acc.num_processes > 1 else values):
         out[i, 0], out[i, 1] = chosen, rejected
@@ -145,9 +176,10 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
         reference = model.to(acc.device)
     adapters_off = saved.disable_adapter() if saved is not model and not config.ref_model else nullcontext()
     with adapters_off:  # --lora-r: the reference is the starting weights, the same model without its adapters
-        ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc, config.length_groups)
-        ref_held = (reference_logps(reference, held, pad_id, config.batch_size, acc, config.length_groups)
-                    if held else None)
+        ref = reference_logps(reference, pairs, pad_id, config.batch_size, acc, config.length_groups,
+                              config.shared_prompt)
+        ref_held = (reference_logps(reference, held, pad_id, config.batch_size, acc, config.length_groups,
+                                    config.shared_prompt) if held else None)
     del reference
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
@@ -156,8 +188,8 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
 
     def pair_stats(model, chosen_rejected: list[tuple[Example, Example]], ref_logps: torch.Tensor):
         n = len(chosen_rejected)
-        logps = sequence_logps(model, [p[0] for p in chosen_rejected] + [p[1] for p in chosen_rejected],
-                               pad_id, acc.device, config.length_groups).float()  # (2n,)
+        logps = pair_logps(model, chosen_rejected, pad_id, acc.device, config.length_groups,
+                           config.shared_prompt).float().T.reshape(-1)  # (2n,): chosen..., rejected...
         ref_logps = ref_logps.to(acc.device)
         losses, chosen_rewards, rejected_rewards = dpo_loss(
             logps[:n], logps[n:], ref_logps[:, 0], ref_logps[:, 1],

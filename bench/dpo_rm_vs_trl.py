@@ -54,6 +54,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -93,7 +94,8 @@ class Setup:
     rows_in_batch_order: list[dict]
 
 
-def prepare(workdir: Path, n_pairs: int, batch_size: int, max_length: int, seed: int) -> Setup:
+def prepare(workdir: Path, n_pairs: int, batch_size: int, max_length: int, seed: int,
+            model_dir: str | None = None, need_rm: bool = True) -> Setup:
     """Save the shared model folders and data; work out rlhfkit's batch order for TRL."""
     from transformers import AutoModelForSequenceClassification
 
@@ -104,14 +106,22 @@ def prepare(workdir: Path, n_pairs: int, batch_size: int, max_length: int, seed:
 
     # 1) one set of weights for both sides
     lm_dir, rm_dir = workdir / "tiny-lm", workdir / "tiny-rm"
-    model, tokenizer = build_tiny(seed)
+    if model_dir:  # --model: a causal-LM folder (for example bench/scale_vs_trl.py's random 113M Llama)
+        from transformers import AutoModelForCausalLM
+
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), load_tokenizer(model_dir)
+    else:
+        model, tokenizer = build_tiny(seed)
     model.save_pretrained(lm_dir)
     tokenizer.save_pretrained(lm_dir)
-    torch.manual_seed(seed)  # the fresh scalar head
-    classifier = AutoModelForSequenceClassification.from_pretrained(lm_dir, num_labels=1)
-    classifier.config.pad_token_id = tokenizer.pad_token_id
-    classifier.save_pretrained(rm_dir)
-    tokenizer.save_pretrained(rm_dir)
+    del model
+    if need_rm:
+        torch.manual_seed(seed)  # the fresh scalar head
+        classifier = AutoModelForSequenceClassification.from_pretrained(lm_dir, num_labels=1)
+        classifier.config.pad_token_id = tokenizer.pad_token_id
+        classifier.save_pretrained(rm_dir)
+        tokenizer.save_pretrained(rm_dir)
+        del classifier
 
     # 2) the same pairs for both, exactly one epoch of `steps` batches
     rows = load_records("builtin:assistant", "preferences", split="train", builtin_size=n_pairs, seed=seed).rows
@@ -264,6 +274,9 @@ def main() -> None:
                         help="TRL DPO with its default reference forward in every step (rlhfkit precomputes)")
     parser.add_argument("--length-groups", type=int,
                         help="rlhfkit DPO forward passes per batch (default: rlhfkit's own default)")
+    parser.add_argument("--model", help="causal-LM folder both sides start from (default: the untrained tiny Llama)")
+    parser.add_argument("--side", choices=["both", "rlhfkit", "trl"], default="both",
+                        help="run one side only (its process's peak RSS is then that side's: see scale_vs_trl.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
@@ -288,16 +301,21 @@ def main() -> None:
     token_check: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("HF_DATASETS_CACHE", str(Path(tmp) / "datasets-cache"))
-        setup = prepare(Path(tmp), args.steps * args.batch_size, args.batch_size, args.max_length, args.seed)
+        setup = prepare(Path(tmp), args.steps * args.batch_size, args.batch_size, args.max_length, args.seed,
+                        args.model, need_rm="rm" in kinds)
         for kind in kinds:
             ours, theirs = [], []
             for r in range(args.repeats):  # alternate who goes first, so drift in machine load hits both
                 order = ("rlhfkit", "trl") if r % 2 == 0 else ("trl", "rlhfkit")
-                for side in order:
+                for side in (order if args.side == "both" else (args.side,)):
                     if side == "rlhfkit":
                         ours.append(run_rlhfkit(kind, setup, args))
                     else:
                         theirs.append(run_trl(kind, setup, args, token_check))
+            if args.side != "both":  # one side: its throughput and this process's peak resident memory
+                results[kind] = {args.side: summarize(ours or theirs, args.batch_size, args.warmup),
+                                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                continue
             results[kind] = {"rlhfkit": summarize(ours, args.batch_size, args.warmup),
                              "trl": summarize(theirs, args.batch_size, args.warmup),
                              "tokens": token_check[kind],
@@ -307,7 +325,13 @@ def main() -> None:
             results[kind]["ratio_mean"] = (results[kind]["rlhfkit"]["pairs_per_s_mean"]
                                            / results[kind]["trl"]["pairs_per_s_mean"])
     results["load_average_1min"] = (load_before, os.getloadavg()[0])
-    report(results, kinds, args)
+    if args.side != "both":
+        for kind in kinds:
+            r = results[kind]
+            print(f"{kind.upper()} {args.side}: {r[args.side]['pairs_per_s']:.2f} pairs/s (median step), "
+                  f"{r[args.side]['pairs_per_s_mean']:.2f} (mean); peak RSS {r['peak_rss_mib']:.0f} MiB")
+    else:
+        report(results, kinds, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")

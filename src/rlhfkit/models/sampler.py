@@ -132,6 +132,19 @@ def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> 
 
 
 @torch.no_grad()
+def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P) left-padded prompt token ids (after the tokenizer's start tokens) and their mask."""
+    start, _ = boundary_tokens(tokenizer)
+    encoded = [start + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(len(e) for e in encoded)
+    prompt_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, ids in enumerate(encoded):
+        prompt_ids[i, width - len(ids):] = torch.tensor(ids)
+        prompt_mask[i, width - len(ids):] = 1
+    return prompt_ids.to(device), prompt_mask.to(device)
+
+
 def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generator: torch.Generator | None = None,
            return_hidden: bool = False) -> SampleOutput:
     """Sample one completion per prompt text (repeat prompts for several samples).
@@ -140,15 +153,7 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     which is what a value head reads: PPO gets its rollout-time values without another forward."""
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    start, _ = boundary_tokens(tokenizer)
-    encoded = [start + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    width = max(len(e) for e in encoded)
-    prompt_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    prompt_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, ids in enumerate(encoded):
-        prompt_ids[i, width - len(ids):] = torch.tensor(ids)
-        prompt_mask[i, width - len(ids):] = 1
-    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
 
     batch = len(prompts)
     tokens = torch.full((batch, params.max_new_tokens), pad, dtype=torch.long, device=device)

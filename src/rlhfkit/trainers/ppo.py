@@ -19,7 +19,8 @@ step per line of the recipe, and each step is a function below it.
 The reference is a second frozen copy of --model; with --lora-r it is the policy itself with its
 adapters switched off (peft's `disable_adapter`), so a run holds one copy of the weights.
 
-Leaves out on purpose: a separate critic model, reward whitening, generation with vLLM.
+Leaves out on purpose: a separate critic model, reward whitening. Generation can go through vLLM
+(`--sampler vllm`, rlhfkit.models.vllm_sampler) where it is installed.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from rlhfkit.math.ops import (
 from rlhfkit.models.forward import completion_logprobs, response_inputs
 from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.models.sampler import SampleOutput, SamplingParams, sample
+from rlhfkit.models.vllm_sampler import VLLMSampler
 from rlhfkit.trainers.loop import (
     TrainConfig,
     TrainingRun,
@@ -132,10 +134,16 @@ class PPOConfig(TrainConfig):
     log_every: int = 1
     """Write a metrics.jsonl line every this many steps."""
 
+    sampler: Literal["builtin", "vllm"] = "builtin"
+    """Who generates: rlhfkit's KV-cache sampler, or vLLM in this process (needs vLLM installed; its start-up
+    takes tens of seconds; the trainer recomputes the rollout log-probs and logs vllm_logprob_gap)."""
+
     def validate(self) -> None:
         super().validate()
         if self.max_steps is None:
             raise ConfigError("--max-steps is required: ppo has no epochs over a fixed data set")
+        if self.sampler == "vllm" and self.lora_r:
+            raise ConfigError("--sampler vllm does not take a LoRA policy (--lora-r): use the built-in sampler")
         if self.advantage in ("grpo", "rloo") and self.group_size < 2:
             raise ConfigError(f"--group-size must be at least 2 for --advantage {self.advantage}, got {self.group_size}")
         for name in ("prompts_per_step", "max_new_tokens", "ppo_epochs", "builtin_size", "minibatch_size"):
@@ -265,6 +273,10 @@ class OnlineRL:
     saved: Any = None
     """What checkpoints save: the policy, or with --lora-r the peft model around it (whose adapters are switched
     off for the reference's log-probs, `reference` being None)."""
+    vllm: Any = None
+    """--sampler vllm: the VLLMSampler generating for this run (rlhfkit.models.vllm_sampler)."""
+    vllm_gap: float = 0.0
+    """--sampler vllm: mean |vLLM's log-prob - the trainer's| over this step's response tokens."""
 
 
 def setup(config: PPOConfig, acc) -> OnlineRL:
@@ -303,8 +315,12 @@ def setup(config: PPOConfig, acc) -> OnlineRL:
     ptx = ptx_examples(config.ptx_data, tokenizer, config.max_length) if config.ptx_coef > 0 else []
     run = TrainingRun(config, acc, "ppo", model, tokenizer, optimizer, scheduler, config.max_steps, params=params,
                       inner=lambda m: saved)
+    vllm = None
+    if config.sampler == "vllm":
+        precision = {"bf16": "bfloat16", "fp16": "float16"}.get(str(acc.mixed_precision), "float32")  # the trainer's
+        vllm = VLLMSampler(config.model, tokenizer, config.max_length + config.max_new_tokens, config.seed, precision)
     return OnlineRL(config, acc, prompts, judge, gold, model, reference, value_head, tokenizer, group, kl_ctl, lr,
-                    run, sampling, ptx, ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}"), saved)
+                    run, sampling, ptx, ptx_indices(len(ptx), f"ptx:{config.seed}:{acc.process_index}"), saved, vllm)
 
 
 def rollout(rl: OnlineRL, step: int) -> tuple[list[Any], SampleOutput]:
@@ -315,6 +331,10 @@ def rollout(rl: OnlineRL, step: int) -> tuple[list[Any], SampleOutput]:
     generator = torch.Generator(device=acc.device).manual_seed(config.seed + 1 + step * acc.num_processes
                                                                + acc.process_index)
     policy = acc.unwrap_model(rl.model).eval()
+    if rl.vllm is not None:  # --sampler vllm: the current weights in, then generate there
+        rl.vllm.push_weights(policy)
+        seed = config.seed + 1 + step * acc.num_processes + acc.process_index
+        return texts, rl.vllm.sample([render_prompt(rl.tokenizer, p) for p in texts], rl.sampling, seed, acc.device)
     with acc.autocast():  # the precision the update computes its ratios in
         out = sample(policy, rl.tokenizer, [render_prompt(rl.tokenizer, p) for p in texts], rl.sampling, generator,
                      return_hidden=rl.value_head is not None)
@@ -339,7 +359,15 @@ def experience(rl: OnlineRL, out: SampleOutput, scores: torch.Tensor, beta: floa
     # the sampler's log-probs (and, for gae, the hidden states a value head reads) are the
     # rollout-time policy's: no second policy forward is needed
     old_logprobs, old_values = out.logprobs.float() * mask, None
-    if rl.value_head is not None:
+    if rl.vllm is not None:  # vLLM's log-probs are checked, not trusted: the trainer's own forward gives them
+        with acc.autocast():
+            policy = acc.unwrap_model(rl.model)
+            head = acc.unwrap_model(rl.value_head) if rl.value_head is not None else None
+            mine, old_values = rollout_forward(policy, batch, config.temperature, config.minibatch_size, head)
+        rl.vllm_gap = float(((mine - old_logprobs).abs() * mask).sum() / mask.sum().clamp(min=1))
+        old_logprobs = mine
+        old_values = old_values * mask if old_values is not None else None
+    elif rl.value_head is not None:
         with torch.no_grad():
             old_values = acc.unwrap_model(rl.value_head)(out.hidden).squeeze(-1) * mask
     with acc.autocast(), rl.saved.disable_adapter() if rl.reference is None else nullcontext():
@@ -422,6 +450,8 @@ def step_record(rl: OnlineRL, texts: list[Any], out: SampleOutput, raw: torch.Te
     acc, device = rl.acc, rl.acc.device
     logged = {"score": raw.mean(), "kl": sequence_kl.mean(), "response_length": out.mask.float().sum(-1).mean(),
               **{k: torch.tensor(v, device=device) for k, v in means.items()}}
+    if rl.vllm is not None:
+        logged["vllm_logprob_gap"] = torch.tensor(rl.vllm_gap, device=device)
     if rl.gold is not None:
         logged["gold"] = torch.tensor(rl.gold(texts, out.completions), device=device).float().mean()
     elif rl.config.reward == "gold":

@@ -14,11 +14,11 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      computed once, standardised
   3) labels: one simulated annotator (noise --noise) answers every pool pair once per seed, so every
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
-  4) the reward model: a linear Bradley-Terry model on the frozen features. With --posterior laplace
-     (the default) the reward is its MAP under the prior N(0, I / --prior-precision), and the ensemble
-     the selection reads is --heads draws from its Laplace posterior (rlhfkit.math.bayes; refitted by
-     Newton's method from the last fit). With --posterior bootstrap, --heads heads each fitted on its
-     own double-or-nothing bootstrap of the labels (L2 --l2), the reward their mean
+  4) the reward model: a linear Bradley-Terry model on the frozen features. With --posterior bootstrap
+     (the default), --heads heads each fitted on its own double-or-nothing bootstrap of the labels
+     (L2 --l2), the reward their mean. With --posterior laplace, the reward is the MAP under the prior
+     N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
+     Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit)
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
      the gold accuracy of the mean head on the held-out set at each budget of GRID
@@ -261,9 +261,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
     parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
-    parser.add_argument("--posterior", choices=["laplace", "bootstrap"], default="laplace",
-                        help="the ensemble: draws from the Laplace posterior of one linear Bradley-Terry model, or "
-                             "heads each fitted on its own bootstrap (the bench's set-up before 2026-12-01 18:00)")
+    parser.add_argument("--posterior", choices=["bootstrap", "laplace"], default="bootstrap",
+                        help="the ensemble: heads each fitted on its own bootstrap (the reward their mean), or draws "
+                             "from the Laplace posterior of one linear Bradley-Terry model (the reward its MAP)")
     parser.add_argument("--heads", type=int, default=None, help="heads of the ensemble (default 128 laplace, 5 bootstrap)")
     parser.add_argument("--prior-precision", type=float, default=2.0, help="laplace: the prior N(0, I / this)")
     parser.add_argument("--l2", type=float, default=1e-2, help="bootstrap: the L2 weight on the mean loss")

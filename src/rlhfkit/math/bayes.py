@@ -45,7 +45,7 @@ def bt_laplace(diffs: torch.Tensor, labels: torch.Tensor, prior_precision: float
 
     def gradient_hessian(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = torch.sigmoid(d @ w)  # P(first preferred)
-        grad = d.T @ ((p - (y > 0).double())) + prior_precision * w
+        grad = d.T @ (p - (y > 0).double()) + prior_precision * w
         return grad, (d.T * (p * (1 - p))) @ d + prior_precision * eye
 
     grad, hessian = gradient_hessian(w)

@@ -2,7 +2,7 @@
 for random selection and each strategy of rlhfkit.math.selection, several seeds; then the downstream
 DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
-    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json]
+    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json] [--features-cache f.pt]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
   1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
@@ -14,8 +14,11 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      computed once, standardised
   3) labels: one simulated annotator (noise --noise) answers every pool pair once per seed, so every
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
-  4) the reward model: --heads linear Bradley-Terry heads on the frozen features, each fitted on its own
-     double-or-nothing bootstrap of the labels (L2 --l2), the reward their mean
+  4) the reward model: a linear Bradley-Terry model on the frozen features. With --posterior bootstrap
+     (the default), --heads heads each fitted on its own double-or-nothing bootstrap of the labels
+     (L2 --l2), the reward their mean. With --posterior laplace, the reward is the MAP under the prior
+     N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
+     Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit)
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
      the gold accuracy of the mean head on the held-out set at each budget of GRID
@@ -51,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
+from rlhfkit.math.bayes import bt_laplace, posterior_heads  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
 from rlhfkit.models.loading import load_causal_lm  # noqa: E402
@@ -129,6 +133,15 @@ def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, 
     return w.detach()
 
 
+def fit_laplace(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, prior_precision: float,
+                seed: int, init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w* as (1, C), heads (heads, C)): the MAP of the linear Bradley-Terry model on the labels (prior
+    N(0, I / prior_precision)) and draws from its Laplace posterior (rlhfkit.math.bayes)."""
+    diff = torch.stack([x[i] - x[j] for i, j, _ in pairs])
+    w, hessian = bt_laplace(diff, torch.tensor([label for _, _, label in pairs]), prior_precision, init=init)
+    return w.float().unsqueeze(0), posterior_heads(w, hessian, heads, torch.Generator().manual_seed(seed)).float()
+
+
 def gold_accuracy(w: torch.Tensor, x: torch.Tensor, heldout: list[tuple[int, int, float]]) -> float:
     reward = (x @ w.T).mean(-1)  # (N,) the ensemble's mean head
     return sum(bool(reward[i] > reward[j]) == (label > 0) for i, j, label in heldout) / len(heldout)
@@ -166,22 +179,28 @@ def check_pair_scores(gaps: torch.Tensor) -> None:
             raise AssertionError(f"{strategy}: the vectorised scores differ from rlhfkit.math.selection's by {worst}")
 
 
-def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> tuple[dict[int, float], dict]:
-    """Gold accuracy at each budget of GRID for one strategy and seed, and the ensemble at each budget."""
+def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> tuple[dict[int, float], dict, list[int]]:
+    """Gold accuracy at each budget of GRID for one strategy and seed, the reward model at each budget,
+    and the pool indices asked, in order."""
     rng = random.Random(seed)
     asked = rng.sample(range(len(pool)), args.start)  # the same random start for every strategy of a seed
     first, second = torch.tensor([p[0] for p in pool]), torch.tensor([p[1] for p in pool])
     groups = [p[2] for p in pool]
     result: dict[int, float] = {}
     ensembles: dict[int, torch.Tensor] = {}
+    w = None
     while True:
         labelled = [(pool[k][0], pool[k][1], answers[k]) for k in asked if answers[k] != 0]
-        w = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked))
+        if args.posterior == "laplace":  # the reward is the MAP, the heads are posterior draws
+            w, heads = fit_laplace(x, labelled, args.heads, args.prior_precision, seed * 1000 + len(asked),
+                                   init=None if w is None else w[0])
+        else:  # the reward is the mean of bootstrapped heads
+            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked))
         if len(asked) in GRID:
             result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
         if len(asked) >= GRID[-1]:
-            return result, ensembles
-        rewards = x @ w.T  # (N, heads)
+            return result, ensembles, asked
+        rewards = x @ heads.T  # (N, heads)
         scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked))
         for k in asked:
             scores[k] = float("-inf")  # asked already
@@ -242,8 +261,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
     parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
-    parser.add_argument("--heads", type=int, default=5)
-    parser.add_argument("--l2", type=float, default=1e-2)
+    parser.add_argument("--posterior", choices=["bootstrap", "laplace"], default="bootstrap",
+                        help="the ensemble: heads each fitted on its own bootstrap (the reward their mean), or draws "
+                             "from the Laplace posterior of one linear Bradley-Terry model (the reward its MAP)")
+    parser.add_argument("--heads", type=int, default=None, help="heads of the ensemble (default 128 laplace, 5 bootstrap)")
+    parser.add_argument("--prior-precision", type=float, default=2.0, help="laplace: the prior N(0, I / this)")
+    parser.add_argument("--l2", type=float, default=1e-2, help="bootstrap: the L2 weight on the mean loss")
     parser.add_argument("--start", type=int, default=50)
     parser.add_argument("--step", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=5)
@@ -253,7 +276,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dpo-epochs", type=float, default=2.0)
     parser.add_argument("--eval-prompts", type=int, default=128)
     parser.add_argument("--json", default=None)
-    return parser.parse_args()
+    parser.add_argument("--features-cache", default=None,
+                        help="a .pt file: load the pool, held-out set and features from it if it exists, else save them there")
+    args = parser.parse_args()
+    if args.heads is None:
+        args.heads = 128 if args.posterior == "laplace" else 5
+    return args
 
 
 def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, draws: int = 2000,
@@ -301,8 +329,14 @@ def main() -> None:
     started = time.perf_counter()
 
     # 1) pool and held-out set, 2) frozen features
-    texts, pool, heldout = build_pool(args.pool_prompts, args.responses, args.heldout, args.data_seed)
-    x = features(args.model, texts, args.features)
+    cache = Path(args.features_cache) if args.features_cache else None
+    if cache and cache.exists():
+        texts, pool, heldout, x = torch.load(cache, weights_only=False)
+    else:
+        texts, pool, heldout = build_pool(args.pool_prompts, args.responses, args.heldout, args.data_seed)
+        x = features(args.model, texts, args.features)
+        if cache:
+            torch.save((texts, pool, heldout, x), cache)
     check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2)
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -310,6 +344,9 @@ def main() -> None:
     # 3) one noisy answer per pool pair and seed: +1 first better, -1 second, 0 tie / both bad
     results: dict[str, dict[int, list[float]]] = {s: {b: [] for b in GRID} for s in args.strategies}
     ensembles: dict[str, dict[int, list[torch.Tensor]]] = {s: {b: [] for b in GRID} for s in args.strategies}
+    gold = [assistant.gold_reward(p, c) for p, c in texts]
+    gold_tie = [gold[i] == gold[j] for i, j, _ in pool]  # a diagnostic only: no strategy reads it
+    ties: dict[str, list[float]] = {s: [] for s in args.strategies}
     for seed in range(args.seeds):
         judge = assistant.panel(1, noise=args.noise, seed=seed)[0]
         answers = []
@@ -318,7 +355,8 @@ def main() -> None:
             answers.append({"a": 1.0, "b": -1.0}.get(outcome, 0.0))
         # 4) + 5) every strategy from the same start and answers
         for strategy in args.strategies:
-            accuracies, fitted = run_strategy(strategy, seed, x, pool, heldout, answers, args)
+            accuracies, fitted, asked = run_strategy(strategy, seed, x, pool, heldout, answers, args)
+            ties[strategy].append(sum(gold_tie[k] for k in asked) / len(asked))
             for budget, accuracy in accuracies.items():
                 results[strategy][budget].append(accuracy)
                 ensembles[strategy][budget].append(fitted[budget])
@@ -331,7 +369,9 @@ def main() -> None:
     print("labels     " + "".join(f"{b:>14}" for b in GRID))
     for s in args.strategies:
         print(f"{s:<11}" + "".join(f"{means[s][b]:>8.3f}+-{spread[s][b]:.3f}" for b in GRID))
-    report = {"grid": GRID, "means": means, "std": spread, "per_seed": results, "seeds": args.seeds,
+    print(f"share of the {GRID[-1]} labels asked on pairs the gold rubric scores equal (pool: "
+          f"{sum(gold_tie) / len(gold_tie):.3f}): " + ", ".join(f"{s} {statistics.mean(v):.3f}" for s, v in ties.items()))
+    report = {"grid": GRID, "gold_tie_share": {s: statistics.mean(v) for s, v in ties.items()}, "means": means, "std": spread, "per_seed": results, "seeds": args.seeds,
               "args": vars(args), "pool_pairs": len(pool), "heldout_pairs": len(heldout)}
     if "random" in means:
         print_fractions(means, spread, args.strategies, report, results)

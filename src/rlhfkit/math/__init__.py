@@ -9,7 +9,9 @@
              correlation, distinct-n
     selection which comparisons to ask for: random, ensemble disagreement, Bradley-Terry uncertainty,
              BALD, and a per-prompt cap on a batch (plain numbers; no torch, importable by feedback)
+    bayes    the Laplace posterior of a linear Bradley-Terry model (Newton MAP, Hessian) and draws from
+             it: an ensemble for the selection strategies
 
 Every function is tested against values derived by hand (tests/test_ops.py, test_losses.py, test_stats.py,
-test_selection.py).
+test_selection.py, test_bayes.py).
 """

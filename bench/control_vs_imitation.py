@@ -1,8 +1,9 @@
 """`rlhfkit control` against `imitation`'s PreferenceComparisons on the same environment, label budget,
-environment steps and seeds: the true return each reaches, and the ratio of their wall times.
+total environment steps and seeds: the true return each reaches, the env steps each took, and the
+ratio of their wall times.
 
     python bench/control_vs_imitation.py --imitation-python /work/venv-imitation/bin/python \
-        [--env Pendulum-v1] [--labels 500] [--steps 100000] [--seeds 0 1 2] [--json out.json]
+        [--env Pendulum-v1] [--labels 500] [--steps 100000] [--imitation-steps N] [--seeds 0 1 2] [--json out.json]
 
 `imitation` (1.0.x) pins an older gymnasium and stable-baselines3, so it lives in a venv of its own
 (`python -m venv /work/venv-imitation && /work/venv-imitation/bin/pip install imitation`); this script
@@ -11,7 +12,7 @@ runs its side there as a subprocess (the `IMITATION_SIDE` program below) and rlh
 machine. Both are timed from process start to the final evaluation: the true return of the final
 policy, mean over 20 episodes, deterministic actions. rlhfkit's run also reports `oracle_return` and
 the normalised return (its oracle baseline comes from `rlhfkit control`'s cache, or, when it has to
-run, its time is taken off rlhfkit's side).
+run, its time is taken off rlhfkit's side; `--no-oracle` skips it).
 
 imitation's side uses the settings of its Pendulum tutorial ("Learning a Reward Function using
 Preference Comparisons"): 8 envs, SB3 PPO with a 32-unit policy on running-normalised features
@@ -19,18 +20,33 @@ Preference Comparisons"): 8 envs, SB3 PPO with a 32-unit policy on running-norma
 a BasicRewardNet, random fragments of 100 steps, a synthetic gatherer (its oracle), 3 reward epochs
 (x4 initially), 10% of the comparisons first and a hyperbolic schedule, `exploration_frac` 0.05.
 The tutorial's iterations are one PPO rollout each (1,000 steps asked, 2,048 collected) and it says
-"set to 60 for better performance"; here `num_iterations` is `steps / 2048` rounded (49 at 100,000
-steps): one rollout per iteration and the same training steps (50 x 2,048 = 102,400 would overshoot
-by 2%, 60 by 23%, since SB3 finishes whole rollouts). The tutorial then trains a fresh agent on the
-learned reward; here the agent trained during preference comparisons is evaluated, so both sides
-spend the same `--steps` on training. imitation also steps its envs to collect comparison fragments
-beyond its training steps (its "Sampling N additional transitions"); the script counts every env
-step on that side (`env_steps`) and prints it, rlhfkit's segments come from its training rollouts.
+"set to 60 for better performance"; here `num_iterations` is `--imitation-steps / 2048` rounded (49
+at 100,000 steps): one rollout per iteration. The tutorial then trains a fresh agent on the learned
+reward; here the agent trained during preference comparisons is evaluated.
+
+**Environment steps, counted on both sides** (`env_steps`; evaluation episodes excluded on both:
+imitation's and rlhfkit's final 20, rlhfkit's random-action and oracle runs, which do not shape the
+kept policy). imitation: every step of its training envs, counted by a wrapper: its PPO rollouts
+(`training_steps`) and the fragments it samples beyond them (each `sample` call resets the 8 envs
+and runs whole 200-step episodes, once for the agent's fragments the training buffer lacks and once
+for the `exploration_frac` share: at least 1,600 steps a call). rlhfkit: its PPO rollouts (the
+segments are cut from them) plus, with `--keep best` (its default), the evaluation episodes of
+every snapshot, which the final reward model scores to pick the kept policy (`selection_env_steps`:
+10 episodes x 200 steps every 2 iterations). So equal totals come from different `--steps` and
+`--imitation-steps`; the two settings measured in bench/README.md:
+
+- rlhfkit's budget: `--steps 100000` (98,304 training + 24,000 scoring = 122,304) against
+  `--imitation-steps 16384` (8 iterations: 18,432 training + 104,000 sampling = 122,432);
+- imitation's budget: `--imitation-steps 100000` (104,448 + 132,800 = 237,248) against
+  `--steps 188416` (46 iterations: 188,416 + 46,000 = 234,416).
+
+`--count-only` prints imitation's env-step count at `--imitation-steps` without its gradient steps
+(for choosing a budget; Pendulum's episodes are always 200 steps, so the count is the real one).
 
 Both sides run with `OMP_NUM_THREADS=1` / one torch thread unless `--threads` says otherwise.
 `--reuse-imitation FILE` takes imitation's side from an earlier `--json` of this script (same env,
-labels, steps and seeds, checked) instead of running it again; wall times then come from two
-sessions, and the output says so.
+labels, imitation steps and seeds, checked) instead of running it again; wall times then come from
+two sessions, and the output says so.
 """
 
 from __future__ import annotations
@@ -55,7 +71,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 import gymnasium as gym
 
 env_id, labels, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+count_only = sys.argv[5] == "count"
 STEPS = [0]
+if count_only:  # SB3's gradient epochs off: the envs are stepped exactly as in a real run (Pendulum's
+    PPO.train = lambda self: None  # episodes are always 200 steps), so the count is the real one
 
 class CountSteps(gym.Wrapper):  # every env step imitation takes: training and fragment sampling
     def step(self, action):
@@ -82,8 +101,10 @@ pref = preference_comparisons.PreferenceComparisons(
     preference_gatherer=gatherer, reward_trainer=reward_trainer, fragment_length=100, transition_oversampling=1,
     initial_comparison_frac=0.1, allow_variable_horizon=False, initial_epoch_multiplier=4, query_schedule="hyperbolic")
 pref.train(total_timesteps=steps, total_comparisons=labels)
-eval_env = make_vec_env(env_id, rng=np.random.default_rng(seed + 20_000), n_envs=1)
-mean, _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True)
+mean = float("nan")
+if not count_only:
+    eval_env = make_vec_env(env_id, rng=np.random.default_rng(seed + 20_000), n_envs=1)
+    mean, _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True)
 print(json.dumps({"true_return": float(mean), "env_steps": STEPS[0], "training_steps": agent.num_timesteps,
                   "labels": len(pref.dataset)}))
 """
@@ -93,35 +114,42 @@ def threads_env(threads: int) -> dict:
     return os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def run_imitation(python: str, env: str, labels: int, steps: int, seed: int, threads: int) -> dict:
+def run_imitation(python: str, env: str, labels: int, steps: int, seed: int, threads: int, count: bool = False) -> dict:
     start = time.perf_counter()
-    out = subprocess.run([python, "-c", IMITATION_SIDE, env, str(labels), str(steps), str(seed)],
+    out = subprocess.run([python, "-c", IMITATION_SIDE, env, str(labels), str(steps), str(seed),
+                          "count" if count else "run"],
                          capture_output=True, text=True, env=threads_env(threads))
     if out.returncode != 0:
         raise SystemExit(f"imitation's side failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) | {"seconds": time.perf_counter() - start}
 
 
-def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str, threads: int) -> dict:
+def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str, threads: int, oracle: bool,
+                extra: list[str]) -> dict:
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "rlhfkit", "control", "--env", env, "--labels", str(labels), "--steps", str(steps),
-           "--seed", str(seed), "--out", f"{out}/seed{seed}"]
+           "--seed", str(seed), "--out", f"{out}/seed{seed}"] + ([] if oracle else ["--no-oracle"]) + extra
     subprocess.run(cmd, check=True, capture_output=True, text=True, env=threads_env(threads))
     seconds = time.perf_counter() - start
     result = json.loads(open(f"{out}/seed{seed}/result.json").read())
-    if not result["oracle_cached"]:  # the oracle baseline ran in this process: its time is not rlhfkit's side
+    if oracle and not result["oracle_cached"]:  # the oracle baseline ran in this process: not rlhfkit's side
         seconds -= result["oracle_seconds"]
-    return {k: result[k] for k in ("true_return", "random_return", "oracle_return", "normalised_return", "env_steps",
-                                   "labels")} | {"seconds": seconds}
+    keys = ("true_return", "random_return", "oracle_return", "normalised_return", "env_steps", "selection_env_steps",
+            "labels")
+    row = {k: result[k] for k in keys if k in result} | {"seconds": seconds}
+    # every env step that shapes the kept policy: the training rollouts (the segments are cut from them) and,
+    # with --keep best, the snapshots' evaluation episodes the reward model scores
+    return row | {"training_steps": row["env_steps"], "env_steps": row["env_steps"] + row["selection_env_steps"]}
 
 
 def reused_imitation(path: str, args: argparse.Namespace) -> dict[int, dict]:
     """imitation's rows from an earlier --json of this script, refused unless env, labels and steps match."""
     earlier = json.loads(open(path).read())
-    for key in ("env", "labels", "steps"):
+    earlier["args"].setdefault("imitation_steps", earlier["args"]["steps"])  # before --imitation-steps existed
+    for key in ("env", "labels", "imitation_steps"):
         if earlier["args"][key] != getattr(args, key):
-            raise SystemExit(f"--reuse-imitation {path}: it ran with --{key} {earlier['args'][key]}, "
-                             f"this run asks for {getattr(args, key)}")
+            raise SystemExit(f"--reuse-imitation {path}: it ran with --{key.replace('_', '-')} "
+                             f"{earlier['args'][key]}, this run asks for {getattr(args, key)}")
     rows = {row["seed"]: row["imitation"] for row in earlier["rows"] if "imitation" in row}
     missing = [s for s in args.seeds if s not in rows]
     if missing:
@@ -134,7 +162,14 @@ def main() -> None:
     parser.add_argument("--imitation-python", required=True, help="python of the venv that has imitation")
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--labels", type=int, default=500)
-    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=100_000, help="rlhfkit control --steps (its training steps)")
+    parser.add_argument("--imitation-steps", type=int, default=None,
+                        help="imitation's total_timesteps (its training steps); default --steps")
+    parser.add_argument("--count-only", action="store_true",
+                        help="only count imitation's env steps at --imitation-steps (SB3's gradient steps off)")
+    parser.add_argument("--no-oracle", action="store_true", help="rlhfkit control --no-oracle (no normalised return)")
+    parser.add_argument("--rlhfkit-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for rlhfkit control (repeat it), e.g. --rlhfkit-arg=--query-until=0.39")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/bench-control")
     parser.add_argument("--json", default=None)
@@ -143,19 +178,28 @@ def main() -> None:
     parser.add_argument("--reuse-imitation", default=None, metavar="FILE",
                         help="imitation's side from an earlier --json of this script")
     args = parser.parse_args()
+    args.imitation_steps = args.imitation_steps or args.steps
+    if args.count_only:
+        for seed in args.seeds:
+            print(json.dumps(run_imitation(args.imitation_python, args.env, args.labels, args.imitation_steps, seed,
+                                           args.threads, count=True)))
+        return
     reused = reused_imitation(args.reuse_imitation, args) if args.reuse_imitation else {}
     rows = []
     for seed in args.seeds:
         row = {"seed": seed}
         if args.only != "imitation":
-            row["rlhfkit"] = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out, args.threads)
+            row["rlhfkit"] = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out, args.threads,
+                                         not args.no_oracle, args.rlhfkit_arg)
             ours = row["rlhfkit"]
-            print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s (oracle "
-                  f"{ours['oracle_return']:.1f}, random {ours['random_return']:.1f}, normalised "
-                  f"{ours['normalised_return']:.3f})", flush=True)
+            oracle = (f", oracle {ours['oracle_return']:.1f}, random {ours['random_return']:.1f}, normalised "
+                      f"{ours['normalised_return']:.3f}") if "oracle_return" in ours else ""
+            print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s ({ours['env_steps']} env "
+                  f"steps, {ours['training_steps']} of them training, {ours['selection_env_steps']} scoring snapshots"
+                  f"{oracle})", flush=True)
         if args.only != "rlhfkit":
             row["imitation"] = reused.get(seed) or run_imitation(args.imitation_python, args.env, args.labels,
-                                                                 args.steps, seed, args.threads)
+                                                                 args.imitation_steps, seed, args.threads)
             theirs = row["imitation"]
             print(f"seed {seed}: imitation {theirs['true_return']:.1f} in {theirs['seconds']:.0f} s "
                   f"({theirs['env_steps']} env steps, {theirs['training_steps']} of them training)"
@@ -168,12 +212,16 @@ def main() -> None:
         return
     mean = {side: sum(r[side]["true_return"] for r in rows) / len(rows) for side in ("rlhfkit", "imitation")}
     seconds = {side: sum(r[side]["seconds"] for r in rows) for side in ("rlhfkit", "imitation")}
+    steps = {side: sum(r[side]["env_steps"] for r in rows) / len(rows) for side in ("rlhfkit", "imitation")}
+    print(f"env steps per seed (evaluation episodes excluded): rlhfkit {steps['rlhfkit']:,.0f}, imitation "
+          f"{steps['imitation']:,.0f} (ratio imitation/rlhfkit {steps['imitation'] / steps['rlhfkit']:.2f})")
     print(f"mean true return over {len(rows)} seeds: rlhfkit {mean['rlhfkit']:.1f}, imitation {mean['imitation']:.1f}; "
           f"wall-time ratio imitation/rlhfkit {seconds['imitation'] / seconds['rlhfkit']:.2f}"
           f"{' (imitation timed in an earlier session)' if reused else ''}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": rows, "mean_true_return": mean, "seconds": seconds}, f, indent=1)
+            json.dump({"args": vars(args), "rows": rows, "mean_true_return": mean, "seconds": seconds,
+                       "env_steps": steps}, f, indent=1)
 
 
 if __name__ == "__main__":

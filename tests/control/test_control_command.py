@@ -20,6 +20,9 @@ def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
     for key in ("true_return", "oracle_return", "random_return", "normalised_return", "labels", "curve"):
         assert key in result
     assert result["labels"] == 6 and result["env_steps"] == 512 and not result["oracle_cached"]
+    # --keep best scores every snapshot's evaluation episodes with the reward model: 512 / (2 x 128) = 2
+    # iterations, each evaluated (--eval-every 1) on 2 episodes of Pendulum's 200 steps
+    assert result["selection_env_steps"] == 2 * 2 * 200
     assert -2000 < result["random_return"] < -500  # Pendulum's uniform random actions
     for name in ("metrics.jsonl", "pairs.jsonl", "policy.pt", "reward_model.pt", "report.html", "feedback.db"):
         assert (out / name).exists(), name

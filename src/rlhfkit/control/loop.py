@@ -357,7 +357,11 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
     seconds = time.time() - start
     torch.save({"state_dict": run.agent.state_dict(), "obs_stats": run.agent.obs_stats.state()}, out / "policy.pt")
     torch.save({"state_dict": run.model.state_dict(), "members": config.ensemble}, out / "reward_model.pt")
+    # --keep best scores the snapshots' evaluation episodes with the reward model: those env steps feed
+    # the result too (the final 20 episodes and the curve's true returns only report it)
+    selection_steps = sum(int(s.episodes.alive.sum()) for s in snapshots) if config.keep == "best" else 0
     result = {"env": config.env, "labels": len(run.labels), "env_steps": curve[-1]["env_steps"],
+              "selection_env_steps": selection_steps,
               "true_return": evaluate(config.env, run.agent, config.eval_episodes * 2, config.seed + 20_000),
               "random_return": evaluate(config.env, run.agent, config.eval_episodes * 2, config.seed + 20_000,
                                         random_actions=True),

@@ -42,6 +42,16 @@ MODEL=/tmp/gpu_quickstart/sft; [ -d "$MODEL" ] || MODEL=""
 ONLY=""; "$PY" -c "import trl" 2>/dev/null || { echo "TRL does not import here: rlhfkit sides only"; ONLY="--only grpo gae"; }
 timeout 100 "$PY" bench/online_rl_vs_trl.py ${MODEL:+--model $MODEL} $ONLY --steps 8 --json "$OUTDIR/online_rl.json"
 
+step "vLLM generation for online RL (--sampler vllm): weights pushed each step, log-prob gap logged"
+if "$PY" -c "import vllm" 2>/dev/null; then
+  timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/test_vllm_sampler.py; echo "vllm tests exit $?"
+  timeout 240 "$PY" -m rlhfkit ppo --model /tmp/gpu_quickstart/sft --reward gold --advantage grpo --max-steps 8 \
+    --prompts-per-step 16 --group-size 4 --max-new-tokens 64 --sampler vllm --no-progress --out /tmp/gpu_ppo_vllm
+  echo "ppo --sampler vllm exit $?"; tail -1 /tmp/gpu_ppo_vllm/metrics.jsonl
+else
+  echo "vLLM does not import here: --sampler vllm not run (pip install vllm where the machine can reach the index)"
+fi
+
 step "LoRA PPO vs full PPO on a ~0.5B random Llama (32 layers, width 1024), bf16 autocast: peak RSS and CUDA memory"
 timeout 240 "$PY" bench/lora_memory.py --hidden 1024 --layers 32 --intermediate 4096 --steps 3 --new-tokens 32 \
   --json "$OUTDIR/lora_memory_0.5b.json"

@@ -96,8 +96,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--builtin-size", type=int, default=3000, help="demonstrations generated for the task")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.steps < args.warmup + 3:
         parser.error("--steps must be at least --warmup + 3 (warm-up steps, timed steps, the last step)")
 

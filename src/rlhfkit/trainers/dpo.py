@@ -40,6 +40,7 @@ from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adamw,
     adapt,
     default_lr,
     fit,
@@ -72,10 +73,11 @@ class DPOConfig(SupervisedConfig):
     """Forward passes per micro-batch: its chosen and rejected responses, sorted by length, are cut into
     this many groups, each padded only to its own longest response (less padding, smaller passes; 1: one
     pass padded to the longest response). The results differ only by float round-off."""
-    shared_prompt: bool = True
+    shared_prompt: bool = False
     """Run each pair's prompt through the model once, both responses attending to its KV cache (the
-    prompt's tokens are not computed twice); off, or with --gradient-checkpointing: chosen and rejected
-    as two full sequences. The results differ only by float round-off."""
+    prompt's tokens are not computed twice; pays off when prompts are long next to the responses); off,
+    or with --gradient-checkpointing: chosen and rejected as two full sequences. The results differ only
+    by float round-off."""
 
     def validate(self) -> None:
         super().validate()
@@ -99,7 +101,7 @@ def sequence_logps(model, examples: list[Example], pad_id: int, device, groups: 
 
 
 def pair_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, device, groups: int = 1,
-               shared_prompt: bool = True) -> torch.Tensor:
+               shared_prompt: bool = False) -> torch.Tensor:
     """(n, 2) summed completion log-probs of each pair's (chosen, rejected).
 
     With `shared_prompt` (and a model that can: `supports_shared_prompt`), each pair's prompt goes
@@ -135,7 +137,7 @@ def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Te
 
 @torch.no_grad()
 def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc,
-                    groups: int = 1, shared_prompt: bool = True) -> torch.Tensor:
+                    groups: int = 1, shared_prompt: bool = False) -> torch.Tensor:
     """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes."""
     model.eval()
     mine = list(range(acc.process_index, len(pairs), acc.num_processes))
@@ -183,7 +185,7 @@ def train_dpo(config: DPOConfig, on_step=None) -> Path:
     del reference
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    optimizer = adamw(model.parameters(), lr, config.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
 
     def pair_stats(model, chosen_rejected: list[tuple[Example, Example]], ref_logps: torch.Tensor):

@@ -57,6 +57,7 @@ from rlhfkit.models.vllm_sampler import VLLMSampler
 from rlhfkit.trainers.loop import (
     TrainConfig,
     TrainingRun,
+    adamw,
     adapt,
     default_lr,
     lr_schedule,
@@ -303,7 +304,7 @@ def setup(config: PPOConfig, acc) -> OnlineRL:
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
     params = list(model.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    optimizer = adamw(params, lr, config.weight_decay)
     episodes = config.prompts_per_step * group
     updates_per_step = config.ppo_epochs * -(-episodes // config.minibatch_size)
     scheduler = lr_schedule(optimizer, config.max_steps * updates_per_step, config.warmup_ratio, config.min_lr_ratio)

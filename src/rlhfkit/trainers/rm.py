@@ -54,6 +54,7 @@ from rlhfkit.models.reward_model import RewardModel, save_reward_stats
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adamw,
     adapt,
     default_lr,
     fit,
@@ -400,7 +401,7 @@ def train_rm(config: RMConfig, on_step=None) -> Path:
     classifier, saved = adapt(config, classifier, "classifier", acc)
     model = RewardModel(classifier)
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    optimizer = adamw(model.parameters(), lr, config.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
     pad_id = tokenizer.pad_token_id
     head = acc.unwrap_model(model).head_parameters()

@@ -38,6 +38,7 @@ from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
     SupervisedConfig,
+    adamw,
     adapt,
     default_lr,
     fit,
@@ -102,7 +103,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, dict[str, Any]], None] 
         print(f"note: {truncated} of {len(train)} completions were truncated to --max-length {config.max_length}")
 
     lr = default_lr(config, model, TINY_LR, PRETRAINED_LR)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
+    optimizer = adamw(model.parameters(), lr, config.weight_decay, betas=(0.9, 0.95))
     model, optimizer = acc.prepare(model, optimizer)
     pad_id = tokenizer.pad_token_id
 

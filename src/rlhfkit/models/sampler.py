@@ -131,7 +131,6 @@ def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> 
     return (logp - torch.log(-torch.log(uniform))).argmax(-1)
 
 
-@torch.no_grad()
 def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P) left-padded prompt token ids (after the tokenizer's start tokens) and their mask."""
     start, _ = boundary_tokens(tokenizer)
@@ -145,6 +144,7 @@ def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor,
     return prompt_ids.to(device), prompt_mask.to(device)
 
 
+@torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generator: torch.Generator | None = None,
            return_hidden: bool = False) -> SampleOutput:
     """Sample one completion per prompt text (repeat prompts for several samples).

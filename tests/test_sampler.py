@@ -113,3 +113,16 @@ def test_rows_that_end_leave_the_batch_and_their_log_probs_stay_exact(tiny):
                                        rtol=1e-4, atol=1e-4)
     finally:
         handle.remove()
+
+
+def test_sampling_builds_no_autograd_graph(tiny):
+    """The sampler runs without gradients even for a model in train mode with trainable weights: its
+    log-probs enter the PPO loss as constants, and a graph through the in-place KV cache would fail there."""
+    model, tokenizer = tiny
+    model.train()
+    try:
+        out = sample(model, tokenizer, ["Question: hi?\nAnswer:"] * 2, SamplingParams(max_new_tokens=6),
+                     torch.Generator().manual_seed(0))
+    finally:
+        model.eval()
+    assert not out.logprobs.requires_grad and out.logprobs.grad_fn is None

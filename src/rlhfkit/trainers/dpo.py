@@ -49,6 +49,7 @@ from rlhfkit.trainers.loop import (
 )
 
 TINY_LR, PRETRAINED_LR = 1e-4, 5e-7
+REF_BATCH_SCALE, REF_LOGITS_BYTES = 4, 2**29  # the reference pass's chunks: at most 4x the batch, 512 MiB of logits
 
 
 @dataclass
@@ -69,7 +70,7 @@ class DPOConfig(SupervisedConfig):
     """Weight of a per-token NLL term on the chosen response (RPO, Pang et al. 2024); 0 leaves it out."""
     builtin_size: int = 2000
     """Number of preference pairs generated when --data is builtin:assistant."""
-    length_groups: int = 4
+    length_groups: int = 2
     """Forward passes per micro-batch: its chosen and rejected responses, sorted by length, are cut into
     this many groups, each padded only to its own longest response (less padding, smaller passes; 1: one
     pass padded to the longest response). The results differ only by float round-off."""
@@ -138,9 +139,18 @@ def group_logps(model, examples: list[Example], pad_id: int, device) -> torch.Te
 @torch.no_grad()
 def reference_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, batch_size: int, acc,
                     groups: int = 1, shared_prompt: bool = False) -> torch.Tensor:
-    """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes."""
+    """(P, 2) reference log-probs of (chosen, rejected), computed once; work split across processes.
+
+    Without gradients there is room for more rows per pass: the pairs go shortest first (little padding)
+    in chunks of up to REF_BATCH_SCALE x batch_size pairs, as long as a chunk's kept logits (scored
+    positions x vocabulary, fp32) stay under REF_LOGITS_BYTES."""
     model.eval()
-    mine = list(range(acc.process_index, len(pairs), acc.num_processes))
+    mine = sorted(range(acc.process_index, len(pairs), acc.num_processes),
+                  key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0)
+    longest = max((len(c) + len(r) for c, r in pairs), default=1)
+    fits = REF_LOGITS_BYTES // max(1, 4 * vocab * longest)
+    batch_size = max(batch_size, min(REF_BATCH_SCALE * batch_size, fits))
     values: list[tuple[int, float, float]] = []
     for s in range(0, len(mine), batch_size):
         ids = mine[s:s + batch_size]

@@ -41,7 +41,6 @@ from rlhfkit.judges.ai import (
 )
 from rlhfkit.models.loading import default_device, load_causal_lm
 
-
 MODES = ("compare", "grade")
 
 

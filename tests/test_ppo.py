@@ -172,3 +172,12 @@ def test_rollout_forward_in_chunks_equals_one_padded_forward():
         full_logprobs, _, full_values = response_forward(model, batch, 1.0, head)
     torch.testing.assert_close(logprobs, full_logprobs * mask, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values * mask, full_values * mask, atol=1e-5, rtol=1e-5)
+
+
+def test_vllm_sampler_refuses_what_it_cannot_start_before_any_work():
+    """--sampler vllm with a LoRA policy, or with the in-memory tiny model, is a clear ConfigError at
+    validation (vLLM is never imported)."""
+    with pytest.raises(ConfigError, match="LoRA"):
+        PPOConfig(model="runs/sft", max_steps=1, sampler="vllm", lora_r=8).validate()
+    with pytest.raises(ConfigError, match="checkpoint folder"):
+        PPOConfig(model="tiny", max_steps=1, sampler="vllm").validate()

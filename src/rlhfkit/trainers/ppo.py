@@ -145,6 +145,9 @@ class PPOConfig(TrainConfig):
             raise ConfigError("--max-steps is required: ppo has no epochs over a fixed data set")
         if self.sampler == "vllm" and self.lora_r:
             raise ConfigError("--sampler vllm does not take a LoRA policy (--lora-r): use the built-in sampler")
+        if self.sampler == "vllm" and self.model == "tiny":
+            raise ConfigError("--sampler vllm starts vLLM from a checkpoint folder or hub id; --model tiny is built "
+                              "in memory: save it first (rlhfkit sft --out DIR) and pass --model DIR")
         if self.advantage in ("grpo", "rloo") and self.group_size < 2:
             raise ConfigError(f"--group-size must be at least 2 for --advantage {self.advantage}, got {self.group_size}")
         for name in ("prompts_per_step", "max_new_tokens", "ppo_epochs", "builtin_size", "minibatch_size"):

@@ -156,8 +156,8 @@ def shared_prompt_logprobs(model, prompts: list[list[int]], responses: list[list
     lengths = torch.tensor([len(p) for p in prompts])
     width = int(lengths.max())
     keys, values, last, order = [], [], [], []
-    for cut in _length_groups([len(p) for p in prompts], groups):
-        ids, mask = _padded([prompts[i] for i in cut], pad_id, left=True)
+    for cut in length_groups([len(p) for p in prompts], groups):
+        ids, mask = padded([prompts[i] for i in cut], pad_id, left=True)
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                     position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True,
                     **({"logits_to_keep": 1} if kind else {}))
@@ -171,12 +171,12 @@ def shared_prompt_logprobs(model, prompts: list[list[int]], responses: list[list
     keys = [torch.cat(layer)[back] for layer in zip(*keys)]
     values = [torch.cat(layer)[back] for layer in zip(*values)]
     last = torch.cat(last)[back]  # (n, V): the logits that predict each response's first token
-    prompt_mask = _padded(prompts, pad_id, left=True)[1]
+    prompt_mask = padded(prompts, pad_id, left=True)[1]
 
     sums, order = [], []
-    for cut in _length_groups([len(r) for r in responses], groups):
+    for cut in length_groups([len(r) for r in responses], groups):
         rows = torch.tensor([prompt_of[r] for r in cut])
-        ids, mask = _padded([responses[r] for r in cut], pad_id)
+        ids, mask = padded([responses[r] for r in cut], pad_id)
         keep = torch.zeros(ids.shape, dtype=torch.bool)  # position t predicts response token t+1
         keep[:, :-1] = mask[:, 1:].bool()
         at = rows.to(device)
@@ -193,14 +193,14 @@ def shared_prompt_logprobs(model, prompts: list[list[int]], responses: list[list
     return torch.cat(sums)[torch.argsort(torch.tensor(order)).to(device)]
 
 
-def _length_groups(lengths: list[int], groups: int) -> list[list[int]]:
+def length_groups(lengths: list[int], groups: int) -> list[list[int]]:
     """Indices sorted by length (shortest first), cut into `groups` runs of about equal size."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     groups = max(1, min(groups, len(order)))
     return [order[g * len(order) // groups:(g + 1) * len(order) // groups] for g in range(groups)]
 
 
-def _padded(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def padded(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T) token ids and attention mask, padded on the right (or the left) to the longest sequence."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)

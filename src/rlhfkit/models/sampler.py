@@ -25,7 +25,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from rlhfkit.data.tokenization import boundary_tokens
-from rlhfkit.models.forward import cache_argument, logits_to_keep_kind
+from rlhfkit.models.forward import cache_argument, logits_to_keep_kind, padded
 
 
 @dataclass
@@ -135,12 +135,7 @@ def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor,
     """(B, P) left-padded prompt token ids (after the tokenizer's start tokens) and their mask."""
     start, _ = boundary_tokens(tokenizer)
     encoded = [start + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    width = max(len(e) for e in encoded)
-    prompt_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-    prompt_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, ids in enumerate(encoded):
-        prompt_ids[i, width - len(ids):] = torch.tensor(ids)
-        prompt_mask[i, width - len(ids):] = 1
+    prompt_ids, prompt_mask = padded(encoded, tokenizer.pad_token_id, left=True)
     return prompt_ids.to(device), prompt_mask.to(device)
 
 

@@ -6,8 +6,8 @@
 
 Why vLLM at all: on a GPU its paged attention, continuous batching and CUDA graphs generate far faster
 than a Python decode loop, and generation is most of an online-RL step for long responses. Why it is
-not the default: it is a large optional dependency, it starts slowly (tens of seconds), and on these
-CPUs the built-in KV-cache sampler is the faster one for small models (bench/README.md).
+not the default: it is a large optional dependency, it starts slowly, and the built-in sampler needs
+nothing beyond transformers (docs/ppo.md says what was tried where).
 
 How it stays the policy's sampler:
   - weights: `push_weights` copies the trainer's state dict into vLLM's model (`reload_weights` on each

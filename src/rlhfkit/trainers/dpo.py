@@ -35,7 +35,12 @@ from rlhfkit.data.records import train_and_held_out
 from rlhfkit.data.tokenization import IGNORE, Example, collate, encode_preferences
 from rlhfkit.errors import ConfigError
 from rlhfkit.math.losses import dpo_loss
-from rlhfkit.models.forward import completion_logprobs, shared_prompt_logprobs, supports_shared_prompt
+from rlhfkit.models.forward import (
+    completion_logprobs,
+    length_groups,
+    shared_prompt_logprobs,
+    supports_shared_prompt,
+)
 from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.trainers.loop import (
     Objective,
@@ -94,10 +99,9 @@ def sequence_logps(model, examples: list[Example], pad_id: int, device, groups: 
     The examples are sorted by length and cut into `groups` forward passes of similar lengths, each
     right-padded to its own longest example; the results come back in the order of `examples`.
     """
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # shortest first
-    n, groups = len(order), min(groups, len(order))
-    cuts = [order[g * n // groups:(g + 1) * n // groups] for g in range(groups)]
+    cuts = length_groups([len(e) for e in examples], groups)  # shortest first
     parts = [group_logps(model, [examples[i] for i in cut], pad_id, device) for cut in cuts]
+    order = [i for cut in cuts for i in cut]
     return torch.cat(parts)[torch.argsort(torch.tensor(order, device=device))]  # back in the order of `examples`
 
 

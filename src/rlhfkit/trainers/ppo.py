@@ -136,8 +136,8 @@ class PPOConfig(TrainConfig):
     """Write a metrics.jsonl line every this many steps."""
 
     sampler: Literal["builtin", "vllm"] = "builtin"
-    """Who generates: rlhfkit's KV-cache sampler, or vLLM in this process (needs vLLM installed; its start-up
-    takes tens of seconds; the trainer recomputes the rollout log-probs and logs vllm_logprob_gap)."""
+    """Who generates: rlhfkit's KV-cache sampler, or vLLM in this process (needs vLLM installed and a model
+    folder; starts slowly; the trainer recomputes the rollout log-probs and logs vllm_logprob_gap)."""
 
     def validate(self) -> None:
         super().validate()

@@ -160,6 +160,8 @@ def run_rlhfkit(kind: str, setup: Setup, args) -> Run:
             from rlhfkit.trainers.dpo import DPOConfig, train_dpo
 
             groups = {} if args.length_groups is None else {"length_groups": args.length_groups}
+            if args.shared_prompt is not None:
+                groups["shared_prompt"] = args.shared_prompt
             train_dpo(DPOConfig(**config, model=str(setup.lm_dir), lr=DPO_LR, beta=BETA, loss_type="sigmoid",
                                 **groups), on_step=hook(run))
         else:
@@ -274,6 +276,8 @@ def main() -> None:
                         help="TRL DPO with its default reference forward in every step (rlhfkit precomputes)")
     parser.add_argument("--length-groups", type=int,
                         help="rlhfkit DPO forward passes per batch (default: rlhfkit's own default)")
+    parser.add_argument("--shared-prompt", action=argparse.BooleanOptionalAction, default=None,
+                        help="rlhfkit DPO's --shared-prompt (default: rlhfkit's own default)")
     parser.add_argument("--model", help="causal-LM folder both sides start from (default: the untrained tiny Llama)")
     parser.add_argument("--side", choices=["both", "rlhfkit", "trl"], default="both",
                         help="run one side only (its process's peak RSS is then that side's: see scale_vs_trl.py)")
@@ -294,7 +298,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results: dict = {"steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                      "max_length": args.max_length, "repeats": args.repeats, "trl_live_ref": args.trl_live_ref,
-                     "length_groups": args.length_groups,
+                     "length_groups": args.length_groups, "shared_prompt": args.shared_prompt,
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                   "trl": trl.__version__},
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"}
@@ -355,7 +359,8 @@ def report(results: dict, kinds: list[str], args) -> None:
     if "dpo" in kinds:
         print("  TRL DPO: " + ("reference forward in every step (--trl-live-ref)" if args.trl_live_ref
                                else "precomputed reference log-probs, like rlhfkit")
-              + f"; rlhfkit --length-groups {args.length_groups or 'default'}")
+              + f"; rlhfkit --length-groups {args.length_groups or 'default'}, --shared-prompt "
+              f"{'default' if args.shared_prompt is None else args.shared_prompt}")
 
     for kind in kinds:
         r = results[kind]

@@ -218,7 +218,8 @@ def run_rlhfkit(advantage: str, model_dir: Path, workdir: Path, args) -> Run:
                 clip_range=CLIP, missing_eos_penalty=None, length_penalty=0.0, whiten_advantages=advantage == "gae",
                 max_steps=args.steps, lr=LR, warmup_ratio=0.0, min_lr_ratio=MIN_LR_RATIO,
                 max_grad_norm=MAX_GRAD_NORM, weight_decay=0.0, seed=args.seed, dtype="fp32", log_every=1,
-                save_every=10**9, resume=False, progress=False)
+                save_every=10**9, resume=False, progress=False,
+                **({} if args.shared_prompt is None else {"shared_prompt": args.shared_prompt}))
             ppo.train_ppo(config, on_step=on_step)
     finally:
         ppo.sample, ppo.rollout_forward, ppo.load_reward = original["sample"], original["forward"], original["judge"]
@@ -298,6 +299,8 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (TRL num_generations)")
     parser.add_argument("--max-new-tokens", type=int, default=48, help="longest response (TRL max_completion_length)")
     parser.add_argument("--ppo-epochs", type=int, default=2, help="passes per batch (TRL num_iterations)")
+    parser.add_argument("--shared-prompt", action=argparse.BooleanOptionalAction, default=None,
+                        help="rlhfkit grpo's --shared-prompt (default: rlhfkit's own default)")
     parser.add_argument("--batch-size", type=int, default=16, help="episodes per optimizer step")
     parser.add_argument("--beta", type=float, default=0.05, help="KL coefficient on both sides")
     parser.add_argument("--builtin-size", type=int, default=512, help="prompts in the pool")

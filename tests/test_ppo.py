@@ -139,6 +139,22 @@ def test_minibatches_cover_every_episode_once_and_group_by_length():
     assert grouped == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
+def test_minibatches_of_whole_groups():
+    """12 episodes in 6 groups of 2 (episodes 2g, 2g+1), group totals [3, 11, 7, 15, 19, 23] from
+    lengths [1,2, 5,6, 3,4, 7,8, 9,10, 11,12]; minibatches of 4 = 2 groups: every minibatch holds whole
+    groups, every episode once; grouped by length the group pairs are sorted by total:
+    {0, 2} (3, 7), {1, 3} (11, 15), {4, 5} (19, 23), i.e. episodes {0,1,4,5}, {2,3,6,7}, {8,9,10,11}."""
+    lengths = torch.tensor([1, 2, 5, 6, 3, 4, 7, 8, 9, 10, 11, 12])
+    torch.manual_seed(0)
+    for by_length in (False, True):
+        chunks = minibatches(lengths, 4, by_length, group=2)
+        assert sorted(torch.cat(chunks).tolist()) == list(range(12))
+        assert all(set(c.tolist()) == {2 * g + k for g in {i // 2 for i in c.tolist()} for k in (0, 1)}
+                   for c in chunks)
+    grouped = sorted(sorted(c.tolist()) for c in minibatches(lengths, 4, True, group=2))
+    assert grouped == [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 10, 11]]
+
+
 def test_trim_cuts_padding_columns_only():
     """Prompts left-padded to 4 columns, responses right-padded to 5: a minibatch whose longest prompt
     has 2 tokens and longest response 3 keeps the last 2 prompt columns and the first 3 response ones."""

@@ -138,59 +138,129 @@ def response_inputs(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens:
 
 def shared_prompt_logprobs(model, prompts: list[list[int]], responses: list[list[int]], prompt_of: list[int],
                            pad_id: int, groups: int = 1) -> torch.Tensor:
-    """(R,) summed log-probs of responses[r] after prompts[prompt_of[r]], each prompt run through the model once.
+    """(R,) summed log-probs of responses[r] after prompts[prompt_of[r]], each prompt run through the model
+    once (`packed_logprobs`)."""
+    fwd = packed_logprobs(model, prompts, responses, prompt_of, pad_id, groups)
+    owner = torch.repeat_interleave(torch.arange(len(responses)), torch.tensor([len(r) for r in responses]))
+    return fwd.logprobs.new_zeros(len(responses)).index_add(0, owner.to(fwd.logprobs.device), fwd.logprobs)
 
-    Prompt passes: the prompts, sorted by length and cut into `groups` left-padded passes, with a KV
-    cache and only the last position's logits (they predict each response's first token); the caches
-    are left-padded (zeros, masked) to one width. Response passes: the responses, sorted by length and
-    cut into `groups` right-padded passes, each row attending to its own prompt's cache rows; logits
-    only where a response token predicts the next one. Gradients flow through the caches into the prompt
-    passes. Positions count real tokens only (as in one unpadded sequence), so each sum equals
-    `completion_logprobs` on prompt + response up to float round-off, while a prompt shared by k
-    responses is computed once instead of k times.
+
+@dataclass
+class PackedForward:
+    """What `packed_logprobs` computed, for every response token in order (response 0's, then 1's, ...)."""
+
+    logprobs: torch.Tensor  # (N,)
+    logits: torch.Tensor | None = None  # (N, V) float32 (divided by the temperature), when asked for
+
+
+def packed_logprobs(model, prompts: list[list[int]], responses: list[list[int]], prompt_of: list[int], pad_id: int,
+                    groups: int = 1, temperature: float = 1.0, return_logits: bool = False) -> PackedForward:
+    """Teacher-forced log-probs of every token of responses[r] after prompts[prompt_of[r]], each prompt run
+    through the model once.
+
+    Packed rows: each prompt is one row, followed by all of its responses, and a 4D attention mask
+    lets each response see the prompt and its own earlier tokens only (`packed_rows`); positions
+    restart after the prompt for every response, so the log-probs equal `completion_logprobs` on
+    prompt + response up to float round-off. The rows are sorted by length and cut into `groups`
+    right-padded passes; logits only where a position predicts a response token (the prompt's last
+    position predicts the first token of every response). A prompt shared by k responses is computed
+    once instead of k times, in one pass per group: the matrix products keep their row counts, and
+    the weight gradients are not split over extra passes (a KV-cache version, prompts first and then
+    the responses on their cache, was slower on the CPU for both reasons).
     """
-    from transformers import DynamicCache
-
     device = next(model.parameters()).device
-    cache_name, kind = cache_argument(model), logits_to_keep_kind(model)
-    lengths = torch.tensor([len(p) for p in prompts])
-    width = int(lengths.max())
-    keys, values, last, order = [], [], [], []
-    for cut in length_groups([len(p) for p in prompts], groups):
-        ids, mask = padded([prompts[i] for i in cut], pad_id, left=True)
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True,
-                    **({"logits_to_keep": 1} if kind else {}))
-        cache = out[cache_name] if cache_name in out else out.past_key_values
-        pad = (0, 0, width - ids.shape[1], 0)  # left-pad this pass's cache to the widest prompt
-        keys.append([torch.nn.functional.pad(layer.keys, pad) for layer in cache.layers])
-        values.append([torch.nn.functional.pad(layer.values, pad) for layer in cache.layers])
-        last.append(out.logits[:, -1])
-        order += cut
-    back = torch.argsort(torch.tensor(order)).to(device)  # prompt i's row in the concatenated passes
-    keys = [torch.cat(layer)[back] for layer in zip(*keys)]
-    values = [torch.cat(layer)[back] for layer in zip(*values)]
-    last = torch.cat(last)[back]  # (n, V): the logits that predict each response's first token
-    prompt_mask = padded(prompts, pad_id, left=True)[1]
+    dtype = next(model.parameters()).dtype
+    by_prompt: list[list[int]] = [[] for _ in prompts]
+    for r, p in enumerate(prompt_of):
+        by_prompt[p].append(r)
+    used = [p for p in range(len(prompts)) if by_prompt[p]]
+    starts = torch.tensor([0] + [len(r) for r in responses]).cumsum(0).tolist()
+    n_tokens = starts[-1]
+    logprobs, logits_out = None, None
+    for cut in length_groups([len(prompts[p]) + sum(len(responses[r]) for r in by_prompt[p]) for p in used], groups):
+        members = [by_prompt[used[i]] for i in cut]
+        rows = packed_rows([prompts[used[i]] for i in cut], [[responses[r] for r in m] for m in members], pad_id)
+        mask = rows.mask[:, None]
+        if attention_implementation(model) == "eager":  # eager adds the mask to the scores; sdpa takes True = attend
+            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+        logits, _ = _kept_logits(model, rows.keep.to(device), input_ids=rows.input_ids.to(device),
+                                 attention_mask=mask.to(device), position_ids=rows.position_ids.to(device))
+        logits = logits[rows.logit_row.to(device)]
+        if temperature != 1.0 or return_logits:
+            logits = logits.float() / temperature
+        got = token_logprobs(logits.unsqueeze(0), rows.targets.to(device).unsqueeze(0)).squeeze(0)
+        flat = [r for m in members for r in m]  # the pass's responses, in the order of rows.owner
+        slot = (torch.tensor([starts[r] for r in flat])[rows.owner] + rows.offset).to(device)
+        logprobs = (got.new_zeros(n_tokens) if logprobs is None else logprobs).index_copy(0, slot, got)
+        if return_logits:
+            base = logits.new_zeros(n_tokens, logits.shape[-1]) if logits_out is None else logits_out
+            logits_out = base.index_copy(0, slot, logits)
+    if logprobs is None:
+        logprobs = torch.zeros(0, device=device)
+    return PackedForward(logprobs, logits_out)
 
-    sums, order = [], []
-    for cut in length_groups([len(r) for r in responses], groups):
-        rows = torch.tensor([prompt_of[r] for r in cut])
-        ids, mask = padded([responses[r] for r in cut], pad_id)
-        keep = torch.zeros(ids.shape, dtype=torch.bool)  # position t predicts response token t+1
-        keep[:, :-1] = mask[:, 1:].bool()
-        at = rows.to(device)
-        cache = DynamicCache(ddp_cache_data=[(k[at], v[at]) for k, v in zip(keys, values)],
-                             config=getattr(model, "module", model).config)
-        logits, _ = _kept_logits(model, keep.to(device), input_ids=ids.to(device),
-                                 attention_mask=torch.cat([prompt_mask[rows], mask], 1).to(device),
-                                 position_ids=(lengths[rows][:, None] + torch.arange(ids.shape[1])).to(device),
-                                 use_cache=True, **{cache_name: cache})
-        first = token_logprobs(last[at], ids[:, 0].to(device))
-        rest = token_logprobs(logits.unsqueeze(0), ids[:, 1:][keep[:, :-1]].to(device).unsqueeze(0)).squeeze(0)
-        sums.append(first + rest.new_zeros(keep.shape).masked_scatter(keep.to(device), rest).sum(-1))
-        order += cut
-    return torch.cat(sums)[torch.argsort(torch.tensor(order)).to(device)]
+
+@dataclass
+class PackedRows:
+    """One right-padded row per prompt: the prompt, then each of its responses (see `packed_rows`)."""
+
+    input_ids: torch.Tensor  # (B, L)
+    position_ids: torch.Tensor  # (B, L): 0.. over the prompt, restarting at the prompt's length per response
+    mask: torch.Tensor  # (B, L, L) bool: query i may attend to key j
+    keep: torch.Tensor  # (B, L) bool: the positions whose logits are needed
+    logit_row: torch.Tensor  # (M,) for each scored token, its predicting position's row among the kept logits
+    targets: torch.Tensor  # (M,) the scored tokens
+    owner: torch.Tensor  # (M,) which response (numbered row by row) each scored token belongs to
+    offset: torch.Tensor  # (M,) its index within that response
+
+
+def packed_rows(prompts: list[list[int]], responses: list[list[list[int]]], pad_id: int) -> PackedRows:
+    """Rows of prompt + responses for `packed_logprobs`.
+
+    In a row `[p_0..p_{P-1}, a_0..a_{A-1}, b_0..b_{B-1}, pad...]`, token a_k may attend to the prompt
+    and a_0..a_k, token b_k to the prompt and b_0..b_k (never to a); a_k sits at position P + k and
+    so does b_k. Token a_0 (and b_0) is predicted by p_{P-1}, a_k by a_{k-1}. Padding attends to
+    itself only, so no attention row is empty (an empty one would give NaN and poison the backward).
+    """
+    width = max(len(p) + sum(len(r) for r in rs) for p, rs in zip(prompts, responses))
+    n = len(prompts)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    segment = torch.full((n, width), -1, dtype=torch.long)  # 0 prompt, k+1 response k, -1 padding
+    predictor, targets, offset = [], [], []
+    for b, (prompt, rows) in enumerate(zip(prompts, responses)):
+        start = len(prompt)
+        ids[b, :start] = torch.tensor(prompt)
+        positions[b, :start] = torch.arange(start)
+        segment[b, :start] = 0
+        for k, response in enumerate(rows):
+            end = start + len(response)
+            ids[b, start:end] = torch.tensor(response, dtype=torch.long)
+            positions[b, start:end] = torch.arange(len(prompt), len(prompt) + len(response))
+            segment[b, start:end] = k + 1
+            if response:
+                predictor += [b * width + len(prompt) - 1] + [b * width + i for i in range(start, end - 1)]
+            targets += response
+            offset += range(len(response))
+            start = end
+    index = torch.arange(width)
+    causal = index[None, :] <= index[:, None]  # (L, L): key j at or before query i
+    same = (segment[:, None, :] == 0) | (segment[:, None, :] == segment[:, :, None])  # (B, L, L)
+    real = (segment >= 0)[:, None, :] & (segment >= 0)[:, :, None]
+    mask = (causal & same & real) | torch.eye(width, dtype=torch.bool)
+    keep = torch.zeros(n * width, dtype=torch.bool)
+    keep[predictor] = True
+    rank = keep.long().cumsum(0) - 1  # a kept position's row in the (M_kept, V) logits
+    counts = torch.tensor([len(r) for rs in responses for r in rs])
+    return PackedRows(ids, positions, mask, keep.view(n, width), rank[torch.tensor(predictor)],
+                      torch.tensor(targets, dtype=torch.long), torch.repeat_interleave(torch.arange(len(counts)), counts),
+                      torch.tensor(offset, dtype=torch.long))
+
+
+def attention_implementation(model) -> str:
+    """The attention kernel family `model` runs (`sdpa`, `eager`, ...), as its config names it."""
+    inner = getattr(model, "module", model)
+    return getattr(inner.config, "_attn_implementation", None) or "eager"
 
 
 def length_groups(lengths: list[int], groups: int) -> list[list[int]]:
@@ -211,17 +281,37 @@ def padded(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple
     return ids, mask
 
 
+def packed_response_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, tokens: torch.Tensor,
+                             mask: torch.Tensor, temperature: float = 1.0, groups: int = 1,
+                             return_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sampled responses (B, T) after left-padded prompts (B, P), as `packed_logprobs` takes them: rows
+    with the same prompt tokens share one prompt (a grpo/rloo group), and only each response's real
+    tokens (mask 1, a prefix of its row) are scored. Returns (B, T) log-probs, 0 where mask is 0, and
+    (B, T, V) logits, 0 there, when asked for."""
+    prompts: dict[tuple[int, ...], int] = {}
+    prompt_of, responses = [], []
+    for ids, keep, row, live in zip(prompt_ids.tolist(), prompt_mask.tolist(), tokens.tolist(), mask.tolist()):
+        prompt = tuple(t for t, k in zip(ids, keep) if k)
+        prompt_of.append(prompts.setdefault(prompt, len(prompts)))
+        responses.append(row[:int(sum(live))])
+    # pad_id 0: padding attends to itself only and is never scored, so its id does not matter
+    fwd = packed_logprobs(model, [list(p) for p in prompts], responses, prompt_of, pad_id=0, groups=groups,
+                          temperature=temperature, return_logits=return_logits)
+    scored = mask.bool()
+    logprobs = fwd.logprobs.new_zeros(scored.shape).masked_scatter(scored, fwd.logprobs)
+    logits = None
+    if return_logits:
+        logits = fwd.logits.new_zeros(*scored.shape, fwd.logits.shape[-1]).masked_scatter(scored[..., None],
+                                                                                         fwd.logits)
+    return logprobs, logits
+
+
 def supports_shared_prompt(model) -> bool:
-    """Whether `shared_prompt_logprobs` can run on `model`: full-attention layers only (no sliding window,
-    whose cache the prompt passes would have to cut), and no activation checkpointing (which turns the
-    cache off in training)."""
+    """Whether `shared_prompt_logprobs` can run on `model`: full-attention layers only (a sliding window
+    would need its own packed mask), an attention kernel that takes a custom 4D mask (`sdpa`, `eager`;
+    not flash-attention), and a decoder-only model."""
     inner = getattr(model, "module", model)
-    checkpointing = getattr(inner, "is_activation_checkpointing", None)
-    if checkpointing is None:
-        checkpointing = getattr(inner, "is_gradient_checkpointing", False)
-    if checkpointing and inner.training:
-        return False
     config = inner.config.get_text_config() if hasattr(inner.config, "get_text_config") else inner.config
     layer_types = getattr(config, "layer_types", None) or ["full_attention"]
     return (getattr(config, "sliding_window", None) is None and set(layer_types) == {"full_attention"}
-            and getattr(config, "use_cache", True) is not False and not config.is_encoder_decoder)
+            and attention_implementation(model) in ("sdpa", "eager") and not config.is_encoder_decoder)

@@ -79,11 +79,12 @@ class DPOConfig(SupervisedConfig):
     """Forward passes per micro-batch: its chosen and rejected responses, sorted by length, are cut into
     this many groups, each padded only to its own longest response (less padding, smaller passes; 1: one
     pass padded to the longest response). The results differ only by float round-off."""
-    shared_prompt: bool = False
-    """Run each pair's prompt through the model once, both responses attending to its KV cache (the
-    prompt's tokens are not computed twice; pays off when prompts are long next to the responses); off,
-    or with --gradient-checkpointing: chosen and rejected as two full sequences. The results differ only
-    by float round-off."""
+    shared_prompt: bool = True
+    """Run each pair's prompt through the model once: one packed row of prompt, chosen and rejected, the
+    two responses masked from each other (rlhfkit.models.forward.packed_logprobs), so the prompt's tokens
+    are not computed twice. Off (or for models whose attention takes no custom mask, such as
+    flash-attention, or pairs without a common prompt): chosen and rejected as two full sequences. The
+    results differ only by float round-off."""
 
     def validate(self) -> None:
         super().validate()
@@ -109,10 +110,10 @@ def pair_logps(model, pairs: list[tuple[Example, Example]], pad_id: int, device,
                shared_prompt: bool = False) -> torch.Tensor:
     """(n, 2) summed completion log-probs of each pair's (chosen, rejected).
 
-    With `shared_prompt` (and a model that can: `supports_shared_prompt`), each pair's prompt goes
-    through the model once and both responses attend to its KV cache; the pairs are sorted by length
-    and cut into `groups` such passes. Otherwise, and for pairs whose two sequences do not start with
-    the same prompt tokens, `sequence_logps` on the 2n full sequences.
+    With `shared_prompt` (and a model that can: `supports_shared_prompt`), each pair is one packed row,
+    its prompt computed once for both responses; the rows are sorted by length and cut into `groups`
+    passes. Otherwise, and for pairs whose two sequences do not start with the same prompt tokens,
+    `sequence_logps` on the 2n full sequences.
     """
     n = len(pairs)
     split = [prompt_split(c, r) for c, r in pairs] if shared_prompt and supports_shared_prompt(model) else None

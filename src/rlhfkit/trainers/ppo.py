@@ -50,7 +50,12 @@ from rlhfkit.math.ops import (
     rloo_advantages,
     whiten,
 )
-from rlhfkit.models.forward import completion_logprobs, response_inputs
+from rlhfkit.models.forward import (
+    completion_logprobs,
+    packed_response_logprobs,
+    response_inputs,
+    supports_shared_prompt,
+)
 from rlhfkit.models.loading import load_causal_lm
 from rlhfkit.models.sampler import SampleOutput, SamplingParams, sample
 from rlhfkit.models.vllm_sampler import VLLMSampler
@@ -135,6 +140,12 @@ class PPOConfig(TrainConfig):
     log_every: int = 1
     """Write a metrics.jsonl line every this many steps."""
 
+    shared_prompt: bool = True
+    """grpo / rloo: each group's responses share one forward of their prompt (one packed row per prompt, the
+    responses masked from each other), in the reference pass and the update, whose minibatches then hold
+    whole groups; log-probs as with separate sequences, up to float round-off. gae and reinforce (one
+    response per prompt) never pack."""
+
     sampler: Literal["builtin", "vllm"] = "builtin"
     """Who generates: rlhfkit's KV-cache sampler, or vLLM in this process (needs vLLM installed and a model
     folder; starts slowly; the trainer recomputes the rollout log-probs and logs vllm_logprob_gap)."""
@@ -193,10 +204,16 @@ SEQUENCE_ADVANTAGES = {
 }
 
 
-def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, value_head=None):
+def response_forward(model, batch: dict[str, torch.Tensor], temperature: float, value_head=None,
+                     packed: bool = False):
     """Teacher-forced log-probs (B, T), logits (B, T, V) and values (B, T) or None of the response tokens
     (rlhfkit.models.forward.completion_logprobs: only the T positions that predict a response token
-    are projected onto the vocabulary)."""
+    are projected onto the vocabulary). `packed` (no value head): a group's prompt is computed once
+    (packed_response_logprobs), and the log-probs and logits are 0 after each response's end."""
+    if packed:
+        logprobs, logits = packed_response_logprobs(model, batch["prompt_ids"], batch["prompt_mask"], batch["tokens"],
+                                                    batch["mask"], temperature, return_logits=True)
+        return logprobs, logits, None
     inputs = response_inputs(batch["prompt_ids"], batch["prompt_mask"], batch["tokens"], batch["mask"])
     fwd = completion_logprobs(model, **inputs, temperature=temperature, return_logits=True,
                               return_hidden=value_head is not None)
@@ -214,9 +231,16 @@ def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, size: int, value_head=None):
+def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, size: int, value_head=None,
+                    packed: bool = False):
     """`response_forward` of a whole rollout without gradients, in length-sorted chunks of `size`
-    rows, each trimmed to its own longest response and prompt: (B, T) log-probs and values or None."""
+    rows, each trimmed to its own longest response and prompt: (B, T) log-probs and values or None.
+    `packed` (no value head): one packed row per prompt, in length-sorted passes of about `size` responses."""
+    if packed:
+        passes = -(-len(batch["mask"]) // size)
+        logprobs, _ = packed_response_logprobs(model, batch["prompt_ids"], batch["prompt_mask"], batch["tokens"],
+                                               batch["mask"], temperature, groups=passes)
+        return logprobs.float() * batch["mask"], None
     logprobs = torch.zeros_like(batch["mask"], dtype=torch.float32)
     values = torch.zeros_like(batch["mask"], dtype=torch.float32) if value_head is not None else None
     order = torch.argsort(batch["mask"].sum(-1))
@@ -231,15 +255,25 @@ def rollout_forward(model, batch: dict[str, torch.Tensor], temperature: float, s
     return logprobs, values
 
 
-def minibatches(lengths: torch.Tensor, size: int, by_length: bool) -> list[torch.Tensor]:
+def minibatches(lengths: torch.Tensor, size: int, by_length: bool, group: int = 1) -> list[torch.Tensor]:
     """Index sets of one pass over a step's episodes, in random order. With `by_length`, episodes of
     similar response length share a minibatch (ties broken at random), so trimmed minibatches carry
-    little padding; every episode is still used once per pass."""
-    order = torch.randperm(len(lengths))
+    little padding; every episode is still used once per pass. With `group` > 1 (a divisor of `size`)
+    the units are whole groups of `group` consecutive episodes (one prompt's responses, lengths summed):
+    a minibatch then holds each of its prompts' responses together."""
+    units = lengths.view(-1, group).sum(-1) if group > 1 else lengths
+    order = torch.randperm(len(units))
     if by_length:
-        order = order[torch.argsort(lengths[order], stable=True)]
-    chunks = list(order.split(size))
+        order = order[torch.argsort(units[order], stable=True)]
+    chunks = list(order.split(size // group))
+    if group > 1:
+        chunks = [(c[:, None] * group + torch.arange(group)).flatten() for c in chunks]
     return [chunks[i] for i in torch.randperm(len(chunks))]
+
+
+def packs(rl: OnlineRL) -> bool:
+    """Whether this run scores each group's responses on one shared prompt pass (--shared-prompt)."""
+    return rl.config.shared_prompt and rl.group > 1 and rl.value_head is None and supports_shared_prompt(rl.model)
 
 
 def step_prompts(pool_size: int, per_step: int, step: int, seed: int) -> list[int]:
@@ -376,7 +410,7 @@ def experience(rl: OnlineRL, out: SampleOutput, scores: torch.Tensor, beta: floa
             old_values = acc.unwrap_model(rl.value_head)(out.hidden).squeeze(-1) * mask
     with acc.autocast(), rl.saved.disable_adapter() if rl.reference is None else nullcontext():
         reference = rl.reference if rl.reference is not None else acc.unwrap_model(rl.model)
-        ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.minibatch_size)
+        ref_logprobs, _ = rollout_forward(reference, batch, config.temperature, config.minibatch_size, packed=packs(rl))
     kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator)  # (B, T)
     sequence_kl = (kl * mask).sum(-1)  # (B,)
 
@@ -420,10 +454,12 @@ def update(rl: OnlineRL, batch: dict[str, torch.Tensor], beta: float) -> tuple[d
     sums: dict[str, float] = {}
     n_updates = 0
     for _ in range(config.ppo_epochs):
-        for index in minibatches(lengths.cpu(), config.minibatch_size, config.group_by_length):
+        packed = packs(rl)
+        group = rl.group if packed and config.minibatch_size % rl.group == 0 else 1
+        for index in minibatches(lengths.cpu(), config.minibatch_size, config.group_by_length, group):
             mb = trim({k: v[index.to(acc.device)] for k, v in batch.items()})
             with acc.autocast():
-                logprobs, logits, values = response_forward(rl.model, mb, config.temperature, rl.value_head)
+                logprobs, logits, values = response_forward(rl.model, mb, config.temperature, rl.value_head, packed)
                 loss, stats = online_rl_loss(
                     logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], config.clip_range,
                     values=values, old_values=mb.get("old_values") if values is not None else None,

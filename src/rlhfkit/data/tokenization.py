@@ -82,9 +82,17 @@ class Example:
 def encode(tokenizer: Any, prompt_text: str, completion_text: str, max_length: int, where: str,
            min_completion_tokens: int = 1) -> Example:
     """Token ids of prompt + completion + EOS, with the prompt masked out of the labels."""
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"] if prompt_text else []
+    return assemble(tokenizer, prompt_ids, tokenizer(completion_text, add_special_tokens=False)["input_ids"],
+                    max_length, where, min_completion_tokens)
+
+
+def assemble(tokenizer: Any, prompt_ids: list[int], completion_ids: list[int], max_length: int, where: str,
+             min_completion_tokens: int = 1) -> Example:
+    """`encode` from the prompt's and the completion's own token ids (what a batched tokenizer call gave)."""
     start, end = boundary_tokens(tokenizer)
-    prompt_ids = start + (tokenizer(prompt_text, add_special_tokens=False)["input_ids"] if prompt_text else [])
-    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"] + end
+    prompt_ids = start + prompt_ids
+    completion_ids = completion_ids + end
     room = max_length - len(prompt_ids)
     if room < min_completion_tokens:
         raise located_error(where, f"the prompt is {len(prompt_ids)} tokens, which leaves no room for a response "
@@ -122,13 +130,17 @@ def encode_demonstrations(records: Records, tokenizer: Any, max_length: int) -> 
 
 def encode_preferences(records: Records, tokenizer: Any, max_length: int) -> list[tuple[Example, Example]]:
     """(chosen, rejected) token ids of each preference record, the prompt masked out of both."""
-    pairs = []
-    for i, row in enumerate(records.rows):
+    texts = []  # prompt, chosen, rejected of every record, tokenized in one batched call
+    for row in records.rows:
         row = split_implicit_prompt(row)
-        prompt_text = render_prompt(tokenizer, row["prompt"])
-        where = records.location(i)
-        pairs.append(tuple(encode(tokenizer, prompt_text, render_completion(tokenizer, row["prompt"], row[side]),
-                                  max_length, where) for side in ("chosen", "rejected")))
+        texts += [render_prompt(tokenizer, row["prompt"])] + [render_completion(tokenizer, row["prompt"], row[side])
+                                                              for side in ("chosen", "rejected")]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    pairs = []
+    for i in range(len(records.rows)):
+        prompt_ids = ids[3 * i] if texts[3 * i] else []
+        pairs.append(tuple(assemble(tokenizer, prompt_ids, ids[3 * i + k], max_length, records.location(i))
+                           for k in (1, 2)))
     return pairs
 
 

@@ -134,7 +134,7 @@ def gumbel_max(logp: torch.Tensor, generator: torch.Generator | None = None) -> 
 def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P) left-padded prompt token ids (after the tokenizer's start tokens) and their mask."""
     start, _ = boundary_tokens(tokenizer)
-    encoded = [start + ids for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+    encoded = [start + ids for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]] if prompts else []
     prompt_ids, prompt_mask = padded(encoded, tokenizer.pad_token_id, left=True)
     return prompt_ids.to(device), prompt_mask.to(device)
 

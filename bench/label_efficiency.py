@@ -55,6 +55,7 @@ from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
 from rlhfkit.math.bayes import bt_laplace, posterior_heads  # noqa: E402
+from rlhfkit.math.losses import noisy_bradley_terry_loss  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
 from rlhfkit.models.loading import load_causal_lm  # noqa: E402
@@ -112,9 +113,11 @@ def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last", b
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
-def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, l2: float, seed: int) -> torch.Tensor:
-    """(heads, C) weights w_h minimising sum_n b_hn * -log sigma(y_n w_h . (x_i - x_j)) / N + l2 |w_h|^2,
-    with b_hn in {0, 2} a seeded double-or-nothing bootstrap weight."""
+def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, l2: float, seed: int,
+              noise: float = 0.0) -> torch.Tensor:
+    """(heads, C) weights w_h minimising sum_n b_hn * -log P(y_n | w_h . (x_i - x_j)) / N + l2 |w_h|^2,
+    with b_hn in {0, 2} a seeded double-or-nothing bootstrap weight and P(y | d) = noise / 2 +
+    (1 - noise) sigma(y d) (noise 0: plain Bradley-Terry)."""
     diff = torch.stack([x[i] - x[j] for i, j, _ in pairs])  # (N, C)
     y = torch.tensor([label for _, _, label in pairs])
     g = torch.Generator().manual_seed(seed)
@@ -125,7 +128,8 @@ def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, 
     def closure():
         optimizer.zero_grad()
         margins = y * (w @ diff.T)  # (H, N)
-        loss = (weights * torch.nn.functional.softplus(-margins)).sum() / len(pairs) + l2 * w.pow(2).sum()
+        nll = noisy_bradley_terry_loss(margins, torch.zeros_like(margins), noise)
+        loss = (weights * nll).sum() / len(pairs) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -147,12 +151,12 @@ def gold_accuracy(w: torch.Tensor, x: torch.Tensor, heldout: list[tuple[int, int
     return sum(bool(reward[i] > reward[j]) == (label > 0) for i, j, label in heldout) / len(heldout)
 
 
-def pair_scores(strategy: str, gaps: torch.Tensor, seed: int) -> list[float]:
+def pair_scores(strategy: str, gaps: torch.Tensor, seed: int, noise: float = 0.0) -> list[float]:
     """rlhfkit.math.selection's scores of pairs, vectorised: `gaps` (P, H) is r_h(first) - r_h(second).
 
-    For a pair softmax(r_h)(first) = sigma(gap_h), so uncertainty = H(mean_h sigma(gap_h)) / log 2,
-    bald = H(mean_h sigma(gap_h)) - mean_h H(sigma(gap_h)) and disagreement = the population std of
-    the gaps; `check_pair_scores` holds them to the library's loops."""
+    For a pair head h says "first" with q_h = noise / 2 + (1 - noise) sigma(gap_h), so uncertainty =
+    H(mean_h q_h) / log 2, bald = H(mean_h q_h) - mean_h H(q_h) and disagreement = the population std
+    of the gaps; `check_pair_scores` holds them to the library's loops."""
     if strategy == "random":
         return strategy_scores("random", [None] * len(gaps), seed=seed)
 
@@ -162,18 +166,19 @@ def pair_scores(strategy: str, gaps: torch.Tensor, seed: int) -> list[float]:
     gaps = gaps.double()
     if strategy == "disagreement":
         return gaps.std(-1, correction=0).tolist()
-    per_head = torch.sigmoid(gaps)
+    per_head = noise / 2 + (1 - noise) * torch.sigmoid(gaps)
     mean = per_head.mean(-1)
     if strategy == "uncertainty":
         return (h(mean) / torch.log(torch.tensor(2.0, dtype=torch.float64))).tolist()
     return (h(mean) - h(per_head).mean(-1)).clamp_min(0).tolist()
 
 
-def check_pair_scores(gaps: torch.Tensor) -> None:
+def check_pair_scores(gaps: torch.Tensor, noise: float) -> None:
     """The vectorised scores equal the library's on these pairs (given as rewards (gap_h, 0))."""
     candidates = [[[g, 0.0] for g in row] for row in gaps.double().tolist()]
     for strategy in STRATEGIES:
-        mine, library = pair_scores(strategy, gaps, seed=1), strategy_scores(strategy, candidates, seed=1)
+        mine = pair_scores(strategy, gaps, seed=1, noise=noise)
+        library = strategy_scores(strategy, candidates, seed=1, noise=noise)
         worst = max(abs(a - b) for a, b in zip(mine, library))
         if worst > 1e-9:
             raise AssertionError(f"{strategy}: the vectorised scores differ from rlhfkit.math.selection's by {worst}")
@@ -195,13 +200,14 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> t
             w, heads = fit_laplace(x, labelled, args.heads, args.prior_precision, seed * 1000 + len(asked),
                                    init=None if w is None else w[0])
         else:  # the reward is the mean of bootstrapped heads
-            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked))
+            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked), args.model_noise)
         if len(asked) in GRID:
             result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
         if len(asked) >= GRID[-1]:
             return result, ensembles, asked
         rewards = x @ heads.T  # (N, heads)
-        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked))
+        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked),
+                             noise=args.model_noise)
         for k in asked:
             scores[k] = float("-inf")  # asked already
         asked += select(scores, args.step, groups=groups, max_per_group=1)
@@ -267,6 +273,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=None, help="heads of the ensemble (default 128 laplace, 5 bootstrap)")
     parser.add_argument("--prior-precision", type=float, default=2.0, help="laplace: the prior N(0, I / this)")
     parser.add_argument("--l2", type=float, default=1e-2, help="bootstrap: the L2 weight on the mean loss")
+    parser.add_argument("--likelihood", choices=["bt", "noisy"], default="bt",
+                        help="bootstrap: plain Bradley-Terry, or the annotator's noise model P = noise/2 + (1 - noise) "
+                             "sigma(gap) (with --noise) in the fit and in uncertainty / bald, for every strategy alike")
     parser.add_argument("--start", type=int, default=50)
     parser.add_argument("--step", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=5)
@@ -281,6 +290,9 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.heads is None:
         args.heads = 128 if args.posterior == "laplace" else 5
+    if args.likelihood == "noisy" and args.posterior == "laplace":
+        parser.error("--likelihood noisy goes with --posterior bootstrap (the Laplace fit is plain Bradley-Terry)")
+    args.model_noise = args.noise if args.likelihood == "noisy" else 0.0
     return args
 
 
@@ -337,7 +349,7 @@ def main() -> None:
         x = features(args.model, texts, args.features)
         if cache:
             torch.save((texts, pool, heldout, x), cache)
-    check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2)
+    check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2, args.model_noise)
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
-from rlhfkit.math.bayes import bt_laplace, posterior_heads  # noqa: E402
+from rlhfkit.math.bayes import bt_laplace, fisher_batch, noisy_fisher, posterior_heads  # noqa: E402
 from rlhfkit.math.losses import noisy_bradley_terry_loss  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
@@ -193,7 +193,7 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> t
     groups = [p[2] for p in pool]
     result: dict[int, float] = {}
     ensembles: dict[int, torch.Tensor] = {}
-    w = None
+    w = diffs = None
     while True:
         labelled = [(pool[k][0], pool[k][1], answers[k]) for k in asked if answers[k] != 0]
         if args.posterior == "laplace":  # the reward is the MAP, the heads are posterior draws
@@ -205,12 +205,28 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> t
             result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
         if len(asked) >= GRID[-1]:
             return result, ensembles, asked
+        if strategy == "fisher":
+            diffs = (x[first] - x[second]).double() if diffs is None else diffs  # (P, C), once per run
+            asked += fisher_step(diffs, asked, answers, w.mean(0), groups, args)
+            continue
         rewards = x @ heads.T  # (N, heads)
         scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked),
                              noise=args.model_noise)
         for k in asked:
             scores[k] = float("-inf")  # asked already
         asked += select(scores, args.step, groups=groups, max_per_group=1)
+
+
+def fisher_step(diffs: torch.Tensor, asked: list[int], answers, w: torch.Tensor, groups, args) -> list[int]:
+    """The next batch of the `fisher` strategy: a greedy D-optimal batch (rlhfkit.math.bayes.fisher_batch)
+    at the reward model's mean weights w, with the information of the labelled comparisons so far plus
+    the fit's prior (precision 2 N l2 for the bootstrap's L2 on the mean loss; --prior-precision for laplace)."""
+    info = noisy_fisher(diffs @ w.double(), args.model_noise)
+    used = torch.tensor([k for k in asked if answers[k] != 0], dtype=torch.long)
+    labelled = sum(answers[k] != 0 for k in asked)
+    prior = args.prior_precision if args.posterior == "laplace" else 2 * labelled * args.l2
+    precision = (diffs[used].T * info[used]) @ diffs[used] + prior * torch.eye(diffs.shape[1], dtype=torch.float64)
+    return fisher_batch(diffs, info, precision, args.step, groups=groups, max_per_group=1, exclude=asked)
 
 
 def needed_fraction(grid_means: dict[int, float], target: float, largest: int) -> float | None:
@@ -264,7 +280,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool-prompts", type=int, default=400)
     parser.add_argument("--responses", type=int, default=8, help="responses per pool prompt")
     parser.add_argument("--heldout", type=int, default=1000)
-    parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
+    parser.add_argument("--data-seed", type=int, default=23, help="seed of the pool and the held-out set")
     parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--posterior", choices=["bootstrap", "laplace"], default="bootstrap",
@@ -273,13 +289,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=None, help="heads of the ensemble (default 128 laplace, 5 bootstrap)")
     parser.add_argument("--prior-precision", type=float, default=2.0, help="laplace: the prior N(0, I / this)")
     parser.add_argument("--l2", type=float, default=1e-2, help="bootstrap: the L2 weight on the mean loss")
-    parser.add_argument("--likelihood", choices=["bt", "noisy"], default="bt",
+    parser.add_argument("--likelihood", choices=["bt", "noisy"], default="noisy",
                         help="bootstrap: plain Bradley-Terry, or the annotator's noise model P = noise/2 + (1 - noise) "
                              "sigma(gap) (with --noise) in the fit and in uncertainty / bald, for every strategy alike")
     parser.add_argument("--start", type=int, default=50)
     parser.add_argument("--step", type=int, default=10)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--strategies", nargs="+", default=["random", "uncertainty", "bald", "fisher"],
+                        choices=[*STRATEGIES, "fisher"],
+                        help="fisher: a greedy D-optimal batch under the annotator's noise model (rlhfkit.math.bayes)")
     parser.add_argument("--dpo-prompts", type=int, default=128, help="0: no downstream DPO")
     parser.add_argument("--dpo-seeds", type=int, default=3, help="seeds of the downstream runs (the first ones)")
     parser.add_argument("--dpo-epochs", type=float, default=2.0)
@@ -296,41 +314,60 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, draws: int = 2000,
+def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, largest: int, draws: int = 2000,
                       seed: int = 0) -> tuple[float, float, float]:
     """(2.5%, 97.5% percentiles, share of draws where it is <= 0.5) of the fraction over a bootstrap of
     the seeds: each draw resamples the seeds with replacement (the same seeds for random and the
     strategy, which share start and answers) and recomputes both mean curves; a draw that never reaches
-    random's accuracy within the grid counts as 2 (beyond the largest budget)."""
+    random's accuracy at `largest` within the grid counts as 2 (beyond the grid)."""
     rng = random.Random(seed)
     n = len(results["random"][GRID[0]])
     values = []
     for _ in range(draws):
         pick = [rng.randrange(n) for _ in range(n)]
         curve = {b: statistics.mean(results[strategy][b][i] for i in pick) for b in GRID}
-        target = statistics.mean(results["random"][GRID[-1]][i] for i in pick)
-        fraction = needed_fraction(curve, target, GRID[-1])
+        target = statistics.mean(results["random"][largest][i] for i in pick)
+        fraction = needed_fraction(curve, target, largest)
         values.append(2.0 if fraction is None else fraction)
     values.sort()
     return values[int(0.025 * draws)], values[int(0.975 * draws) - 1], sum(v <= 0.5 for v in values) / draws
 
 
+def largest_improving(means: dict[int, float], spread: dict[int, float]) -> int | None:
+    """The rule for the largest budget B, fixed before any result is seen: the largest budget of GRID whose
+    half is on the grid too and where random's mean accuracy is above its mean at B/2 by more than the
+    seed-to-seed std at either budget (None: random improves nowhere by that rule)."""
+    for budget in reversed(GRID):
+        half = budget // 2
+        if half in means and means[budget] - means[half] > max(spread[budget], spread[half]):
+            return budget
+    return None
+
+
 def print_fractions(means, spread, strategies: list[str], report: dict, results) -> None:
-    largest, half = GRID[-1], GRID[-1] // 2
-    gain = means["random"][largest] - means["random"][half]
-    improving = gain > max(spread["random"][largest], spread["random"][half])
-    print(f"\nrandom at {largest}: {means['random'][largest]:.3f}; gain over {half}: {gain:+.3f} "
-          f"({'still improving' if improving else 'NOT above the seed spread: the fractions say little'})")
-    report["random_still_improving"] = improving
+    for budget in GRID[1:]:
+        half = budget // 2
+        if half in means["random"]:
+            gain = means["random"][budget] - means["random"][half]
+            bound = max(spread["random"][budget], spread["random"][half])
+            print(f"random {half} -> {budget}: {gain:+.3f} (seed std {bound:.3f}: "
+                  f"{'improving' if gain > bound else 'not above the spread'})")
+    largest = largest_improving(means["random"], spread["random"])
+    report["largest_budget"] = largest
+    report["random_still_improving"] = largest == GRID[-1]
     report["fraction_of_random_budget"], report["fraction_interval"] = {}, {}
+    if largest is None:
+        print("random improves nowhere above its seed spread: no fraction says anything")
+        return
+    print(f"\nthe largest budget where random still improves: {largest} (random there: {means['random'][largest]:.3f})")
     for s in strategies:
         fraction = needed_fraction(means[s], means["random"][largest], largest)
         report["fraction_of_random_budget"][s] = fraction
-        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {largest} labels"
+        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {GRID[-1]} labels"
         if s != "random":
-            low, high, at_most_half = fraction_interval(results, s)
+            low, high, at_most_half = fraction_interval(results, s, largest)
             report["fraction_interval"][s] = [low, high, at_most_half]
-            ends = ["beyond the grid" if v > 1 else f"{v:.2f}" for v in (low, high)]
+            ends = ["beyond the grid" if v > GRID[-1] / largest else f"{v:.2f}" for v in (low, high)]
             text += f"; seed bootstrap 95%: [{ends[0]}, {ends[1]}], <= 0.5 in {at_most_half:.0%} of draws"
         print(f"  {s}: reaches it with {text}")
 

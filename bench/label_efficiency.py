@@ -2,7 +2,7 @@
 for random selection and each strategy of rlhfkit.math.selection, several seeds; then the downstream
 DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
-    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json] [--features-cache f.pt]
+    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 8] [--json out.json] [--features-cache f.pt]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
   1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
@@ -16,16 +16,20 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
   4) the reward model: a linear Bradley-Terry model on the frozen features. With --posterior bootstrap
      (the default), --heads heads each fitted on its own double-or-nothing bootstrap of the labels
-     (L2 --l2), the reward their mean. With --posterior laplace, the reward is the MAP under the prior
+     (L2 --l2), the reward their mean; with --likelihood noisy (the default) the fit and the
+     uncertainty / BALD scores use the annotator's own noise model, P(answer) = noise/2 + (1 - noise)
+     sigma(gap), for every strategy alike (--likelihood bt: plain Bradley-Terry). With --posterior laplace, the reward is the MAP under the prior
      N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
      Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit)
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
-     the gold accuracy of the mean head on the held-out set at each budget of GRID
-  6) printed: mean +- std over seeds per budget; whether random still improves at its largest budget
-     (accuracy at B above that at B/2 by more than the seed-to-seed std); and for each strategy the
-     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points),
-     with a 95% interval from a bootstrap over the seeds
+     the gold accuracy of the mean head on the held-out set at each budget of GRID. Besides the
+     strategies of rlhfkit.math.selection, `fisher`: a greedy D-optimal batch at the mean weights
+     under the noise model (rlhfkit.math.bayes.fisher_batch), which spreads a batch over feature space
+  6) printed: mean +- std over seeds per budget; random's gain from B/2 to B at each budget; the largest
+     budget B where that gain is above the seed-to-seed std (the rule, fixed before any result); and
+     for each strategy the labels it needs to reach random's accuracy at B, as a fraction of B (linear
+     between grid points), with a 95% interval from a bootstrap over the seeds
   7) downstream (--dpo-prompts > 0), at each budget of DOWNSTREAM for random and the strategy with the
      smallest fraction, each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
      the --responses responses of each of the first --dpo-prompts pool prompts; DPO (RPO weight 1)

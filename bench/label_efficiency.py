@@ -36,8 +36,9 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
      policies against one shared set of SFT responses
 
-Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features), K-wise
-tuples. Measured numbers and the command: docs/active-learning.md.
+Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features); K-wise
+tuples (counted per implied pair they are the same pairs; docs/active-learning.md says why). Measured numbers
+and the command: docs/active-learning.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 for random selection and each strategy of rlhfkit.math.selection, several seeds; then the downstream
 DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
-    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 5] [--json out.json] [--features-cache f.pt]
+    python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 8] [--json out.json] [--features-cache f.pt]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
   1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
@@ -16,24 +16,29 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      strategy gets the same answer to the same question (ties and "both bad" count as asked, unused)
   4) the reward model: a linear Bradley-Terry model on the frozen features. With --posterior bootstrap
      (the default), --heads heads each fitted on its own double-or-nothing bootstrap of the labels
-     (L2 --l2), the reward their mean. With --posterior laplace, the reward is the MAP under the prior
+     (L2 --l2), the reward their mean; with --likelihood noisy (the default) the fit and the
+     uncertainty / BALD scores use the annotator's own noise model, P(answer) = noise/2 + (1 - noise)
+     sigma(gap), for every strategy alike (--likelihood bt: plain Bradley-Terry). With --posterior laplace, the reward is the MAP under the prior
      N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
      Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit)
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
-     the gold accuracy of the mean head on the held-out set at each budget of GRID
-  6) printed: mean +- std over seeds per budget; whether random still improves at its largest budget
-     (accuracy at B above that at B/2 by more than the seed-to-seed std); and for each strategy the
-     labels it needs to reach random's accuracy at B, as a fraction of B (linear between grid points),
-     with a 95% interval from a bootstrap over the seeds
+     the gold accuracy of the mean head on the held-out set at each budget of GRID. Besides the
+     strategies of rlhfkit.math.selection, `fisher`: a greedy D-optimal batch at the mean weights
+     under the noise model (rlhfkit.math.bayes.fisher_batch), which spreads a batch over feature space
+  6) printed: mean +- std over seeds per budget; random's gain from B/2 to B at each budget; the largest
+     budget B where that gain is above the seed-to-seed std (the rule, fixed before any result); and
+     for each strategy the labels it needs to reach random's accuracy at B, as a fraction of B (linear
+     between grid points), with a 95% interval from a bootstrap over the seeds
   7) downstream (--dpo-prompts > 0), at each budget of DOWNSTREAM for random and the strategy with the
      smallest fraction, each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
      the --responses responses of each of the first --dpo-prompts pool prompts; DPO (RPO weight 1)
      from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
      policies against one shared set of SFT responses
 
-Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features), K-wise
-tuples. Measured numbers and the command: docs/active-learning.md.
+Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features); K-wise
+tuples (counted per implied pair they are the same pairs; docs/active-learning.md says why). Measured numbers
+and the command: docs/active-learning.md.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
-from rlhfkit.math.bayes import bt_laplace, posterior_heads  # noqa: E402
+from rlhfkit.math.bayes import bt_laplace, fisher_batch, noisy_fisher, posterior_heads  # noqa: E402
+from rlhfkit.math.losses import noisy_bradley_terry_loss  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
 from rlhfkit.models.loading import load_causal_lm  # noqa: E402
@@ -112,9 +118,11 @@ def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last", b
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
-def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, l2: float, seed: int) -> torch.Tensor:
-    """(heads, C) weights w_h minimising sum_n b_hn * -log sigma(y_n w_h . (x_i - x_j)) / N + l2 |w_h|^2,
-    with b_hn in {0, 2} a seeded double-or-nothing bootstrap weight."""
+def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, l2: float, seed: int,
+              noise: float = 0.0) -> torch.Tensor:
+    """(heads, C) weights w_h minimising sum_n b_hn * -log P(y_n | w_h . (x_i - x_j)) / N + l2 |w_h|^2,
+    with b_hn in {0, 2} a seeded double-or-nothing bootstrap weight and P(y | d) = noise / 2 +
+    (1 - noise) sigma(y d) (noise 0: plain Bradley-Terry)."""
     diff = torch.stack([x[i] - x[j] for i, j, _ in pairs])  # (N, C)
     y = torch.tensor([label for _, _, label in pairs])
     g = torch.Generator().manual_seed(seed)
@@ -125,7 +133,8 @@ def fit_heads(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int, 
     def closure():
         optimizer.zero_grad()
         margins = y * (w @ diff.T)  # (H, N)
-        loss = (weights * torch.nn.functional.softplus(-margins)).sum() / len(pairs) + l2 * w.pow(2).sum()
+        nll = noisy_bradley_terry_loss(margins, torch.zeros_like(margins), noise)
+        loss = (weights * nll).sum() / len(pairs) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -147,12 +156,12 @@ def gold_accuracy(w: torch.Tensor, x: torch.Tensor, heldout: list[tuple[int, int
     return sum(bool(reward[i] > reward[j]) == (label > 0) for i, j, label in heldout) / len(heldout)
 
 
-def pair_scores(strategy: str, gaps: torch.Tensor, seed: int) -> list[float]:
+def pair_scores(strategy: str, gaps: torch.Tensor, seed: int, noise: float = 0.0) -> list[float]:
     """rlhfkit.math.selection's scores of pairs, vectorised: `gaps` (P, H) is r_h(first) - r_h(second).
 
-    For a pair softmax(r_h)(first) = sigma(gap_h), so uncertainty = H(mean_h sigma(gap_h)) / log 2,
-    bald = H(mean_h sigma(gap_h)) - mean_h H(sigma(gap_h)) and disagreement = the population std of
-    the gaps; `check_pair_scores` holds them to the library's loops."""
+    For a pair head h says "first" with q_h = noise / 2 + (1 - noise) sigma(gap_h), so uncertainty =
+    H(mean_h q_h) / log 2, bald = H(mean_h q_h) - mean_h H(q_h) and disagreement = the population std
+    of the gaps; `check_pair_scores` holds them to the library's loops."""
     if strategy == "random":
         return strategy_scores("random", [None] * len(gaps), seed=seed)
 
@@ -162,18 +171,19 @@ def pair_scores(strategy: str, gaps: torch.Tensor, seed: int) -> list[float]:
     gaps = gaps.double()
     if strategy == "disagreement":
         return gaps.std(-1, correction=0).tolist()
-    per_head = torch.sigmoid(gaps)
+    per_head = noise / 2 + (1 - noise) * torch.sigmoid(gaps)
     mean = per_head.mean(-1)
     if strategy == "uncertainty":
         return (h(mean) / torch.log(torch.tensor(2.0, dtype=torch.float64))).tolist()
     return (h(mean) - h(per_head).mean(-1)).clamp_min(0).tolist()
 
 
-def check_pair_scores(gaps: torch.Tensor) -> None:
+def check_pair_scores(gaps: torch.Tensor, noise: float) -> None:
     """The vectorised scores equal the library's on these pairs (given as rewards (gap_h, 0))."""
     candidates = [[[g, 0.0] for g in row] for row in gaps.double().tolist()]
     for strategy in STRATEGIES:
-        mine, library = pair_scores(strategy, gaps, seed=1), strategy_scores(strategy, candidates, seed=1)
+        mine = pair_scores(strategy, gaps, seed=1, noise=noise)
+        library = strategy_scores(strategy, candidates, seed=1, noise=noise)
         worst = max(abs(a - b) for a, b in zip(mine, library))
         if worst > 1e-9:
             raise AssertionError(f"{strategy}: the vectorised scores differ from rlhfkit.math.selection's by {worst}")
@@ -188,23 +198,40 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> t
     groups = [p[2] for p in pool]
     result: dict[int, float] = {}
     ensembles: dict[int, torch.Tensor] = {}
-    w = None
+    w = diffs = None
     while True:
         labelled = [(pool[k][0], pool[k][1], answers[k]) for k in asked if answers[k] != 0]
         if args.posterior == "laplace":  # the reward is the MAP, the heads are posterior draws
             w, heads = fit_laplace(x, labelled, args.heads, args.prior_precision, seed * 1000 + len(asked),
                                    init=None if w is None else w[0])
         else:  # the reward is the mean of bootstrapped heads
-            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked))
+            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked), args.model_noise)
         if len(asked) in GRID:
             result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
         if len(asked) >= GRID[-1]:
             return result, ensembles, asked
+        if strategy == "fisher":
+            diffs = (x[first] - x[second]).double() if diffs is None else diffs  # (P, C), once per run
+            asked += fisher_step(diffs, asked, answers, w.mean(0), groups, args)
+            continue
         rewards = x @ heads.T  # (N, heads)
-        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked))
+        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked),
+                             noise=args.model_noise)
         for k in asked:
             scores[k] = float("-inf")  # asked already
         asked += select(scores, args.step, groups=groups, max_per_group=1)
+
+
+def fisher_step(diffs: torch.Tensor, asked: list[int], answers, w: torch.Tensor, groups, args) -> list[int]:
+    """The next batch of the `fisher` strategy: a greedy D-optimal batch (rlhfkit.math.bayes.fisher_batch)
+    at the reward model's mean weights w, with the information of the labelled comparisons so far plus
+    the fit's prior (precision 2 N l2 for the bootstrap's L2 on the mean loss; --prior-precision for laplace)."""
+    info = noisy_fisher(diffs @ w.double(), args.model_noise)
+    used = torch.tensor([k for k in asked if answers[k] != 0], dtype=torch.long)
+    labelled = sum(answers[k] != 0 for k in asked)
+    prior = args.prior_precision if args.posterior == "laplace" else 2 * labelled * args.l2
+    precision = (diffs[used].T * info[used]) @ diffs[used] + prior * torch.eye(diffs.shape[1], dtype=torch.float64)
+    return fisher_batch(diffs, info, precision, args.step, groups=groups, max_per_group=1, exclude=asked)
 
 
 def needed_fraction(grid_means: dict[int, float], target: float, largest: int) -> float | None:
@@ -258,7 +285,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool-prompts", type=int, default=400)
     parser.add_argument("--responses", type=int, default=8, help="responses per pool prompt")
     parser.add_argument("--heldout", type=int, default=1000)
-    parser.add_argument("--data-seed", type=int, default=7, help="seed of the pool and the held-out set")
+    parser.add_argument("--data-seed", type=int, default=23, help="seed of the pool and the held-out set")
     parser.add_argument("--features", choices=["last", "last+mean"], default="last")
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--posterior", choices=["bootstrap", "laplace"], default="bootstrap",
@@ -267,10 +294,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=None, help="heads of the ensemble (default 128 laplace, 5 bootstrap)")
     parser.add_argument("--prior-precision", type=float, default=2.0, help="laplace: the prior N(0, I / this)")
     parser.add_argument("--l2", type=float, default=1e-2, help="bootstrap: the L2 weight on the mean loss")
+    parser.add_argument("--likelihood", choices=["bt", "noisy"], default="noisy",
+                        help="bootstrap: plain Bradley-Terry, or the annotator's noise model P = noise/2 + (1 - noise) "
+                             "sigma(gap) (with --noise) in the fit and in uncertainty / bald, for every strategy alike")
     parser.add_argument("--start", type=int, default=50)
     parser.add_argument("--step", type=int, default=10)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--strategies", nargs="+", default=["random", "uncertainty", "bald", "fisher"],
+                        choices=[*STRATEGIES, "fisher"],
+                        help="fisher: a greedy D-optimal batch under the annotator's noise model (rlhfkit.math.bayes)")
     parser.add_argument("--dpo-prompts", type=int, default=128, help="0: no downstream DPO")
     parser.add_argument("--dpo-seeds", type=int, default=3, help="seeds of the downstream runs (the first ones)")
     parser.add_argument("--dpo-epochs", type=float, default=2.0)
@@ -281,44 +313,66 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.heads is None:
         args.heads = 128 if args.posterior == "laplace" else 5
+    if args.likelihood == "noisy" and args.posterior == "laplace":
+        parser.error("--likelihood noisy goes with --posterior bootstrap (the Laplace fit is plain Bradley-Terry)")
+    args.model_noise = args.noise if args.likelihood == "noisy" else 0.0
     return args
 
 
-def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, draws: int = 2000,
+def fraction_interval(results: dict[str, dict[int, list[float]]], strategy: str, largest: int, draws: int = 2000,
                       seed: int = 0) -> tuple[float, float, float]:
     """(2.5%, 97.5% percentiles, share of draws where it is <= 0.5) of the fraction over a bootstrap of
     the seeds: each draw resamples the seeds with replacement (the same seeds for random and the
     strategy, which share start and answers) and recomputes both mean curves; a draw that never reaches
-    random's accuracy within the grid counts as 2 (beyond the largest budget)."""
+    random's accuracy at `largest` within the grid counts as 2 (beyond the grid)."""
     rng = random.Random(seed)
     n = len(results["random"][GRID[0]])
     values = []
     for _ in range(draws):
         pick = [rng.randrange(n) for _ in range(n)]
         curve = {b: statistics.mean(results[strategy][b][i] for i in pick) for b in GRID}
-        target = statistics.mean(results["random"][GRID[-1]][i] for i in pick)
-        fraction = needed_fraction(curve, target, GRID[-1])
+        target = statistics.mean(results["random"][largest][i] for i in pick)
+        fraction = needed_fraction(curve, target, largest)
         values.append(2.0 if fraction is None else fraction)
     values.sort()
     return values[int(0.025 * draws)], values[int(0.975 * draws) - 1], sum(v <= 0.5 for v in values) / draws
 
 
+def largest_improving(means: dict[int, float], spread: dict[int, float]) -> int | None:
+    """The rule for the largest budget B, fixed before any result is seen: the largest budget of GRID whose
+    half is on the grid too and where random's mean accuracy is above its mean at B/2 by more than the
+    seed-to-seed std at either budget (None: random improves nowhere by that rule)."""
+    for budget in reversed(GRID):
+        half = budget // 2
+        if half in means and means[budget] - means[half] > max(spread[budget], spread[half]):
+            return budget
+    return None
+
+
 def print_fractions(means, spread, strategies: list[str], report: dict, results) -> None:
-    largest, half = GRID[-1], GRID[-1] // 2
-    gain = means["random"][largest] - means["random"][half]
-    improving = gain > max(spread["random"][largest], spread["random"][half])
-    print(f"\nrandom at {largest}: {means['random'][largest]:.3f}; gain over {half}: {gain:+.3f} "
-          f"({'still improving' if improving else 'NOT above the seed spread: the fractions say little'})")
-    report["random_still_improving"] = improving
+    for budget in GRID[1:]:
+        half = budget // 2
+        if half in means["random"]:
+            gain = means["random"][budget] - means["random"][half]
+            bound = max(spread["random"][budget], spread["random"][half])
+            print(f"random {half} -> {budget}: {gain:+.3f} (seed std {bound:.3f}: "
+                  f"{'improving' if gain > bound else 'not above the spread'})")
+    largest = largest_improving(means["random"], spread["random"])
+    report["largest_budget"] = largest
+    report["random_still_improving"] = largest == GRID[-1]
     report["fraction_of_random_budget"], report["fraction_interval"] = {}, {}
+    if largest is None:
+        print("random improves nowhere above its seed spread: no fraction says anything")
+        return
+    print(f"\nthe largest budget where random still improves: {largest} (random there: {means['random'][largest]:.3f})")
     for s in strategies:
         fraction = needed_fraction(means[s], means["random"][largest], largest)
         report["fraction_of_random_budget"][s] = fraction
-        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {largest} labels"
+        text = f"{fraction:.2f} of random's labels" if fraction is not None else f"more than {GRID[-1]} labels"
         if s != "random":
-            low, high, at_most_half = fraction_interval(results, s)
+            low, high, at_most_half = fraction_interval(results, s, largest)
             report["fraction_interval"][s] = [low, high, at_most_half]
-            ends = ["beyond the grid" if v > 1 else f"{v:.2f}" for v in (low, high)]
+            ends = ["beyond the grid" if v > GRID[-1] / largest else f"{v:.2f}" for v in (low, high)]
             text += f"; seed bootstrap 95%: [{ends[0]}, {ends[1]}], <= 0.5 in {at_most_half:.0%} of draws"
         print(f"  {s}: reaches it with {text}")
 
@@ -337,7 +391,7 @@ def main() -> None:
         x = features(args.model, texts, args.features)
         if cache:
             torch.save((texts, pool, heldout, x), cache)
-    check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2)
+    check_pair_scores(torch.randn(200, args.heads, generator=torch.Generator().manual_seed(0)) * 2, args.model_noise)
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from rlhfkit.math.bayes import bt_laplace, bt_objective, posterior_heads
+from rlhfkit.math.bayes import bt_laplace, bt_objective, fisher_batch, noisy_fisher, posterior_heads
 
 
 def test_one_comparison_in_one_dimension():
@@ -63,3 +65,31 @@ def test_bad_input_is_refused():
         bt_laplace(torch.ones(2, 1), torch.ones(2), prior_precision=0.0)
     with pytest.raises(ValueError, match=r"diffs must be \(N, C\)"):
         bt_laplace(torch.ones(2, 1), torch.ones(3), prior_precision=1.0)
+
+
+def test_noisy_fisher_by_hand():
+    """f(m) = ((1 - eta) s (1 - s))^2 / (q (1 - q)), s = sigma(m), q = eta/2 + (1 - eta) s.
+    m = 0, eta = 0: s (1 - s) = 1/4. m = 0, eta = 0.1: (0.9 / 4)^2 / (1/4) = 0.050625 * 4 = 0.2025.
+    m = ln 3, eta = 0.1: s = 3/4, s (1 - s) = 0.1875, (0.16875)^2 = 0.028477; q = 0.725, q (1 - q) = 0.199375;
+    f = 0.142829. A noisy answer carries less information, most of all far from m = 0."""
+    f = noisy_fisher(torch.tensor([0.0, 0.0, math.log(3)]), 0.0)
+    assert f.tolist() == pytest.approx([0.25, 0.25, 0.1875])
+    assert noisy_fisher(torch.tensor([0.0, math.log(3)]), 0.1).tolist() == pytest.approx([0.2025, 0.142829], abs=1e-6)
+    with pytest.raises(ValueError, match="noise"):
+        noisy_fisher(torch.tensor([0.0]), 1.0)
+
+
+def test_fisher_batch_does_not_ask_the_same_question_twice():
+    """A = I in 2-D; d0 = d1 = (2, 0), d2 = (0, 1.5), f = 1 each. Gains 1 + d^T A^-1 d: 5, 5, 3.25, so d0
+    first. Then A = diag(5, 1): d1's gain falls to 1 + 4/5 = 1.8, d2's stays 3.25: the batch of 2 is [0, 2],
+    where the top two gains alone would be [0, 1]. With d2 in d0's group and one per group, it is [0, 1].
+    With f = (1, 1, 0.1), d2's gain is 1 + 0.1 * 2.25 = 1.225 < 1.8: [0, 1]. Excluding d0: [1, 2]."""
+    diffs = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 1.5]])
+    ones, eye = torch.ones(3), torch.eye(2)
+    assert fisher_batch(diffs, ones, eye, 2) == [0, 2]
+    assert fisher_batch(diffs, ones, eye, 2, groups=["a", "b", "a"], max_per_group=1) == [0, 1]
+    assert fisher_batch(diffs, torch.tensor([1.0, 1.0, 0.1]), eye, 2) == [0, 1]
+    assert fisher_batch(diffs, ones, eye, 2, exclude=[0]) == [1, 2]
+    assert fisher_batch(diffs, ones, eye, 5) == [0, 2, 1]  # every comparison once, then it stops
+    with pytest.raises(ValueError, match="precision"):
+        fisher_batch(diffs, ones, torch.eye(3), 1)

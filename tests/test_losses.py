@@ -14,6 +14,7 @@ from rlhfkit.math.losses import (
     bradley_terry_loss,
     dpo_loss,
     margin_ranking_loss,
+    noisy_bradley_terry_loss,
     online_rl_loss,
     plackett_luce_loss,
     ppo_policy_loss,
@@ -64,6 +65,23 @@ def test_bradley_terry_stable_and_gradient():
     bradley_terry_loss(chosen, rejected).sum().backward()
     assert_close(chosen.grad, f64([-0.25]))
     assert_close(rejected.grad, f64([0.25]))
+
+
+def test_noisy_bradley_terry_by_hand():
+    """P(answer = chosen) = noise/2 + (1 - noise) sigma(d), noise 0.1:
+    d = 0: 0.05 + 0.45 = 1/2, loss ln 2 (any noise); d = ln 3: sigma = 3/4, P = 0.05 + 0.675 = 0.725,
+    loss -ln 0.725 = 0.321584; d = +1000: P = 0.95, loss -ln 0.95 = 0.051293; d = -1000: P = 0.05,
+    loss -ln 0.05 = 2.995732 (bounded, where plain Bradley-Terry gives 1000). Noise 0 is plain Bradley-Terry.
+    Gradient at d = ln 3: -(1 - noise) sigma (1 - sigma) / P = -0.9 * 0.1875 / 0.725 = -0.232759; at
+    d = -1000 it is 0 (a flipped answer stops pulling), where plain Bradley-Terry's is -1."""
+    chosen = f64([0.0, LN3, 1000.0, -1000.0]).requires_grad_()
+    loss = noisy_bradley_terry_loss(chosen, torch.zeros(4, dtype=torch.float64), 0.1)
+    assert_close(loss, f64([LN2, 0.321584, 0.051293, 2.995732]), atol=1e-6, rtol=0)
+    loss.sum().backward()
+    assert_close(chosen.grad, f64([-0.9 * 0.25 / 0.5, -0.232759, 0.0, 0.0]), atol=1e-6, rtol=0)
+    assert_close(noisy_bradley_terry_loss(f64([LN3]), f64([0.0]), 0.0), f64([LN4_3]))
+    with pytest.raises(ValueError, match="noise"):
+        noisy_bradley_terry_loss(f64([0.0]), f64([0.0]), 1.0)
 
 
 def test_bradley_terry_shape_mismatch():

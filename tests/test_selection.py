@@ -7,6 +7,7 @@ import math
 import pytest
 
 from rlhfkit.math.selection import (
+    answer_probabilities,
     bald,
     candidate_tuples,
     disagreement,
@@ -113,3 +114,29 @@ def test_candidate_tuples_are_the_k_subsets():
     """4 responses: C(4, 2) = 6 pairs, C(4, 3) = 4 triples."""
     assert candidate_tuples(4, 2) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     assert len(candidate_tuples(4, 3)) == 4
+
+
+def test_noise_turns_each_heads_prediction_into_the_annotators_answer():
+    """An annotator who answers at random with probability noise says j with q_j = (1 - noise) p_j + noise / K.
+    Pair, noise 0.1, r = [ln 3, 0]: p = (3/4, 1/4), q = (0.725, 0.275); uncertainty H(0.725) / ln 2 =
+    (0.725 ln(1/0.725) + 0.275 ln(1/0.275)) / ln 2 = 0.848548. Triple, noise 0.3, r = [ln 2, 0, 0]:
+    p = (1/2, 1/4, 1/4), q = 0.7 p + 0.1 = (0.45, 0.275, 0.275). Noise 0 is the plain softmax."""
+    assert answer_probabilities([LN3, 0.0], 0.1) == pytest.approx([0.725, 0.275])
+    assert answer_probabilities([math.log(2), 0.0, 0.0], 0.3) == pytest.approx([0.45, 0.275, 0.275])
+    assert answer_probabilities([LN3, 0.0]) == pytest.approx([0.75, 0.25])
+    assert uncertainty([[LN3, 0.0]], noise=0.1) == pytest.approx(0.848548, abs=1e-6)
+    with pytest.raises(ValueError, match="noise"):
+        answer_probabilities([0.0, 0.0], 1.5)
+
+
+def test_bald_under_noise_gives_confident_disagreement_less_weight():
+    """Heads [ln 9, 0] and [0, ln 9]: p = (0.9, 0.1) and (0.1, 0.9). Noise 0: BALD = ln 2 - H(0.9) =
+    0.693147 - 0.325083 = 0.368064. Noise 0.1: q = 0.05 + 0.9 p = (0.86, 0.14) and (0.14, 0.86), mean 1/2;
+    BALD = ln 2 - H(0.86) = 0.693147 - (0.86 ln(1/0.86) + 0.14 ln(1/0.14)) = 0.693147 - 0.404963 = 0.288184:
+    a noisy answer can tell the heads apart less well. Heads that agree still score 0 under noise."""
+    heads = [[math.log(9), 0.0], [0.0, math.log(9)]]
+    assert bald(heads) == pytest.approx(0.368064, abs=1e-6)
+    assert bald(heads, noise=0.1) == pytest.approx(0.288184, abs=1e-6)
+    assert bald([[1.0, 0.0], [1.0, 0.0]], noise=0.1) == pytest.approx(0.0, abs=1e-12)
+    assert strategy_scores("bald", [heads], noise=0.1) == pytest.approx([0.288184], abs=1e-6)
+    assert strategy_scores("disagreement", [heads], noise=0.1) == pytest.approx([math.log(9)])

@@ -16,6 +16,15 @@ Laplace approximation replaces the posterior by N(w*, A^-1), with A the Hessian 
 scorers of `rlhfkit.math.selection` like the heads of a bootstrapped reward model; unlike bootstrap
 heads, their spread shrinks exactly where the comparisons so far pin the reward down.
 
+`noisy_fisher` and `fisher_batch` choose comparisons by the information they add about w (a greedy,
+batch-aware D-optimal design). For an annotator who answers at random with probability eta, the
+answer to a comparison with margin m = w . d is "first" with q = eta/2 + (1 - eta) sigma(m), and its
+Fisher information about w is f(m) d d^T, f(m) = ((1 - eta) sigma(m) (1 - sigma(m)))^2 / (q (1 - q))
+(eta = 0: sigma (1 - sigma)). With A the information of the comparisons asked so far (plus the
+prior's), asking comparison k multiplies det A by 1 + f_k d_k^T A^-1 d_k; `fisher_batch` takes the
+comparison with the largest factor, adds it to A (Sherman-Morrison), and repeats, so a batch spreads
+over directions of feature space that are not yet pinned down instead of asking one question twice.
+
 Left out: a non-Gaussian posterior (MCMC), a prior other than isotropic, ties as answers.
 """
 
@@ -65,3 +74,50 @@ def posterior_heads(w: torch.Tensor, hessian: torch.Tensor, heads: int, generato
     factor = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(hessian)))
     z = torch.randn(heads, w.shape[0], generator=generator, dtype=torch.float64)
     return w.double() + z @ factor.T
+
+
+def noisy_fisher(margins: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+    """f(m) = ((1 - noise) sigma(m) (1 - sigma(m)))^2 / (q (1 - q)), q = noise / 2 + (1 - noise) sigma(m):
+    the Fisher information of one answer about its margin m (elementwise; noise 0: sigma (1 - sigma))."""
+    if not 0 <= noise < 1:
+        raise ValueError(f"noise must be in [0, 1), got {noise}")
+    p = torch.sigmoid(margins.double())
+    q = noise / 2 + (1 - noise) * p
+    return ((1 - noise) * p * (1 - p)) ** 2 / (q * (1 - q))
+
+
+def fisher_batch(diffs: torch.Tensor, info: torch.Tensor, precision: torch.Tensor, budget: int,
+                 groups: list[object] | None = None, max_per_group: int = 0,
+                 exclude: list[int] | None = None) -> list[int]:
+    """Greedy D-optimal batch: indices of `budget` comparisons (rows of `diffs` (P, C)), best first.
+
+    `info` (P,) is each comparison's f (`noisy_fisher` of its margin), `precision` (C, C) the information
+    A so far. Each pick maximises the gain 1 + f_k d_k^T A^-1 d_k among the comparisons not in `exclude`
+    and not over the per-group cap (at most `max_per_group` from one group when > 0), then
+    A <- A + f_k d_k d_k^T, so the gains of the others fall by f_j (d_j^T A^-1 d_k)^2 / (1 + f_k d_k^T A^-1 d_k)."""
+    if diffs.ndim != 2 or info.shape != diffs.shape[:1] or precision.shape != (diffs.shape[1],) * 2:
+        raise ValueError(f"diffs must be (P, C), info (P,) and precision (C, C); got {tuple(diffs.shape)}, "
+                         f"{tuple(info.shape)} and {tuple(precision.shape)}")
+    if groups is not None and len(groups) != len(diffs):
+        raise ValueError(f"{len(groups)} group keys for {len(diffs)} comparisons")
+    d, f = diffs.double(), info.double()
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(precision.double()))
+    quad = ((d @ inverse) * d).sum(-1)  # d_j^T A^-1 d_j
+    blocked = torch.zeros(len(d), dtype=torch.bool)
+    if exclude:
+        blocked[torch.tensor(exclude, dtype=torch.long)] = True
+    picked: list[int] = []
+    taken: dict[object, int] = {}
+    while len(picked) < budget and not bool(blocked.all()):
+        k = int(torch.where(blocked, -torch.inf, f * quad).argmax())
+        blocked[k] = True
+        if groups is not None and max_per_group:
+            if taken.get(groups[k], 0) >= max_per_group:
+                continue
+            taken[groups[k]] = taken.get(groups[k], 0) + 1
+        picked.append(k)
+        u = inverse @ d[k]  # A^-1 d_k
+        scale = f[k] / (1 + f[k] * (d[k] @ u))
+        quad = quad - scale * (d @ u) ** 2
+        inverse = inverse - scale * torch.outer(u, u)
+    return picked

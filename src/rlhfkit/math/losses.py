@@ -14,6 +14,7 @@ same shape as the data, 1 = real token; masked means never divide by zero).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "soft_bradley_terry_loss",
     "l2_to_reference",
     "margin_ranking_loss",
+    "noisy_bradley_terry_loss",
     "online_rl_loss",
     "plackett_luce_loss",
     "ppo_policy_loss",
@@ -77,6 +79,37 @@ def bradley_terry_loss(
     if label_smoothing:
         return -(1 - label_smoothing) * F.logsigmoid(diff) - label_smoothing * F.logsigmoid(-diff)
     return -F.logsigmoid(diff)
+
+
+def noisy_bradley_terry_loss(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    noise: float,
+) -> torch.Tensor:
+    """Bradley–Terry negative log-likelihood for an annotator who answers at random with probability
+    ``noise`` (A or B with equal odds; the simulated panel's noise) and by the reward otherwise:
+    ``P(answer = chosen) = noise / 2 + (1 - noise) sigmoid(d)``, ``d = r_c - r_r``; the loss is
+    ``-log`` of that, computed as ``-logaddexp(log(noise / 2), log(1 - noise) + logsigmoid(d))``.
+
+    Unlike label smoothing it is bounded: a pair the rewards get wrong by any gap costs at most
+    ``-log(noise / 2)``, so one flipped answer cannot pull the rewards without limit. ``noise = 0`` is
+    `bradley_terry_loss`. It is not convex in ``d`` for ``noise > 0``.
+
+    Args:
+        chosen_rewards, rejected_rewards: ``(B,)`` or ``(B, H)`` rewards (the label's side first).
+        noise: the probability of a random answer, in ``[0, 1)``.
+
+    Returns:
+        per-pair losses of the rewards' shape.
+    """
+    _check_same_shape(chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    if not 0 <= noise < 1:
+        raise ValueError(f"noise must be in [0, 1), got {noise}")
+    diff = chosen_rewards - rejected_rewards
+    if noise == 0:
+        return -F.logsigmoid(diff)
+    floor = torch.full_like(diff, math.log(noise / 2))
+    return -torch.logaddexp(floor, math.log(1 - noise) + F.logsigmoid(diff))
 
 
 def soft_bradley_terry_loss(

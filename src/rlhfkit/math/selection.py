@@ -20,6 +20,12 @@ prediction is their mean, p = (1/H) sum_h p_h. The strategies score a candidate,
                   parameters from the answer (BALD, Houlsby et al. 2011), with the heads standing in
                   for posterior samples and the answer being the best response; 0 for one head
 
+An annotator who answers at random with probability `noise` (the simulated panel's noise: A or B
+with equal odds, a random permutation for a ranking) says response j is best with probability
+q_h,j = (1 - noise) p_h,j + noise / K; with `noise` > 0, uncertainty and bald score that answer's
+distribution (q in place of p). For a pair with noise 0.1, q = 0.05 + 0.9 sigma(gap): no head is ever
+surer than 0.95, so heads that disagree with confidence count for less than with noise 0.
+
 `select` picks a batch from the scores: the `budget` highest, optionally at most `max_per_group`
 from one group (prompt), so that a batch does not ask about the same prompt twenty times.
 Entropies are in nats. Left out: batch-aware acquisition (BatchBALD), similarity between prompts.
@@ -59,10 +65,22 @@ def _check(rewards: Rewards) -> tuple[int, int]:
     return heads, k
 
 
-def ensemble_probabilities(rewards: Rewards) -> list[float]:
-    """p_j = (1/H) sum_h softmax(rewards[h])_j: the ensemble's probability that response j is best."""
+def _check_noise(noise: float) -> None:
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
+
+
+def answer_probabilities(row: Sequence[float], noise: float = 0.0) -> list[float]:
+    """q_j = (1 - noise) softmax(row)_j + noise / K: one head's probability that the annotator calls j best."""
+    _check_noise(noise)
+    return [(1.0 - noise) * p + noise / len(row) for p in softmax(row)]
+
+
+def ensemble_probabilities(rewards: Rewards, noise: float = 0.0) -> list[float]:
+    """p_j = (1/H) sum_h q_h,j: the ensemble's probability that response j is called best (q_h as in
+    `answer_probabilities`; with noise 0, softmax(rewards[h]))."""
     heads, k = _check(rewards)
-    per_head = [softmax(row) for row in rewards]
+    per_head = [answer_probabilities(row, noise) for row in rewards]
     return [sum(p[j] for p in per_head) / heads for j in range(k)]
 
 
@@ -77,31 +95,35 @@ def disagreement(rewards: Rewards) -> float:
     return sum(stds) / len(stds)
 
 
-def uncertainty(rewards: Rewards) -> float:
+def uncertainty(rewards: Rewards, noise: float = 0.0) -> float:
     """H(p) / log K of the ensemble's prediction p: 1 when every response is equally likely best, 0 when one is sure."""
     _, k = _check(rewards)
-    return entropy(ensemble_probabilities(rewards)) / math.log(k)
+    return entropy(ensemble_probabilities(rewards, noise)) / math.log(k)
 
 
-def bald(rewards: Rewards) -> float:
-    """H(mean_h p_h) - mean_h H(p_h): mutual information between the answer and the head (>= 0)."""
+def bald(rewards: Rewards, noise: float = 0.0) -> float:
+    """H(mean_h q_h) - mean_h H(q_h): mutual information between the (noisy) answer and the head (>= 0)."""
     _, k = _check(rewards)
-    expected = sum(entropy(softmax(row)) for row in rewards) / len(rewards)
-    return max(0.0, entropy(ensemble_probabilities(rewards)) - expected)  # max: rounding below 0
+    expected = sum(entropy(answer_probabilities(row, noise)) for row in rewards) / len(rewards)
+    return max(0.0, entropy(ensemble_probabilities(rewards, noise)) - expected)  # max: rounding below 0
 
 
 SCORERS = {"disagreement": disagreement, "uncertainty": uncertainty, "bald": bald}
 
 
-def strategy_scores(strategy: str, candidates: Sequence[Rewards], seed: int = 0) -> list[float]:
+def strategy_scores(strategy: str, candidates: Sequence[Rewards], seed: int = 0, noise: float = 0.0) -> list[float]:
     """One score per candidate (higher: ask first). `random` ignores the rewards and draws U(0, 1)
-    with `seed`, so its top-`budget` is a uniform sample."""
+    with `seed`, so its top-`budget` is a uniform sample. `noise`: the annotator's probability of
+    answering at random, read by uncertainty and bald (disagreement is about rewards, not answers)."""
+    _check_noise(noise)
     if strategy == "random":
         rng = random.Random(seed)
         return [rng.random() for _ in candidates]
     if strategy not in SCORERS:
         raise ValueError(f"unknown selection strategy {strategy!r}; pick one of {', '.join(STRATEGIES)}")
-    return [SCORERS[strategy](c) for c in candidates]
+    if strategy == "disagreement":
+        return [disagreement(c) for c in candidates]
+    return [SCORERS[strategy](c, noise) for c in candidates]
 
 
 def select(scores: Sequence[float], budget: int, groups: Sequence[object] | None = None,

@@ -42,6 +42,8 @@ def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
     (["--labels", "0"], "--labels must be at least 1"),
     (["--segment-length", "2000"], "longer than --rollout-steps"),
     (["--teacher-mistake", "0.7"], "teacher mistake must be in [0, 0.5)"),
+    (["--query-until-steps", "0"], "--query-until-steps must be at least 1"),
+    (["--initial-labels", "1.5"], "--initial-labels is a share in (0, 1], got 1.5"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(args, message, tmp_path, capsys):
     assert main(["control", "--out", str(tmp_path / "x"), *args]) == 2

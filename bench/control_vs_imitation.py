@@ -169,7 +169,7 @@ def main() -> None:
                         help="only count imitation's env steps at --imitation-steps (SB3's gradient steps off)")
     parser.add_argument("--no-oracle", action="store_true", help="rlhfkit control --no-oracle (no normalised return)")
     parser.add_argument("--rlhfkit-arg", action="append", default=[], metavar="ARG",
-                        help="one more argument for rlhfkit control (repeat it), e.g. --rlhfkit-arg=--query-until=0.39")
+                        help="one more argument for rlhfkit control (repeat it), e.g. --rlhfkit-arg=--selection=random")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/bench-control")
     parser.add_argument("--json", default=None)

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from rlhfkit.cli import main
+from rlhfkit.control.loop import load_policy
+from rlhfkit.control.ppo import evaluate
 
 
 def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
@@ -31,6 +33,8 @@ def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
         if p["true_return_a"] != p["true_return_b"]:
             assert p["label"] == float(p["true_return_a"] > p["true_return_b"])
     assert "<svg" in (out / "report.html").read_text()
+    # the saved policy loads back whole: its final evaluation (2 x 2 episodes, seeds 20000 + i) replays exactly
+    assert evaluate("Pendulum-v1", load_policy(out / "policy.pt", "Pendulum-v1"), 4, 20_000) == result["true_return"]
     capsys.readouterr()
     assert main(args) == 0  # again: the oracle comes from the cache
     assert json.loads((out / "result.json").read_text())["oracle_cached"]

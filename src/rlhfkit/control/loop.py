@@ -300,6 +300,20 @@ def train(config: ControlConfig, agent: Agent, envs, relabel, log,
     return curve, snapshots
 
 
+def load_policy(path: str | Path, env_id: str) -> Agent:
+    """The policy a run saved (`<out>/policy.pt`: weights and observation statistics), for `env_id`."""
+    envs = make_envs(env_id, 1, 0)
+    space, observations = envs.single_action_space, envs.single_observation_space
+    envs.close()
+    saved = torch.load(path, weights_only=True)
+    agent = Agent(observations.shape[0], space.shape[0], space.low, space.high)
+    agent.load_state_dict(saved["state_dict"])
+    stats = saved["obs_stats"]
+    agent.obs_stats.mean, agent.obs_stats.var = np.array(stats["mean"]), np.array(stats["var"])
+    agent.obs_stats.count = stats["count"]
+    return agent
+
+
 def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",

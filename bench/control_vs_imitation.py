@@ -71,7 +71,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 import gymnasium as gym
 
 env_id, labels, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-count_only = sys.argv[5] == "count"
+count_only, episodes = sys.argv[5] == "count", int(sys.argv[6])
 STEPS = [0]
 if count_only:  # SB3's gradient epochs off: the envs are stepped exactly as in a real run (Pendulum's
     PPO.train = lambda self: None  # episodes are always 200 steps), so the count is the real one
@@ -101,12 +101,14 @@ pref = preference_comparisons.PreferenceComparisons(
     preference_gatherer=gatherer, reward_trainer=reward_trainer, fragment_length=100, transition_oversampling=1,
     initial_comparison_frac=0.1, allow_variable_horizon=False, initial_epoch_multiplier=4, query_schedule="hyperbolic")
 pref.train(total_timesteps=steps, total_comparisons=labels)
-mean = float("nan")
-if not count_only:
+returns = []
+if not count_only:  # one env, episodes one after another: the first 20 are the 20-episode evaluation's
     eval_env = make_vec_env(env_id, rng=np.random.default_rng(seed + 20_000), n_envs=1)
-    mean, _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True)
-print(json.dumps({"true_return": float(mean), "env_steps": STEPS[0], "training_steps": agent.num_timesteps,
-                  "labels": len(pref.dataset)}))
+    returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=episodes, deterministic=True,
+                                 return_episode_rewards=True)
+print(json.dumps({"true_return": float(np.mean(returns[:20])) if returns else float("nan"),
+                  "returns": [float(r) for r in returns], "env_steps": STEPS[0],
+                  "training_steps": agent.num_timesteps, "labels": len(pref.dataset)}))
 """
 
 
@@ -114,18 +116,32 @@ def threads_env(threads: int) -> dict:
     return os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def run_imitation(python: str, env: str, labels: int, steps: int, seed: int, threads: int, count: bool = False) -> dict:
+def run_imitation(python: str, env: str, labels: int, steps: int, seed: int, threads: int, count: bool = False,
+                  episodes: int = 20) -> dict:
     start = time.perf_counter()
     out = subprocess.run([python, "-c", IMITATION_SIDE, env, str(labels), str(steps), str(seed),
-                          "count" if count else "run"],
+                          "count" if count else "run", str(episodes)],
                          capture_output=True, text=True, env=threads_env(threads))
     if out.returncode != 0:
         raise SystemExit(f"imitation's side failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) | {"seconds": time.perf_counter() - start}
 
 
+def final_returns(env: str, policy: str, seed: int, episodes: int, threads: int) -> list[float]:
+    """Per-episode true returns of a saved rlhfkit policy's mean action on `episodes` evaluation episodes
+    (envs seeded seed + 20000 + i, as `rlhfkit control`'s own 20: the first 20 are those)."""
+    import torch
+
+    from rlhfkit.control.loop import load_policy
+    from rlhfkit.control.ppo import run_episodes
+
+    torch.set_num_threads(threads)
+    played = run_episodes(env, load_policy(policy, env), episodes, seed + 20_000)
+    return [float(r) for r in (played.true_rewards * played.alive).sum(0)]
+
+
 def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str, threads: int, oracle: bool,
-                extra: list[str]) -> dict:
+                extra: list[str], episodes: int = 20) -> dict:
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "rlhfkit", "control", "--env", env, "--labels", str(labels), "--steps", str(steps),
            "--seed", str(seed), "--out", f"{out}/seed{seed}"] + ([] if oracle else ["--no-oracle"]) + extra
@@ -137,9 +153,20 @@ def run_rlhfkit(env: str, labels: int, steps: int, seed: int, out: str, threads:
     keys = ("true_return", "random_return", "oracle_return", "normalised_return", "env_steps", "selection_env_steps",
             "labels")
     row = {k: result[k] for k in keys if k in result} | {"seconds": seconds}
+    if episodes > 20:  # after the timing: not part of the run
+        row["returns"] = final_returns(env, f"{out}/seed{seed}/policy.pt", seed, episodes, threads)
     # every env step that shapes the kept policy: the training rollouts (the segments are cut from them) and,
     # with --keep best, the snapshots' evaluation episodes the reward model scores
     return row | {"training_steps": row["env_steps"], "env_steps": row["env_steps"] + row["selection_env_steps"]}
+
+
+def many(side: dict) -> str:
+    """The mean over more than 20 final episodes, and how many of them failed the swing-up (below -500)."""
+    returns = side.get("returns") or []
+    if len(returns) <= 20:
+        return ""
+    failed = sum(r < -500 for r in returns)
+    return f"; {len(returns)} episodes: {sum(returns) / len(returns):.1f}, {failed} below -500"
 
 
 def reused_imitation(path: str, args: argparse.Namespace) -> dict[int, dict]:
@@ -151,9 +178,10 @@ def reused_imitation(path: str, args: argparse.Namespace) -> dict[int, dict]:
             raise SystemExit(f"--reuse-imitation {path}: it ran with --{key.replace('_', '-')} "
                              f"{earlier['args'][key]}, this run asks for {getattr(args, key)}")
     rows = {row["seed"]: row["imitation"] for row in earlier["rows"] if "imitation" in row}
-    missing = [s for s in args.seeds if s not in rows]
+    missing = [s for s in args.seeds if s not in rows or len(rows[s].get("returns") or [None] * 20) < args.final_episodes]
     if missing:
-        raise SystemExit(f"--reuse-imitation {path} has no imitation result for seeds {missing}")
+        raise SystemExit(f"--reuse-imitation {path} has no imitation result (with --final-episodes "
+                         f"{args.final_episodes}) for seeds {missing}")
     return rows
 
 
@@ -169,7 +197,10 @@ def main() -> None:
                         help="only count imitation's env steps at --imitation-steps (SB3's gradient steps off)")
     parser.add_argument("--no-oracle", action="store_true", help="rlhfkit control --no-oracle (no normalised return)")
     parser.add_argument("--rlhfkit-arg", action="append", default=[], metavar="ARG",
-                        help="one more argument for rlhfkit control (repeat it), e.g. --rlhfkit-arg=--query-until=0.39")
+                        help="one more argument for rlhfkit control (repeat it), e.g. --rlhfkit-arg=--selection=random")
+    parser.add_argument("--final-episodes", type=int, default=20,
+                        help="evaluation episodes of each side's final policy (more than 20: both means printed, "
+                             "the first 20 being the 20-episode evaluation's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/bench-control")
     parser.add_argument("--json", default=None)
@@ -190,20 +221,21 @@ def main() -> None:
         row = {"seed": seed}
         if args.only != "imitation":
             row["rlhfkit"] = run_rlhfkit(args.env, args.labels, args.steps, seed, args.out, args.threads,
-                                         not args.no_oracle, args.rlhfkit_arg)
+                                         not args.no_oracle, args.rlhfkit_arg, args.final_episodes)
             ours = row["rlhfkit"]
             oracle = (f", oracle {ours['oracle_return']:.1f}, random {ours['random_return']:.1f}, normalised "
                       f"{ours['normalised_return']:.3f}") if "oracle_return" in ours else ""
             print(f"seed {seed}: rlhfkit {ours['true_return']:.1f} in {ours['seconds']:.0f} s ({ours['env_steps']} env "
                   f"steps, {ours['training_steps']} of them training, {ours['selection_env_steps']} scoring snapshots"
-                  f"{oracle})", flush=True)
+                  f"{oracle}){many(ours)}", flush=True)
         if args.only != "rlhfkit":
             row["imitation"] = reused.get(seed) or run_imitation(args.imitation_python, args.env, args.labels,
-                                                                 args.imitation_steps, seed, args.threads)
+                                                                 args.imitation_steps, seed, args.threads,
+                                                                 episodes=args.final_episodes)
             theirs = row["imitation"]
             print(f"seed {seed}: imitation {theirs['true_return']:.1f} in {theirs['seconds']:.0f} s "
                   f"({theirs['env_steps']} env steps, {theirs['training_steps']} of them training)"
-                  f"{' (reused)' if seed in reused else ''}", flush=True)
+                  f"{' (reused)' if seed in reused else ''}{many(theirs)}", flush=True)
         rows.append(row)
         if args.json:  # after every seed, so an interrupted run keeps what it measured
             with open(args.json, "w") as f:
@@ -218,6 +250,12 @@ def main() -> None:
     print(f"mean true return over {len(rows)} seeds: rlhfkit {mean['rlhfkit']:.1f}, imitation {mean['imitation']:.1f}; "
           f"wall-time ratio imitation/rlhfkit {seconds['imitation'] / seconds['rlhfkit']:.2f}"
           f"{' (imitation timed in an earlier session)' if reused else ''}")
+    if args.final_episodes > 20:
+        many_mean = {side: sum(sum(r[side]["returns"]) / len(r[side]["returns"]) for r in rows) / len(rows)
+                     for side in ("rlhfkit", "imitation")}
+        print(f"mean true return over {len(rows)} seeds x {args.final_episodes} episodes: rlhfkit "
+              f"{many_mean['rlhfkit']:.1f}, imitation {many_mean['imitation']:.1f}")
+        mean |= {f"{side}_{args.final_episodes}": many_mean[side] for side in many_mean}
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "rows": rows, "mean_true_return": mean, "seconds": seconds,

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from rlhfkit.cli import main
+from rlhfkit.control.loop import load_policy
+from rlhfkit.control.ppo import evaluate
 
 
 def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
@@ -31,6 +33,8 @@ def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
         if p["true_return_a"] != p["true_return_b"]:
             assert p["label"] == float(p["true_return_a"] > p["true_return_b"])
     assert "<svg" in (out / "report.html").read_text()
+    # the saved policy loads back whole: its final evaluation (2 x 2 episodes, seeds 20000 + i) replays exactly
+    assert evaluate("Pendulum-v1", load_policy(out / "policy.pt", "Pendulum-v1"), 4, 20_000) == result["true_return"]
     capsys.readouterr()
     assert main(args) == 0  # again: the oracle comes from the cache
     assert json.loads((out / "result.json").read_text())["oracle_cached"]
@@ -42,6 +46,8 @@ def test_a_tiny_run_writes_every_output_and_caches_the_oracle(tmp_path, capsys):
     (["--labels", "0"], "--labels must be at least 1"),
     (["--segment-length", "2000"], "longer than --rollout-steps"),
     (["--teacher-mistake", "0.7"], "teacher mistake must be in [0, 0.5)"),
+    (["--query-until-steps", "0"], "--query-until-steps must be at least 1"),
+    (["--initial-labels", "1.5"], "--initial-labels is a share in (0, 1], got 1.5"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(args, message, tmp_path, capsys):
     assert main(["control", "--out", str(tmp_path / "x"), *args]) == 2

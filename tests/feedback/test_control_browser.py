@@ -39,7 +39,7 @@ def test_segment_pairs_judged_from_the_keyboard_reach_the_reward_model(browser, 
     cmd = [sys.executable, "-m", "rlhfkit", "control", "--annotator", "web", "--store", db, "--campaign", "ctl",
            "--steps", "512", "--num-envs", "2", "--rollout-steps", "128", "--labels", "3", "--segment-length", "10",
            "--rm-steps", "5", "--eval-episodes", "2", "--no-oracle", "--wait-seconds", "300", "--out", str(out),
-           "--query-until", "0.5"]  # one query round (one campaign) of the 3 pairs
+           "--query-until-steps", "256"]  # one query round (one campaign) of the 3 pairs: 2 x 128 steps
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     expected: dict[int, float] = {}

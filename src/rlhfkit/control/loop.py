@@ -12,8 +12,9 @@ The loop (Christiano et al., 2017), one PPO iteration at a time:
     3) refit the reward ensemble on every label so far (Bradley-Terry on summed segment rewards)
     4) relabel the rollout with the learned reward and do one PPO update
 
-Query rounds run in the first `query_until` share of the steps: `initial_labels` of the budget on the
-first rollout, the rest spread evenly. Besides the run, the command measures what the result means:
+Query rounds run on the rollouts that end within the first `query_until_steps` env steps, whatever
+`--steps` is (so a longer run asks the same labels at the same env steps): `initial_labels` of the
+budget on the first rollout, the rest spread evenly. Besides the run, the command measures what the result means:
 `oracle_return` (the same PPO, same steps, on the true reward; cached per env, steps, settings and seed
 in `--cache-dir`) and `random_return` (uniform random actions). Outputs in `--out`: metrics.jsonl,
 policy.pt, reward_model.pt, pairs.jsonl (every label), result.json, report.html.
@@ -99,8 +100,10 @@ class ControlConfig:
     """Candidate pairs drawn per pair asked for (the selector picks among them)."""
     initial_labels: float = 0.25
     """Share of the budget asked on the first rollout (the policy's starting behaviour)."""
-    query_until: float = 0.75
-    """Share of the training steps after which no more labels are asked."""
+    query_until_steps: int = 73_728
+    """Env steps after which no more labels are asked: the query rounds are the PPO iterations whose
+    rollout ends within them (at least the first), counted in steps, not as a share of --steps, so a
+    longer run asks the same labels at the same env steps (default: 18 iterations of 4 x 1,024 steps)."""
     ensemble: int = 3
     """Members of the reward-model ensemble."""
     rm_steps: int = 100
@@ -138,12 +141,12 @@ class ControlConfig:
 def check(config: ControlConfig) -> None:
     """Refuse settings that cannot work, before any env is made."""
     positive = ("labels", "steps", "num_envs", "rollout_steps", "ppo_epochs", "minibatch_size", "segment_length",
-                "candidates", "ensemble", "rm_steps", "eval_episodes", "eval_every")
+                "candidates", "ensemble", "rm_steps", "eval_episodes", "eval_every", "query_until_steps")
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    if not 0 < config.initial_labels <= 1 or not 0 < config.query_until <= 1:
-        raise ConfigError("--initial-labels and --query-until are shares in (0, 1]")
+    if not 0 < config.initial_labels <= 1:
+        raise ConfigError(f"--initial-labels is a share in (0, 1], got {config.initial_labels}")
     if config.segment_length > config.rollout_steps:
         raise ConfigError(f"--segment-length {config.segment_length} is longer than --rollout-steps {config.rollout_steps}")
     try:
@@ -168,11 +171,15 @@ def make_envs(env_id: str, num_envs: int, seed: int):
     return envs
 
 
-def query_plan(config: ControlConfig, iterations: int) -> dict[int, int]:
-    """Labels to ask at each PPO iteration: `initial_labels` at 0, the rest evenly over the later rounds."""
-    rounds = max(1, math.ceil(config.query_until * iterations))
-    first = max(1, round(config.initial_labels * config.labels)) if rounds > 1 else config.labels
-    later = np.diff(np.linspace(0, config.labels - first, rounds, dtype=float).round().astype(int), prepend=0)[1:]
+def query_plan(labels: int, initial_share: float, until_steps: int, steps_per_iteration: int,
+               iterations: int) -> dict[int, int]:
+    """Labels to ask at each PPO iteration (0-based; iteration i's rollout ends at (i + 1) x
+    `steps_per_iteration` env steps). The query rounds are the iterations whose rollout ends within
+    `until_steps` (at least the first, at most all): `initial_share` of the budget at 0, the rest evenly
+    over the later rounds. The plan depends on the run's length only where the run ends before `until_steps`."""
+    rounds = min(iterations, max(1, until_steps // steps_per_iteration))
+    first = max(1, round(initial_share * labels)) if rounds > 1 else labels
+    later = np.diff(np.linspace(0, labels - first, rounds, dtype=float).round().astype(int), prepend=0)[1:]
     plan = {0: first} | {i + 1: int(n) for i, n in enumerate(later)}
     return {i: n for i, n in plan.items() if n > 0}
 
@@ -293,6 +300,20 @@ def train(config: ControlConfig, agent: Agent, envs, relabel, log,
     return curve, snapshots
 
 
+def load_policy(path: str | Path, env_id: str) -> Agent:
+    """The policy a run saved (`<out>/policy.pt`: weights and observation statistics), for `env_id`."""
+    envs = make_envs(env_id, 1, 0)
+    space, observations = envs.single_action_space, envs.single_observation_space
+    envs.close()
+    saved = torch.load(path, weights_only=True)
+    agent = Agent(observations.shape[0], space.shape[0], space.low, space.high)
+    agent.load_state_dict(saved["state_dict"])
+    stats = saved["obs_stats"]
+    agent.obs_stats.mean, agent.obs_stats.var = np.array(stats["mean"]), np.array(stats["var"])
+    agent.obs_stats.count = stats["count"]
+    return agent
+
+
 def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",
@@ -326,7 +347,8 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     run = Run(config, out)
     iterations = max(1, config.steps // (config.num_envs * config.rollout_steps))
-    plan = query_plan(config, iterations)
+    plan = query_plan(config.labels, config.initial_labels, config.query_until_steps,
+                      config.num_envs * config.rollout_steps, iterations)
     from rlhfkit.control.annotate import StoreAnnotator  # the feedback store: sqlalchemy, only when run
 
     if config.annotator == "web":

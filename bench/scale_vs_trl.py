@@ -4,8 +4,8 @@ width), where both sides run the same `transformers` forward and backward and on
 The model: 12 layers, width 768, 12 heads, MLP 3,072, the tiny tokenizer's 2,048-token vocabulary, tied
 embeddings (114.8M parameters, 113.2M without the embedding), random weights from seed 0 (no hub
 download), saved once under ~/.cache/rlhfkit/bench/; fp32 on the CPU, the threads torch picks unless
---threads. Each side of each job runs in a process of its own, so the peak resident memory (`os.wait4`'s
-`ru_maxrss` of that process) is that side's alone; the sides alternate, who goes first alternates too.
+--threads. Each side of each job runs in a process of its own, so the peak resident memory (that process's
+`ru_maxrss`, through `peak_memory.run_with_peak`, so not floored by this process's size) is that side's alone; the sides alternate, who goes first alternates too.
 
 The jobs, each delegated to the benchmark that already makes that comparison like for like (their
 docstrings say exactly what is the same on both sides and what is timed):
@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peak_memory import run_with_peak
+
 BENCH = Path(__file__).resolve().parent
 SHAPE = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
              num_key_value_heads=12, max_position_embeddings=1024, tie_word_embeddings=True)
@@ -69,13 +71,11 @@ def random_llama(seed: int = 0) -> Path:
 def child(argv: list[str], json_path: Path, env: dict) -> tuple[dict, float, float]:
     """Run one benchmark process; (its JSON, its peak RSS in MiB, wall seconds)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *argv, "--json", str(json_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, peak_mib, output = run_with_peak([sys.executable, *argv, "--json", str(json_path)], env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if code != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{output[-3000:]}")
-    return json.loads(json_path.read_text()), usage.ru_maxrss / 1024, time.perf_counter() - start
+    return json.loads(json_path.read_text()), peak_mib, time.perf_counter() - start
 
 
 def main() -> None:

@@ -3,8 +3,9 @@ own training scripts (`python -m trl.scripts.dpo`, `python -m trl.scripts.grpo`)
 
 What it measures: the wall time of each command from `exec` to exit (interpreter start-up, imports,
 model loading, tokenization or dataset preparation, DPO's one-time reference pass, training, saving the
-final model), and the peak resident memory of the process tree (`os.wait4`'s `ru_maxrss`, which
-covers waited-for children). Headline: TRL's median wall time / rlhfkit's (above 1: rlhfkit is faster).
+final model), and the peak resident memory of the process tree (its `ru_maxrss`, which covers waited-for
+children, taken through `peak_memory.run_with_peak`: a plain `os.wait4` here would report at least this
+benchmark's own resident size, torch and TRL imported). Headline: TRL's median wall time / rlhfkit's (above 1: rlhfkit is faster).
 The sides alternate run by run (who goes first alternates too), so a change in the machine's load
 falls on both.
 
@@ -55,6 +56,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import run_with_peak
 
 BENCH = Path(__file__).resolve().parent
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1",
@@ -126,14 +129,12 @@ def run_once(argv: list[str], env: dict[str, str], log: Path) -> dict:
     """Wall seconds and peak RSS (MiB, the process tree) of one command; its output goes to `log`."""
     with open(log, "w") as sink:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        code, peak_mib, _ = run_with_peak(argv, env, stdout=sink, stderr=subprocess.STDOUT)
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}\n"
+    if code != 0:
+        raise SystemExit(f"command failed ({code}): {' '.join(argv)}\n"
                          + "\n".join(log.read_text().splitlines()[-30:]))
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "peak_rss_mib": peak_mib}
 
 
 def run_job(job: str, model: Path, data: Path, workdir: Path, args, with_eval: bool = False) -> dict:

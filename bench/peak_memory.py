@@ -10,7 +10,6 @@ psutil reports a child's peak any other way without polling, which misses short 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile

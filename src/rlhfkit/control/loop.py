@@ -91,6 +91,9 @@ class ControlConfig:
     ent_coef: float = 0.0
     """Weight of the policy's entropy bonus (rl-zoo's Pendulum setting, 0; imitation's preference
     tutorial uses 0.01, which did not speed up Pendulum here: docs/control.md)."""
+    sde_sample_freq: int = 0
+    """gSDE exploration (state-dependent noise, redrawn every N steps per env; rl-zoo's Pendulum PPO uses
+    4), or 0: independent Gaussian noise at every step (docs/control.md has both measured)."""
     segment_length: int = 50
     """Steps per compared segment."""
     selection: Literal["bald", "disagreement", "uncertainty", "random"] = "bald"
@@ -145,6 +148,8 @@ def check(config: ControlConfig) -> None:
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.sde_sample_freq < 0:
+        raise ConfigError(f"--sde-sample-freq is a number of steps (0: off), got {config.sde_sample_freq}")
     if not 0 < config.initial_labels <= 1:
         raise ConfigError(f"--initial-labels is a share in (0, 1], got {config.initial_labels}")
     if config.segment_length > config.rollout_steps:
@@ -205,7 +210,7 @@ class Run:
         self.envs = make_envs(config.env, config.num_envs, config.seed)
         space = self.envs.single_action_space
         obs_dim, act_dim = self.envs.single_observation_space.shape[0], space.shape[0]
-        self.agent = Agent(obs_dim, act_dim, space.low, space.high)
+        self.agent = Agent(obs_dim, act_dim, space.low, space.high, sde_sample_freq=config.sde_sample_freq)
         observations = self.envs.single_observation_space
         self.model = RewardEnsemble(obs_dim, act_dim, space.low, space.high, members=config.ensemble,
                                     obs_low=observations.low, obs_high=observations.high)
@@ -306,7 +311,8 @@ def load_policy(path: str | Path, env_id: str) -> Agent:
     space, observations = envs.single_action_space, envs.single_observation_space
     envs.close()
     saved = torch.load(path, weights_only=True)
-    agent = Agent(observations.shape[0], space.shape[0], space.low, space.high)
+    agent = Agent(observations.shape[0], space.shape[0], space.low, space.high,
+                  sde_sample_freq=int(saved.get("sde_sample_freq", 0)))
     agent.load_state_dict(saved["state_dict"])
     stats = saved["obs_stats"]
     agent.obs_stats.mean, agent.obs_stats.var = np.array(stats["mean"]), np.array(stats["var"])
@@ -317,7 +323,7 @@ def load_policy(path: str | Path, env_id: str) -> Agent:
 def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",
-            "minibatch_size", "clip_range", "value_clip_range", "ent_coef", "eval_episodes", "eval_every", "keep")
+            "minibatch_size", "clip_range", "value_clip_range", "ent_coef", "sde_sample_freq", "eval_episodes", "eval_every", "keep")
     settings = {k: getattr(config, k) for k in keys}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(config.cache_dir).expanduser() / f"oracle-{config.env}-{config.steps}-{digest}.json"
@@ -326,7 +332,8 @@ def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     envs = make_envs(config.env, config.num_envs, config.seed)
     torch.manual_seed(config.seed)
     space = envs.single_action_space
-    agent = Agent(envs.single_observation_space.shape[0], space.shape[0], space.low, space.high)
+    agent = Agent(envs.single_observation_space.shape[0], space.shape[0], space.low, space.high,
+                  sde_sample_freq=config.sde_sample_freq)
     start = time.time()
     curve, snapshots = train(config, agent, envs, lambda i, r: (r.true_rewards, {}), lambda row: None)
     kept = keep_best(agent, snapshots, Episodes.mean_return) if config.keep == "best" else None  # its own reward
@@ -377,7 +384,8 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
     if config.keep == "best":  # scored by the final reward model only: the true reward is not looked at
         kept = keep_best(run.agent, snapshots, lambda ep: ep.mean_return(run.model.reward(ep.obs, ep.env_actions)))
     seconds = time.time() - start
-    torch.save({"state_dict": run.agent.state_dict(), "obs_stats": run.agent.obs_stats.state()}, out / "policy.pt")
+    torch.save({"state_dict": run.agent.state_dict(), "obs_stats": run.agent.obs_stats.state(),
+                "sde_sample_freq": run.agent.sde_sample_freq}, out / "policy.pt")
     torch.save({"state_dict": run.model.state_dict(), "members": config.ensemble}, out / "reward_model.pt")
     # --keep best scores the snapshots' evaluation episodes with the reward model: those env steps feed
     # the result too (the final 20 episodes and the curve's true returns only report it)

@@ -11,6 +11,13 @@ the losses by `rlhfkit.math.losses.ppo_policy_loss` / `ppo_value_loss`. What thi
 part that belongs to control: actions squashed to the action box, observations normalised by running
 statistics, rewards scaled by the running std of the discounted return (as SB3's VecNormalize does).
 
+Exploration is the Gaussian's independent noise at every step, or, with `sde_sample_freq` > 0,
+generalized state-dependent exploration (gSDE, Raffin et al. 2022; rl-zoo's Pendulum PPO uses it): the
+noise is the actor's last hidden features times a random matrix drawn every `sde_sample_freq` steps per
+env, so an episode's exploration is smooth in time rather than white. The action's distribution for
+the losses is then the Gaussian with per-state variance sum_h features_h^2 sigma_ha^2 (features held
+fixed, as SB3's default). SB3 has it, but SB3's PPO is not this file's; the few lines are written here.
+
 Leaves out on purpose: recurrent policies, discrete actions, image observations.
 """
 
@@ -55,16 +62,25 @@ def mlp(inputs: int, outputs: int, hidden: int, out_gain: float) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+# gSDE's starting log-std: SB3's 0 is in env units, and on Pendulum's [-2, 2] box the policy's unit box
+# halves them
+SDE_INIT_LOG_STD = float(np.log(0.5))
+
+
 class Agent(nn.Module):
     """A diagonal Gaussian policy over actions in [-1, 1]^A (mapped onto the env's box) and a value net,
-    both on observations normalised by running statistics. The log-std is a learned parameter."""
+    both on observations normalised by running statistics. The log-std is a learned parameter: one per
+    action, or with `sde_sample_freq` > 0 one per (hidden feature, action) for gSDE (module docstring)."""
 
     def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray, hidden: int = 64,
-                 init_log_std: float = 0.0) -> None:
+                 init_log_std: float | None = None, sde_sample_freq: int = 0) -> None:
         super().__init__()
         self.actor = mlp(obs_dim, act_dim, hidden, out_gain=0.01)
         self.critic = mlp(obs_dim, 1, hidden, out_gain=1.0)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        self.sde_sample_freq = sde_sample_freq
+        shape = (hidden, act_dim) if sde_sample_freq > 0 else (act_dim,)
+        start = init_log_std if init_log_std is not None else (SDE_INIT_LOG_STD if sde_sample_freq > 0 else 0.0)
+        self.log_std = nn.Parameter(torch.full(shape, float(start)))
         self.obs_stats = RunningMeanStd((obs_dim,))
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
@@ -74,8 +90,27 @@ class Agent(nn.Module):
         std = torch.as_tensor(np.sqrt(self.obs_stats.var + 1e-8), dtype=torch.float32)
         return ((torch.as_tensor(obs, dtype=torch.float32) - mean) / std).clamp(-10, 10)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The actor's last hidden layer, held fixed (no gradient) where gSDE scales its noise by it."""
+        return self.actor[:-1](x).detach()
+
     def distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(self.actor(x), self.log_std.exp().expand(x.shape[0], -1))
+        if self.sde_sample_freq <= 0:
+            return torch.distributions.Normal(self.actor(x), self.log_std.exp().expand(x.shape[0], -1))
+        variance = self.features(x).pow(2) @ self.log_std.exp().pow(2)  # (B, A): sum_h f_h^2 sigma_ha^2
+        return torch.distributions.Normal(self.actor(x), (variance + 1e-6).sqrt())
+
+    def noise_matrices(self, n: int) -> torch.Tensor | None:
+        """gSDE: one (hidden, A) matrix per env, entries N(0, sigma_ha^2); None without gSDE."""
+        if self.sde_sample_freq <= 0:
+            return None
+        return torch.randn(n, *self.log_std.shape) * self.log_std.detach().exp()
+
+    def explore(self, x: torch.Tensor, dist: torch.distributions.Normal, noise: torch.Tensor | None) -> torch.Tensor:
+        """An exploring action: a draw of `dist`, or with gSDE its mean plus features @ the env's matrix."""
+        if noise is None:
+            return dist.sample()
+        return dist.mean + torch.einsum("nh,nha->na", self.features(x), noise)
 
     def to_env(self, action: torch.Tensor) -> np.ndarray:
         """Map a policy action (unbounded Gaussian sample) onto the env's box: clip to [-1, 1], rescale."""
@@ -122,12 +157,15 @@ def collect(envs, agent: Agent, steps_per_env: int, obs: np.ndarray, running: np
     buf = {k: [] for k in ("obs", "norm_obs", "actions", "env_actions", "logprobs", "values", "rewards", "terminated",
                            "done")}
     finished, states, ends = [], [], []  # ends: (step, env, true next observation) of each done step
+    noise = None
     for t in range(steps_per_env):
+        if agent.sde_sample_freq > 0 and t % agent.sde_sample_freq == 0:
+            noise = agent.noise_matrices(n)  # gSDE: new matrices at the rollout's start and every few steps
         if keep_states:
             states.append([np.array(env.unwrapped.state, dtype=np.float64) for env in envs.envs])
         x = agent.normalise(obs)  # statistics frozen during the rollout, so the update sees the same inputs
         dist = agent.distribution(x)
-        action = dist.sample()
+        action = agent.explore(x, dist, noise)
         env_action = agent.to_env(action)
         next_obs, reward, terminated, truncated, info = envs.step(env_action)
         done = terminated | truncated

@@ -97,8 +97,9 @@ class Agent(nn.Module):
     def distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
         if self.sde_sample_freq <= 0:
             return torch.distributions.Normal(self.actor(x), self.log_std.exp().expand(x.shape[0], -1))
-        variance = self.features(x).pow(2) @ self.log_std.exp().pow(2)  # (B, A): sum_h f_h^2 sigma_ha^2
-        return torch.distributions.Normal(self.actor(x), (variance + 1e-6).sqrt())
+        hidden = self.actor[:-1](x)
+        variance = hidden.detach().pow(2) @ self.log_std.exp().pow(2)  # (B, A): sum_h f_h^2 sigma_ha^2
+        return torch.distributions.Normal(self.actor[-1](hidden), (variance + 1e-6).sqrt())
 
     def noise_matrices(self, n: int) -> torch.Tensor | None:
         """gSDE: one (hidden, A) matrix per env, entries N(0, sigma_ha^2); None without gSDE."""

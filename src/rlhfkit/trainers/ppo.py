@@ -453,9 +453,9 @@ def update(rl: OnlineRL, batch: dict[str, torch.Tensor], beta: float) -> tuple[d
     lr_used = rl.run.scheduler.get_last_lr()[0]  # the rate this step starts with
     sums: dict[str, float] = {}
     n_updates = 0
+    packed = packs(rl)
+    group = rl.group if packed and config.minibatch_size % rl.group == 0 else 1
     for _ in range(config.ppo_epochs):
-        packed = packs(rl)
-        group = rl.group if packed and config.minibatch_size % rl.group == 0 else 1
         for index in minibatches(lengths.cpu(), config.minibatch_size, config.group_by_length, group):
             mb = trim({k: v[index.to(acc.device)] for k, v in batch.items()})
             with acc.autocast():

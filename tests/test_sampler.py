@@ -45,6 +45,37 @@ def test_logprobs_match_a_teacher_forced_forward_pass(tiny):
         assert out.mask[i, n:].sum() == 0
 
 
+def test_a_repeated_prompt_is_prefilled_once_and_each_copy_samples_exactly(tiny):
+    """GRPO asks for G samples of each prompt. The prefill must run over the distinct prompts only
+    (the first forward sees 2 rows for 6 samples, in any order), and each copy's cache must be a real
+    copy: every row's log-probs equal a teacher-forced pass over its own prompt and tokens, and the
+    rows' hidden states (return_hidden) equal that pass's last hidden states."""
+    model, tokenizer = tiny
+    prompts = [PROMPTS[1], PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0], PROMPTS[1]]
+    rows_seen = []
+    handle = model.register_forward_pre_hook(lambda module, args, kwargs: rows_seen.append(kwargs["input_ids"].shape),
+                                             with_kwargs=True)
+    try:
+        out = sample(model, tokenizer, prompts, SamplingParams(max_new_tokens=10), torch.Generator().manual_seed(1),
+                     return_hidden=True)
+    finally:
+        handle.remove()
+    assert rows_seen[0][0] == 2 and all(shape[0] <= 6 for shape in rows_seen[1:])
+    assert len({tuple(out.tokens[i].tolist()) for i in range(6)}) > 2  # the copies sampled different tokens
+    for i, prompt in enumerate(prompts):
+        n = int(out.mask[i].sum())
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        full = torch.cat([ids[0], out.tokens[i, :n]])[None]
+        with torch.no_grad():
+            forward = model(full, output_hidden_states=True)
+        logp = torch.log_softmax(forward.logits[0, ids.shape[1] - 1:-1].float(), -1)
+        torch.testing.assert_close(out.logprobs[i, :n], logp.gather(-1, out.tokens[i, :n, None]).squeeze(-1),
+                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(out.hidden[i, :n], forward.hidden_states[-1][0, ids.shape[1] - 1:-1],
+                                   rtol=1e-4, atol=1e-4)
+        assert out.prompt_ids[i, -ids.shape[1]:].tolist() == ids[0].tolist()
+
+
 def test_filtering_by_hand():
     """logits [2, 1, 0, -1] (probs ~.64 .24 .09 .03): top-k 2 keeps the first two; top-p 0.7 keeps
     tokens while the mass before them is < 0.7, i.e. the first two (0 and .64 before them)."""

@@ -8,7 +8,9 @@
 
 Used by `rlhfkit sample`, evaluation and every online trainer. Prompts are left-padded so that all
 rows decode in lock-step: one forward over the prompts fills the cache, then one forward of a
-single token per row per step. Rows that emitted EOS feed pads and are masked out; with the
+single token per row per step. A prompt given several times (a GRPO group, `--num-samples`) is
+prefilled once and its cache copied to each of its rows (with the preallocated cache below), so
+the prefill costs what the distinct prompts cost. Rows that emitted EOS feed pads and are masked out; with the
 preallocated cache (models whose cache layers are all plain full-attention ones, such as Llama,
 Qwen2 or GPT-2), once a quarter of the batch has ended those rows leave the batch and the cache, so
 the long tail of a batch costs what its live rows cost; the loop stops as soon as every row is done.
@@ -148,28 +150,39 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
     which is what a value head reads: PPO gets its rollout-time values without another forward."""
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
+    index = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, list(index), device)
+    # row i of the batch is distinct prompt copies[i]; the prefill runs once per distinct prompt
+    copies = torch.tensor([index[p] for p in prompts] if len(index) < len(prompts) else [],
+                          dtype=torch.long, device=device)
 
     batch = len(prompts)
     tokens = torch.full((batch, params.max_new_tokens), pad, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, params.max_new_tokens), device=device)
     mask = torch.zeros((batch, params.max_new_tokens), dtype=torch.long, device=device)
     width_total = prompt_mask.shape[1] + params.max_new_tokens
-    attention_full = torch.ones((batch, width_total), dtype=torch.long, device=device)  # ended rows are ignored
-    attention_full[:, :prompt_mask.shape[1]] = prompt_mask
-    attention = prompt_mask
-    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     # only the last position's logits are needed: models that support it skip the (P x V) projection
     extra = {"logits_to_keep": 1} if logits_to_keep_kind(model) else {}
     cache = preallocated_cache(model, width_total)
     compactable = cache is not None
+    if len(copies) and not compactable:  # a cache that cannot be copied row by row: prefill every row
+        prompt_ids, prompt_mask, copies = prompt_ids[copies], prompt_mask[copies], copies[:0]
     if return_hidden:
         extra["output_hidden_states"] = True
         hidden = torch.zeros((batch, params.max_new_tokens, model.config.hidden_size), device=device)
     cache_name = cache_argument(model)
-    out = model(input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True,
                 **{cache_name: cache}, **extra)
     cache, next_logits = out[cache_name], out.logits[:, -1].float()  # (B, V)
+    last_hidden = out.hidden_states[-1][:, -1] if return_hidden else None
+    if len(copies):  # one row per sample from here on
+        cache.batch_select_indices(copies)
+        prompt_ids, prompt_mask, positions, next_logits = (prompt_ids[copies], prompt_mask[copies], positions[copies],
+                                                           next_logits[copies])
+        last_hidden = last_hidden[copies] if return_hidden else None
+    attention_full = torch.ones((batch, width_total), dtype=torch.long, device=device)  # ended rows are ignored
+    attention_full[:, :prompt_mask.shape[1]] = prompt_mask
     last_pos = positions[:, -1]
     # the decoding batch shrinks as rows end: `rows` maps its rows to output rows, `live` marks those
     # that have not emitted EOS yet
@@ -190,7 +203,7 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
         tokens[rows, t], logprobs[rows, t] = chosen, torch.where(live, logp, torch.zeros_like(logp))
         mask[rows, t] = live.long()
         if return_hidden:
-            hidden[rows, t] = out.hidden_states[-1][:, -1].float()
+            hidden[rows, t] = last_hidden.float()
         live = live & (chosen != eos)
         steps = t + 1
         n_live = int(live.sum())
@@ -206,6 +219,7 @@ def sample(model, tokenizer, prompts: list[str], params: SamplingParams, generat
         out = model(input_ids=chosen[:, None], attention_mask=attention, position_ids=last_pos[:, None],
                     use_cache=True, **{cache_name: cache}, **extra)
         cache, next_logits = out[cache_name], out.logits[:, -1].float()
+        last_hidden = out.hidden_states[-1][:, -1] if return_hidden else None
     tokens, logprobs, mask = tokens[:, :steps], logprobs[:, :steps], mask[:, :steps]
     texts = tokenizer.batch_decode(tokens.masked_fill(mask == 0, pad).tolist(), skip_special_tokens=True)
     finished = ((tokens == eos) & (mask == 1)).any(-1)

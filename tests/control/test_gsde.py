@@ -71,3 +71,30 @@ def test_gsde_agent_shape_default_and_reload(tmp_path):
     assert loaded.sde_sample_freq == 4 and torch.equal(loaded.log_std, agent.log_std)
     with pytest.raises(ConfigError, match="--sde-sample-freq"):
         check(ControlConfig(sde_sample_freq=-1))
+
+
+def test_a_log_std_floor_holds_the_noise_and_stops_its_gradient(tmp_path):
+    """With --min-log-std -1 and the parameter pushed to -3, the policy's std is e^-1 = 0.3679, the
+    log-prob's gradient on the log-std is 0 (the floor is a clamp), and the mean still learns; above the
+    floor nothing changes. gSDE's noise matrices use the floored std too."""
+    agent = Agent(3, 1, np.array([-2.0]), np.array([2.0]), min_log_std=-1.0)
+    with torch.no_grad():
+        agent.log_std.fill_(-3.0)
+    x = torch.randn(5, 3)
+    dist = agent.distribution(x)
+    assert dist.stddev.detach().numpy() == pytest.approx(np.full((5, 1), np.exp(-1.0)), abs=1e-6)
+    dist.log_prob(torch.zeros(5, 1)).sum().backward()
+    assert agent.log_std.grad.abs().sum().item() == 0.0 and agent.actor[-1].weight.grad.abs().sum().item() > 0
+    free = Agent(3, 1, np.array([-2.0]), np.array([2.0]))
+    with torch.no_grad():
+        free.log_std.fill_(-3.0)
+    assert free.distribution(x).stddev.detach().numpy() == pytest.approx(np.full((5, 1), np.exp(-3.0)), abs=1e-7)
+    sde = Agent(3, 1, np.array([-2.0]), np.array([2.0]), sde_sample_freq=4, min_log_std=-1.0)
+    with torch.no_grad():
+        sde.log_std.fill_(-3.0)
+    torch.manual_seed(0)
+    noise = sde.noise_matrices(4000)
+    assert noise.std().item() == pytest.approx(np.exp(-1.0), rel=0.02)
+    torch.save({"state_dict": agent.state_dict(), "obs_stats": agent.obs_stats.state(), "sde_sample_freq": 0,
+                "min_log_std": -1.0}, tmp_path / "policy.pt")
+    assert load_policy(tmp_path / "policy.pt", "Pendulum-v1").min_log_std == -1.0

@@ -94,6 +94,10 @@ class ControlConfig:
     sde_sample_freq: int = 0
     """gSDE exploration (state-dependent noise, redrawn every N steps per env; rl-zoo's Pendulum PPO uses
     4), or 0: independent Gaussian noise at every step (docs/control.md has both measured)."""
+    min_log_std: float | None = None
+    """A floor under the policy's log-std (in the [-1, 1] action box), or None: none (the default). The
+    evaluation and the kept policy use the mean action, so a floor changes only how long PPO keeps
+    exploring (docs/control.md)."""
     segment_length: int = 50
     """Steps per compared segment."""
     selection: Literal["bald", "disagreement", "uncertainty", "random"] = "bald"
@@ -210,7 +214,8 @@ class Run:
         self.envs = make_envs(config.env, config.num_envs, config.seed)
         space = self.envs.single_action_space
         obs_dim, act_dim = self.envs.single_observation_space.shape[0], space.shape[0]
-        self.agent = Agent(obs_dim, act_dim, space.low, space.high, sde_sample_freq=config.sde_sample_freq)
+        self.agent = Agent(obs_dim, act_dim, space.low, space.high, sde_sample_freq=config.sde_sample_freq,
+                           min_log_std=config.min_log_std)
         observations = self.envs.single_observation_space
         self.model = RewardEnsemble(obs_dim, act_dim, space.low, space.high, members=config.ensemble,
                                     obs_low=observations.low, obs_high=observations.high)
@@ -312,7 +317,7 @@ def load_policy(path: str | Path, env_id: str) -> Agent:
     envs.close()
     saved = torch.load(path, weights_only=True)
     agent = Agent(observations.shape[0], space.shape[0], space.low, space.high,
-                  sde_sample_freq=int(saved.get("sde_sample_freq", 0)))
+                  sde_sample_freq=int(saved.get("sde_sample_freq", 0)), min_log_std=saved.get("min_log_std"))
     agent.load_state_dict(saved["state_dict"])
     stats = saved["obs_stats"]
     agent.obs_stats.mean, agent.obs_stats.var = np.array(stats["mean"]), np.array(stats["var"])
@@ -324,6 +329,8 @@ def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     """PPO on the true reward with the same steps and settings: cached, since it does not depend on labels."""
     keys = ("env", "seed", "steps", "num_envs", "rollout_steps", "gamma", "gae_lambda", "lr", "ppo_epochs",
             "minibatch_size", "clip_range", "value_clip_range", "ent_coef", "sde_sample_freq", "eval_episodes", "eval_every", "keep")
+    if config.min_log_std is not None:  # an earlier cache entry stays valid for runs without a floor
+        keys += ("min_log_std",)
     settings = {k: getattr(config, k) for k in keys}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(config.cache_dir).expanduser() / f"oracle-{config.env}-{config.steps}-{digest}.json"
@@ -333,7 +340,7 @@ def oracle_baseline(config: ControlConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     space = envs.single_action_space
     agent = Agent(envs.single_observation_space.shape[0], space.shape[0], space.low, space.high,
-                  sde_sample_freq=config.sde_sample_freq)
+                  sde_sample_freq=config.sde_sample_freq, min_log_std=config.min_log_std)
     start = time.time()
     curve, snapshots = train(config, agent, envs, lambda i, r: (r.true_rewards, {}), lambda row: None)
     kept = keep_best(agent, snapshots, Episodes.mean_return) if config.keep == "best" else None  # its own reward
@@ -385,7 +392,7 @@ def run_control(config: ControlConfig) -> dict[str, Any]:
         kept = keep_best(run.agent, snapshots, lambda ep: ep.mean_return(run.model.reward(ep.obs, ep.env_actions)))
     seconds = time.time() - start
     torch.save({"state_dict": run.agent.state_dict(), "obs_stats": run.agent.obs_stats.state(),
-                "sde_sample_freq": run.agent.sde_sample_freq}, out / "policy.pt")
+                "sde_sample_freq": run.agent.sde_sample_freq, "min_log_std": run.agent.min_log_std}, out / "policy.pt")
     torch.save({"state_dict": run.model.state_dict(), "members": config.ensemble}, out / "reward_model.pt")
     # --keep best scores the snapshots' evaluation episodes with the reward model: those env steps feed
     # the result too (the final 20 episodes and the curve's true returns only report it)

@@ -73,8 +73,9 @@ class Agent(nn.Module):
     action, or with `sde_sample_freq` > 0 one per (hidden feature, action) for gSDE (module docstring)."""
 
     def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray, hidden: int = 64,
-                 init_log_std: float | None = None, sde_sample_freq: int = 0) -> None:
+                 init_log_std: float | None = None, sde_sample_freq: int = 0, min_log_std: float | None = None) -> None:
         super().__init__()
+        self.min_log_std = min_log_std
         self.actor = mlp(obs_dim, act_dim, hidden, out_gain=0.01)
         self.critic = mlp(obs_dim, 1, hidden, out_gain=1.0)
         self.sde_sample_freq = sde_sample_freq
@@ -94,18 +95,24 @@ class Agent(nn.Module):
         """The actor's last hidden layer, held fixed (no gradient) where gSDE scales its noise by it."""
         return self.actor[:-1](x).detach()
 
+    def std(self) -> torch.Tensor:
+        """exp(log_std), held at least exp(min_log_std) where a floor is set (below it the log-std gets no
+        gradient, so exploration cannot die out while the policy is still learning)."""
+        log_std = self.log_std if self.min_log_std is None else self.log_std.clamp(min=self.min_log_std)
+        return log_std.exp()
+
     def distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
         if self.sde_sample_freq <= 0:
-            return torch.distributions.Normal(self.actor(x), self.log_std.exp().expand(x.shape[0], -1))
+            return torch.distributions.Normal(self.actor(x), self.std().expand(x.shape[0], -1))
         hidden = self.actor[:-1](x)
-        variance = hidden.detach().pow(2) @ self.log_std.exp().pow(2)  # (B, A): sum_h f_h^2 sigma_ha^2
+        variance = hidden.detach().pow(2) @ self.std().pow(2)  # (B, A): sum_h f_h^2 sigma_ha^2
         return torch.distributions.Normal(self.actor[-1](hidden), (variance + 1e-6).sqrt())
 
     def noise_matrices(self, n: int) -> torch.Tensor | None:
         """gSDE: one (hidden, A) matrix per env, entries N(0, sigma_ha^2); None without gSDE."""
         if self.sde_sample_freq <= 0:
             return None
-        return torch.randn(n, *self.log_std.shape) * self.log_std.detach().exp()
+        return torch.randn(n, *self.log_std.shape) * self.std().detach()
 
     def explore(self, x: torch.Tensor, dist: torch.distributions.Normal, noise: torch.Tensor | None) -> torch.Tensor:
         """An exploring action: a draw of `dist`, or with gSDE its mean plus features @ the env's matrix."""

@@ -142,6 +142,8 @@ def test_loop_refuses_bad_settings(tmp_path, capsys):
     assert "pick one of random" in capsys.readouterr().err
     assert main(["loop", "--model", str(tmp_path), "--collector", "ai:"]) == 2
     assert "pick simulated, web or ai:<judge" in capsys.readouterr().err
+    assert main(["loop", "--model", str(tmp_path), "--label-noise", "1"]) == 2
+    assert "--label-noise in [0, 1)" in capsys.readouterr().err
 
 
 def test_the_loop_report_puts_train_beside_held_out_accuracy():
@@ -157,7 +159,7 @@ def test_the_loop_report_puts_train_beside_held_out_accuracy():
 @pytest.mark.slow
 def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_path, capsys):
     """--collector ai:<judge folder>: the AI annotator judges every task of the held-out set and of the
-    round; --policy-step ppo trains the round's policy by PPO on its reward model (with --ppo-kl-coef);
+    round; --label-noise reaches the reward model's config; --policy-step ppo trains the round's policy by PPO on its reward model (with --ppo-kl-coef);
     --rm-early-stopping leaves where it stopped in the reward model's eval_metrics.json; report.md has
     the round's line."""
     from judge_helpers import random_llama_chat
@@ -170,7 +172,7 @@ def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_
     assert main(["loop", "--model", str(tiny_sft), "--out", str(out), "--rounds", "1", *LOOP_FLAGS[2:],
                  "--collector", f"ai:{judge}",
                  "--policy-step", "ppo", "--ppo-steps", "2", "--ppo-kl-coef", "0.2", "--rm-early-stopping", "1",
-                 "--rm-eval-every", "1"]) == 0
+                 "--rm-eval-every", "1", "--label-noise", "0.1"]) == 0
     assert "ai:judge stored" in capsys.readouterr().out
     for folder in ("heldout", "round1"):
         store = Store.open(str(out / folder / "feedback.db"))
@@ -184,6 +186,7 @@ def test_a_loop_round_with_an_ai_collector_ppo_and_early_stopping(tiny_sft, tmp_
     assert "kl_coef: 0.2" in (out / "round1" / "policy" / "config.yaml").read_text()
     stopping = json.loads((out / "round1" / "rm" / "eval_metrics.json").read_text())["early_stopping"]
     assert stopping["patience"] == 1 and stopping["best_step"] <= stopping["stopped_step"]
+    assert "label_noise: 0.1" in (out / "round1" / "rm" / "config.yaml").read_text()  # the noise-aware likelihood
     assert "| 1 | random |" in (out / "report.md").read_text()
 
 

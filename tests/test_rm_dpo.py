@@ -296,6 +296,25 @@ def test_dpo_prompt_split_refuses_pairs_without_a_common_prompt():
     assert split is not None and split[0] + split[1] == a.input_ids
 
 
+def test_label_noise_fits_the_noisy_annotators_likelihood_and_ignores_margins():
+    """One pair the reward gets wrong by ln 3: sigma(-ln 3) = 1/4. Plain Bradley-Terry: -ln(1/4) = 1.38629.
+    With --label-noise 0.1 the chance of that answer is 0.1 / 2 + 0.9 / 4 = 0.275, so the loss is
+    -ln 0.275 = 1.29098, whatever the record's margin (here 5). Two noise models at once are refused."""
+    from rlhfkit.errors import ConfigError
+    from rlhfkit.trainers.rm import comparison_loss
+
+    rewards = torch.tensor([[[0.0], [math.log(3)]]])  # (B=1, K=2, heads=1): the chosen response scores lower
+    pair = Group([0, 1], [0, 1], 5.0, None, None)
+    torch.testing.assert_close(comparison_loss(rewards, [pair], RMConfig(margin_scale=0.0, label_noise=0.1)),
+                               torch.tensor([1.29098]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(comparison_loss(rewards, [Group([0, 1], [0, 1], 0.0, None, None)], RMConfig()),
+                               torch.tensor([math.log(4)]))
+    for bad in ({"label_noise": 1.0}, {"label_noise": -0.1}, {"label_noise": 0.1, "label_smoothing": 0.1},
+                {"label_noise": 0.1, "loss": "margin_ranking"}):
+        with pytest.raises(ConfigError, match="--label-noise"):
+            RMConfig(**bad).validate()
+
+
 def test_bootstrap_weights_scale_each_heads_loss():
     """Rewards of one pair [chosen, rejected] under two heads: head 0 gives 0 vs 0 (loss log 2 = 0.69315),
     head 1 gives 1 vs 0 (loss -log sigma(1) = 0.31326). Bootstrap weights [2, 0]: 2 x 0.69315 + 0 = 1.38629;

@@ -252,6 +252,24 @@ def test_selected_tasks_are_the_pools_most_informative_and_the_store_records_why
     assert rows[2][0] == {"strategy": "bald", "score": 0.0}
 
 
+def test_label_noise_scores_the_noisy_answer():
+    """Prompt A's pair (1, 2) again: heads predict 1/4 and 3/4 for the first response. With --label-noise 0.1
+    each head's answer distribution is 0.05 + 0.9 p: 0.275 and 0.725, their mean 1/2, so
+    BALD = ln 2 - H(0.275) = 0.69315 - 0.58817 = 0.10498, below the noise-free 0.130812. The config
+    refuses a noise outside [0, 1)."""
+    from rlhfkit.errors import ConfigError
+    from rlhfkit.feedback.campaigns import ResponseGroup, select_tasks
+    from rlhfkit.feedback.commands import CampaignConfig
+
+    ln3 = math.log(3)
+    groups = [ResponseGroup("A", [("a0", "m", 0), ("a1", "m", 1), ("a2", "m", 2)])]
+    rewards = [[[0.0, 0.0], [0.0, ln3], [ln3, 0.0]]]
+    picked = select_tasks(groups, 2, "bald", 1, rewards, noise=0.1)
+    assert picked[0].tasks == [([1, 2], {"strategy": "bald", "score": pytest.approx(0.104978, abs=1e-6)})]
+    with pytest.raises(ConfigError, match="--label-noise"):
+        CampaignConfig(data="x.jsonl", select="bald", budget=1, reward_model="rm", label_noise=1.0).validate()
+
+
 def test_random_selection_needs_no_reward_model_and_others_do():
     from rlhfkit.errors import ConfigError
     from rlhfkit.feedback.campaigns import ResponseGroup, select_tasks

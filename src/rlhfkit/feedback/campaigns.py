@@ -235,8 +235,9 @@ def group_tasks(group: ResponseGroup, k: int) -> list[tuple[list[int], dict[str,
 
 def select_tasks(groups: list[ResponseGroup], k: int, strategy: str, budget: int,
                  head_rewards: list[list[list[float]]] | None = None, max_per_prompt: int = 0,
-                 seed: int = 0) -> list[ResponseGroup]:
-    """Pick `budget` tasks from the pool of every k-subset of each prompt's responses, by `strategy`.
+                 seed: int = 0, noise: float = 0.0) -> list[ResponseGroup]:
+    """Pick `budget` tasks from the pool of every k-subset of each prompt's responses, by `strategy`
+    (uncertainty and bald score an annotator who answers at random with probability `noise`).
 
     `head_rewards[g][j]` holds the H ensemble heads' rewards of response j of group g (None is only
     allowed for `random`). At most `max_per_prompt` tasks per prompt when it is > 0. Returns the
@@ -250,7 +251,7 @@ def select_tasks(groups: list[ResponseGroup], k: int, strategy: str, budget: int
         candidates = [[[head_rewards[g][j][h] for j in indices] for h in range(len(head_rewards[g][0]))]
                       for g, indices in pool]  # (H, k) per candidate
     try:
-        scores = strategy_scores(strategy, candidates, seed=seed)
+        scores = strategy_scores(strategy, candidates, seed=seed, noise=noise)
     except ValueError as exc:
         raise ConfigError(f"--select: {exc}") from None
     picked = select_best(scores, budget, groups=[g for g, _ in pool], max_per_group=max_per_prompt)

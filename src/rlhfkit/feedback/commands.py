@@ -115,6 +115,9 @@ class CampaignConfig:
     ensemble, or give several comma-separated folders, whose heads are pooled."""
     max_per_prompt: int = 0
     """With --select: at most this many tasks per prompt, so a batch does not ask one prompt many times (0: no cap)."""
+    label_noise: float = 0.0
+    """With --select uncertainty or bald: the probability that an annotator answers at random, which the scores
+    then assume (each head's answer distribution (1 - noise) p + noise / k); 0: answers follow the reward."""
 
     def validate(self) -> None:
         if (self.data is None) == (self.model is None):
@@ -124,6 +127,8 @@ class CampaignConfig:
         if (self.select is None) != (self.budget == 0) or self.budget < 0 or self.max_per_prompt < 0:
             raise ConfigError("--select and --budget go together: --select STRATEGY --budget N (N >= 1); "
                               "--max-per-prompt must be >= 0")
+        if not 0 <= self.label_noise < 1:
+            raise ConfigError(f"--label-noise is a probability in [0, 1), got {self.label_noise}")
         if self.select not in (None, "random") and not self.reward_model:
             raise ConfigError(f"--select {self.select} needs --reward-model (a folder of `rlhfkit rm`, or several)")
 
@@ -188,7 +193,7 @@ def run_campaign(config: CampaignConfig) -> dict[str, int]:
         rewards = _head_rewards(groups, config.reward_model) if config.reward_model else None
         pool = len(groups)
         groups = select_tasks(groups, config.k, config.select, config.budget, rewards, config.max_per_prompt,
-                              config.seed)
+                              config.seed, noise=config.label_noise)
         print(f"--select {config.select}: {sum(len(g.tasks or []) for g in groups)} tasks from the pool of "
               f"{pool} prompts' {config.k}-subsets" + (f" (heads: {len(rewards[0][0])})" if rewards else ""))
     gold = read_gold(config.gold) if config.gold else None

@@ -120,6 +120,10 @@ class LoopConfig:
     """Simulated annotators (each judges every comparison), or with --collector web the links printed."""
     noise: float = 0.1
     """Probability that a simulated annotator answers at random."""
+    label_noise: float = 0.0
+    """The annotators' probability of a random answer that the reward model's likelihood and the selection
+    scores assume (rlhfkit rm --label-noise, rlhfkit campaign --label-noise); with the simulated panel the
+    true value is --noise. 0: answers follow the reward (plain Bradley-Terry)."""
     eval_prompts: int = 128
     """Held-out prompts of each round's evaluation."""
     eval_reference_samples: int = 2
@@ -149,6 +153,9 @@ class LoopConfig:
             raise ConfigError(f"--collector {self.collector!r}: pick simulated, web or ai:<judge folder or URL>")
         if self.rm_early_stopping < 0 or self.rm_eval_every < 1 or self.ppo_steps < 1 or self.ppo_kl_coef < 0:
             raise ConfigError("--rm-early-stopping and --ppo-kl-coef must be >= 0, --rm-eval-every and --ppo-steps >= 1")
+        if not 0 <= self.noise <= 1 or not 0 <= self.label_noise < 1:
+            raise ConfigError(f"--noise must be in [0, 1] and --label-noise in [0, 1), got {self.noise} and "
+                              f"{self.label_noise}")
         if self.deadline <= 0 or not 0 < self.port < 65536:
             raise ConfigError("--deadline must be positive and --port a port number")
 
@@ -251,6 +258,7 @@ def _collect(config: LoopConfig, stages: Stages, folder: Path, campaign: str, st
     store_files = [db, *(folder / f"feedback.db{suffix}" for suffix in ("-wal", "-shm", "-journal"))]  # SQLite's own
     select = CampaignConfig(db=str(db), campaign=campaign, data=str(folder / "samples.jsonl"), overlap=config.annotators,
                             select=strategy, budget=budget, max_per_prompt=config.max_per_prompt,
+                            label_noise=config.label_noise,
                             reward_model=str(reward_model) if reward_model else None, seed=config.seed,
                             url=f"http://127.0.0.1:{config.port}")
     if config.collector.startswith("ai:"):  # one AI annotator; written again whole on resume, like the panel
@@ -322,6 +330,7 @@ def _train_rm(config: LoopConfig, stages: Stages, out: Path, folder: Path, r: in
         write_jsonl(data, rows)
         train_rm(RMConfig(model=config.model, data=str(data), eval_data=str(heldout_prefs), out=str(folder / "rm"),
                           heads=config.heads, bootstrap=True, epochs=config.rm_epochs, seed=config.seed,
+                          label_noise=config.label_noise,
                           batch_size=_batch_size(len(rows)), early_stopping=config.rm_early_stopping,
                           eval_every=config.rm_eval_every if config.rm_early_stopping else 0,
                           progress=config.progress))

@@ -45,6 +45,7 @@ from rlhfkit.math.losses import (
     bradley_terry_loss,
     l2_to_reference,
     margin_ranking_loss,
+    noisy_bradley_terry_loss,
     plackett_luce_loss,
     soft_bradley_terry_loss,
 )
@@ -101,6 +102,11 @@ class RMConfig(SupervisedConfig):
     label_smoothing: float = 0.0
     """Bradley-Terry label smoothing: the share of labels assumed flipped (stops pushing a pair whose
     probability has reached 1 - eps)."""
+    label_noise: float = 0.0
+    """The probability that an annotator answered a pair at random: hard pairwise labels are then fitted by the
+    noise-aware Bradley-Terry likelihood noise/2 + (1 - noise) sigmoid(r_c - r_r) (rlhfkit.math.losses.
+    noisy_bradley_terry_loss), which a wrong label moves by a bounded amount; margins are not used with it
+    (soft labels still are). 0: plain Bradley-Terry."""
     head_l2: float = 0.0
     """Weight of an L2 pull of the reward head toward its initial weights, added once per optimizer step."""
     extra_data: list[str] = field(default_factory=list)
@@ -133,6 +139,11 @@ class RMConfig(SupervisedConfig):
         if not 0 < self.adversarial_share <= 1 or self.adversarial_weight <= 0:
             raise ConfigError(f"--adversarial-share must be in (0, 1] and --adversarial-weight positive, got "
                               f"{self.adversarial_share} and {self.adversarial_weight}")
+        if not 0 <= self.label_noise < 1:
+            raise ConfigError(f"--label-noise is a probability in [0, 1), got {self.label_noise}")
+        if self.label_noise and (self.label_smoothing or self.loss != "bradley_terry"):
+            raise ConfigError("--label-noise is a noise model for the Bradley-Terry loss: use it without "
+                              "--label-smoothing (another noise model) and with --loss bradley_terry")
         if not 0 <= self.label_smoothing < 0.5 or self.head_l2 < 0:
             raise ConfigError(f"--label-smoothing must be in [0, 0.5) and --head-l2 >= 0, got {self.label_smoothing} "
                               f"and {self.head_l2}")
@@ -198,8 +209,11 @@ def comparison_loss(rewards: torch.Tensor, groups: list[Group], config: RMConfig
     else:
         chosen, rejected = ordered[:, 0], ordered[:, 1]  # (B, heads)
         if config.loss == "bradley_terry":
-            margin = torch.tensor([g.margin for g in groups], device=rewards.device).unsqueeze(-1)
-            loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen), config.label_smoothing)
+            if config.label_noise:
+                loss = noisy_bradley_terry_loss(chosen, rejected, config.label_noise)
+            else:
+                margin = torch.tensor([g.margin for g in groups], device=rewards.device).unsqueeze(-1)
+                loss = bradley_terry_loss(chosen, rejected, margin.expand_as(chosen), config.label_smoothing)
             if config.soft_labels and any(g.confidence < 1 for g in groups):
                 # a soft row learns its label_confidence and not its margin (the same evidence)
                 c = torch.tensor([g.confidence for g in groups], device=rewards.device).unsqueeze(-1)  # (B, 1)

@@ -75,8 +75,7 @@ class ControlConfig:
     rollout_steps: int = 1024
     """Steps per env per PPO iteration."""
     gamma: float = 0.97
-    """Discount (imitation's Pendulum setting; rl-zoo's 0.9 left 5 of 10 seeds missing swing-ups at 188k
-    steps, docs/control.md)."""
+    """Discount (imitation's Pendulum setting; docs/control.md measures it beside rl-zoo's 0.9)."""
     gae_lambda: float = 0.95
     """GAE lambda."""
     lr: float = 1e-3

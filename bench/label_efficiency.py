@@ -3,6 +3,7 @@ for random selection and each strategy of rlhfkit.math.selection, several seeds;
 DPO policy's gold win-rate over SFT at two budgets, for random and the best strategy.
 
     python bench/label_efficiency.py --model runs/quickstart/sft [--seeds 8] [--json out.json] [--features-cache f.pt]
+        [--reward-model top-layer] [--workers 2]
 
 What it does (the budget grid, the pool and the held-out set are fixed before any result is seen):
   1) a pool on the built-in task: --pool-prompts training prompts x --responses responses of random
@@ -20,23 +21,29 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      uncertainty / BALD scores use the annotator's own noise model, P(answer) = noise/2 + (1 - noise)
      sigma(gap), for every strategy alike (--likelihood bt: plain Bradley-Terry). With --posterior laplace, the reward is the MAP under the prior
      N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
-     Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit)
+     Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit).
+     With --reward-model top-layer, the SFT model's last decoder layer and final norm are trained
+     too (AdamW, --rm-epochs over the labels, from the SFT weights at every fit) under --heads
+     heads, each head's loss on its own bootstrap; the layers below stay frozen and their output is
+     computed once, which is what makes a refit after every batch of 50 affordable on a CPU
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
      the unasked pool (at most 1 per prompt per batch) with the ensemble refitted after each batch;
      the gold accuracy of the mean head on the held-out set at each budget of GRID. Besides the
      strategies of rlhfkit.math.selection, `fisher`: a greedy D-optimal batch at the mean weights
-     under the noise model (rlhfkit.math.bayes.fisher_batch), which spreads a batch over feature space
+     under the noise model (rlhfkit.math.bayes.fisher_batch), which spreads a batch over feature space;
+     and three oracles that read the gold rubric (oracle_scores), a bound on what any selection
+     could gain with these features: none is a strategy a campaign could use
   6) printed: mean +- std over seeds per budget; random's gain from B/2 to B at each budget; the largest
      budget B where that gain is above the seed-to-seed std (the rule, fixed before any result); and
      for each strategy the labels it needs to reach random's accuracy at B, as a fraction of B (linear
      between grid points), with a 95% interval from a bootstrap over the seeds
   7) downstream (--dpo-prompts > 0), at each budget of DOWNSTREAM for random and the strategy with the
-     smallest fraction, each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
+     smallest fraction (oracles aside), each of the first --dpo-seeds seeds: the reward model of that budget picks the best and the worst of
      the --responses responses of each of the first --dpo-prompts pool prompts; DPO (RPO weight 1)
      from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
      policies against one shared set of SFT responses
 
-Left out, to fit the time: fine-tuning the backbone (the heads sit on frozen features); K-wise
+Left out, to fit the time: fine-tuning the whole backbone (--reward-model top-layer trains its last layer); K-wise
 tuples (counted per implied pair they are the same pairs; docs/active-learning.md says why). Measured numbers
 and the command: docs/active-learning.md.
 """
@@ -44,7 +51,9 @@ and the command: docs/active-learning.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -59,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rlhfkit.data.records import write_jsonl  # noqa: E402
 from rlhfkit.data.tokenization import collate, encode, render_completion, render_prompt  # noqa: E402
 from rlhfkit.evaluation.evaluate import EvalConfig, ReferenceSide, run_eval  # noqa: E402
-from rlhfkit.math.bayes import bt_laplace, fisher_batch, noisy_fisher, posterior_heads  # noqa: E402
+from rlhfkit.math.bayes import bt_laplace, fisher_batch, influence, noisy_fisher, posterior_heads  # noqa: E402
 from rlhfkit.math.losses import noisy_bradley_terry_loss  # noqa: E402
 from rlhfkit.math.ops import last_real_index  # noqa: E402
 from rlhfkit.math.selection import STRATEGIES, candidate_tuples, select, strategy_scores  # noqa: E402
@@ -151,9 +160,40 @@ def fit_laplace(x: torch.Tensor, pairs: list[tuple[int, int, float]], heads: int
     return w.float().unsqueeze(0), posterior_heads(w, hessian, heads, torch.Generator().manual_seed(seed)).float()
 
 
-def gold_accuracy(w: torch.Tensor, x: torch.Tensor, heldout: list[tuple[int, int, float]]) -> float:
-    reward = (x @ w.T).mean(-1)  # (N,) the ensemble's mean head
+def gold_accuracy(reward: torch.Tensor, heldout: list[tuple[int, int, float]]) -> float:
+    """Share of the held-out pairs that `reward` (one number per text: the ensemble's mean head) orders as gold does."""
     return sum(bool(reward[i] > reward[j]) == (label > 0) for i, j, label in heldout) / len(heldout)
+
+
+ORACLES = ["oracle-wrong", "oracle-influence-pool", "oracle-influence-heldout"]
+
+
+def oracle_scores(strategy: str, w: torch.Tensor, diffs: torch.Tensor, gold_gap: torch.Tensor, asked: list[int],
+                  answers: list[float], heldout_diffs: torch.Tensor, heldout_labels: torch.Tensor, l2: float) -> list[float]:
+    """Scores of the pool pairs by a rule that reads the gold rubric, which no real strategy can: a bound on
+    how much any selection could gain with these features, not a strategy.
+
+    oracle-wrong: the pairs the mean head `w` orders against gold (gold ties left out), nearest its
+    boundary first. oracle-influence-*: rlhfkit.math.bayes.influence, the first-order drop in the plain
+    Bradley-Terry loss under gold labels of the whole pool (-pool) or of the held-out set the accuracy is
+    measured on (-heldout, which teaches to the test), if pair k's own answer were added; A is the
+    information of the labels so far plus the fit's L2 prior (precision 2 N l2)."""
+    margins = diffs @ w
+    if strategy == "oracle-wrong":
+        wrong = (torch.sign(margins) != torch.sign(gold_gap)) & (gold_gap != 0)
+        return (10.0 * wrong.double() - margins.abs()).tolist()
+    if strategy == "oracle-influence-pool":
+        keep = gold_gap != 0
+        target, labels = diffs[keep], torch.sign(gold_gap[keep])
+    else:
+        target, labels = heldout_diffs, heldout_labels
+    target_grad = (-(labels * torch.sigmoid(-labels * (target @ w))).unsqueeze(1) * target).sum(0)
+    used = torch.tensor([k for k in asked if answers[k] != 0], dtype=torch.long)
+    precision = (diffs[used].T * noisy_fisher(margins[used])) @ diffs[used] \
+        + 2 * len(used) * l2 * torch.eye(diffs.shape[1], dtype=torch.float64)
+    a = torch.tensor(answers, dtype=torch.float64)
+    scores = influence(diffs, a, w, precision, target_grad)
+    return torch.where(a == 0, -torch.inf, scores).tolist()  # a tie or "both bad" teaches nothing
 
 
 def pair_scores(strategy: str, gaps: torch.Tensor, seed: int, noise: float = 0.0) -> list[float]:
@@ -189,34 +229,134 @@ def check_pair_scores(gaps: torch.Tensor, noise: float) -> None:
             raise AssertionError(f"{strategy}: the vectorised scores differ from rlhfkit.math.selection's by {worst}")
 
 
-def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args) -> tuple[dict[int, float], dict, list[int]]:
-    """Gold accuracy at each budget of GRID for one strategy and seed, the reward model at each budget,
-    and the pool indices asked, in order."""
+class TopLayer(torch.nn.Module):
+    """The SFT model's last decoder layer and final norm (copies, trained) under `heads` linear heads on
+    the last real token: its input is the frozen layers' output, computed once by `layer_inputs`."""
+
+    def __init__(self, model, heads: int, seed: int):
+        super().__init__()
+        self.layer = copy.deepcopy(model.model.layers[-1])
+        self.norm = copy.deepcopy(model.model.norm)
+        self.rotary = model.model.rotary_emb
+        generator = torch.Generator().manual_seed(seed)
+        self.heads = torch.nn.Parameter(0.02 * torch.randn(heads, model.config.hidden_size, generator=generator))
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """(B, heads) rewards of B texts, each given as its (T_i, C) input to the last layer."""
+        longest = max(len(h) for h in inputs)
+        hidden = torch.zeros(len(inputs), longest, inputs[0].shape[1])
+        real = torch.zeros(len(inputs), longest, dtype=torch.bool)
+        for row, h in enumerate(inputs):
+            hidden[row, :len(h)], real[row, :len(h)] = h, True
+        positions = torch.arange(longest).expand(len(inputs), longest)
+        causal = torch.tril(torch.ones(longest, longest, dtype=torch.bool))
+        mask = torch.where((causal & real.unsqueeze(1)).unsqueeze(1), 0.0, torch.finfo(hidden.dtype).min)  # (B, 1, T, T)
+        hidden = self.norm(self.layer(hidden, attention_mask=mask, position_embeddings=self.rotary(hidden, positions)))
+        return hidden[torch.arange(len(inputs)), real.sum(1) - 1] @ self.heads.T
+
+
+@torch.no_grad()
+def layer_inputs(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64):
+    """(the SFT model, [(T_i, C) per text]): each text's hidden states entering the last decoder layer."""
+    model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
+    model.eval()
+    out: list[torch.Tensor] = []
+    for s in range(0, len(texts), batch_size):
+        examples = [encode(tokenizer, render_prompt(tokenizer, p), render_completion(tokenizer, p, c), 256, f"text {i}")
+                    for i, (p, c) in enumerate(texts[s:s + batch_size], start=s)]
+        batch = collate(examples, tokenizer.pad_token_id)
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       output_hidden_states=True).hidden_states[-2]  # the output of the last layer but one
+        out += [hidden[row, :n].clone() for row, n in enumerate(batch["attention_mask"].sum(1).tolist())]
+    return model, out
+
+
+def fit_top_layer(model, inputs, pairs: list[tuple[int, int, float]], args, seed: int) -> TopLayer:
+    """A TopLayer trained from the SFT weights for --rm-epochs over `pairs` (AdamW, --rm-lr, batches of
+    --rm-batch-size), each head's loss weighted by its own double-or-nothing bootstrap of the pairs, the
+    likelihood that of the fit of the linear heads (--likelihood)."""
+    top = TopLayer(model, args.heads, seed)
+    generator = torch.Generator().manual_seed(seed)
+    weights = 2.0 * torch.randint(0, 2, (args.heads, len(pairs)), generator=generator).float()  # (H, N)
+    optimizer = torch.optim.AdamW(top.parameters(), lr=args.rm_lr, weight_decay=0.0)
+    rng, order = random.Random(seed), list(range(len(pairs)))
+    for _ in range(args.rm_epochs):
+        rng.shuffle(order)
+        for s in range(0, len(order), args.rm_batch_size):
+            batch = order[s:s + args.rm_batch_size]
+            rewards = top([inputs[pairs[k][0]] for k in batch] + [inputs[pairs[k][1]] for k in batch])  # (2B, H)
+            margins = (torch.tensor([pairs[k][2] for k in batch]).unsqueeze(1)
+                       * (rewards[:len(batch)] - rewards[len(batch):])).T  # (H, B)
+            loss = (weights[:, batch] * noisy_bradley_terry_loss(margins, torch.zeros_like(margins), args.model_noise)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return top
+
+
+@torch.no_grad()
+def top_rewards(top: TopLayer, inputs, indices: list[int], batch_size: int = 128) -> torch.Tensor:
+    """(len(indices), heads) rewards of those texts."""
+    return torch.cat([top([inputs[k] for k in indices[s:s + batch_size]]) for s in range(0, len(indices), batch_size)])
+
+
+def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args, gold=None, model=None,
+                 inputs=None) -> tuple[dict[int, float], dict, list[int]]:
+    """Gold accuracy at each budget of GRID for one strategy and seed, the reward (mean head, one number
+    per text) at each budget, and the pool indices asked, in order. `x`: the frozen features (linear
+    heads); `model` and `inputs`: the SFT model and the last layer's inputs (--reward-model top-layer);
+    `gold`: each text's gold reward, read only by the oracles."""
     rng = random.Random(seed)
     asked = rng.sample(range(len(pool)), args.start)  # the same random start for every strategy of a seed
     first, second = torch.tensor([p[0] for p in pool]), torch.tensor([p[1] for p in pool])
     groups = [p[2] for p in pool]
+    n_texts = len(x) if x is not None else len(inputs)
+    pool_texts = list(range(int(torch.maximum(first, second).max()) + 1))  # the pool's texts come first
+    heldout_texts = sorted({i for i, j, _ in heldout} | {j for i, j, _ in heldout})
     result: dict[int, float] = {}
-    ensembles: dict[int, torch.Tensor] = {}
+    rewards_at: dict[int, torch.Tensor] = {}
     w = diffs = None
     while True:
         labelled = [(pool[k][0], pool[k][1], answers[k]) for k in asked if answers[k] != 0]
-        if args.posterior == "laplace":  # the reward is the MAP, the heads are posterior draws
-            w, heads = fit_laplace(x, labelled, args.heads, args.prior_precision, seed * 1000 + len(asked),
-                                   init=None if w is None else w[0])
-        else:  # the reward is the mean of bootstrapped heads
-            w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked), args.model_noise)
-        if len(asked) in GRID:
-            result[len(asked)], ensembles[len(asked)] = gold_accuracy(w, x, heldout), w
+        on_grid = len(asked) in GRID
+        if args.reward_model == "top-layer":
+            if on_grid or strategy != "random":  # random's picks do not read the model: fit it where it is measured
+                top = fit_top_layer(model, inputs, labelled, args, seed * 1000 + len(asked))
+            if on_grid:
+                reward = torch.full((n_texts,), float("nan"))
+                wanted = list(range(n_texts)) if len(asked) in DOWNSTREAM and args.dpo_prompts else heldout_texts
+                reward[wanted] = top_rewards(top, inputs, wanted).mean(-1)
+        else:
+            if args.posterior == "laplace":  # the reward is the MAP, the heads are posterior draws
+                w, heads = fit_laplace(x, labelled, args.heads, args.prior_precision, seed * 1000 + len(asked),
+                                       init=None if w is None else w[0])
+            else:  # the reward is the mean of bootstrapped heads
+                w = heads = fit_heads(x, labelled, args.heads, args.l2, seed * 1000 + len(asked), args.model_noise)
+            reward = (x @ w.T).mean(-1)
+        if on_grid:
+            result[len(asked)], rewards_at[len(asked)] = gold_accuracy(reward, heldout), reward
         if len(asked) >= GRID[-1]:
-            return result, ensembles, asked
+            return result, rewards_at, asked
         if strategy == "fisher":
             diffs = (x[first] - x[second]).double() if diffs is None else diffs  # (P, C), once per run
             asked += fisher_step(diffs, asked, answers, w.mean(0), groups, args)
             continue
-        rewards = x @ heads.T  # (N, heads)
-        scores = pair_scores(strategy, rewards[first] - rewards[second], seed=seed * 7919 + len(asked),
-                             noise=args.model_noise)
+        if strategy in ORACLES:
+            diffs = (x[first] - x[second]).double() if diffs is None else diffs
+            held = torch.tensor([[i, j] for i, j, _ in heldout])
+            scores = oracle_scores(strategy, w.mean(0).double(), diffs, (gold[first] - gold[second]).double(), asked,
+                                   answers, (x[held[:, 0]] - x[held[:, 1]]).double(),
+                                   torch.tensor([label for *_, label in heldout], dtype=torch.float64), args.l2)
+        else:
+            if strategy == "random":
+                gaps = torch.zeros(len(pool), 1)  # not read
+            elif args.reward_model == "top-layer":
+                text_rewards = top_rewards(top, inputs, pool_texts)  # (pool texts, heads)
+                gaps = text_rewards[first] - text_rewards[second]
+            else:
+                text_rewards = x @ heads.T  # (N, heads)
+                gaps = text_rewards[first] - text_rewards[second]
+            scores = pair_scores(strategy, gaps, seed=seed * 7919 + len(asked), noise=args.model_noise)
         for k in asked:
             scores[k] = float("-inf")  # asked already
         asked += select(scores, args.step, groups=groups, max_per_group=1)
@@ -246,9 +386,9 @@ def needed_fraction(grid_means: dict[int, float], target: float, largest: int) -
     return None
 
 
-def dpo_pairs(w: torch.Tensor, x: torch.Tensor, texts, pool, n_prompts: int) -> list[dict[str, str]]:
+def dpo_pairs(reward: torch.Tensor, texts, pool, n_prompts: int) -> list[dict[str, str]]:
     """The reward model's best and worst response of each of the first `n_prompts` pool prompts."""
-    reward = (x @ w.T).mean(-1).tolist()
+    reward = reward.tolist()
     members: dict[int, set[int]] = {}
     for i, j, p in pool:
         if p < n_prompts:
@@ -260,15 +400,15 @@ def dpo_pairs(w: torch.Tensor, x: torch.Tensor, texts, pool, n_prompts: int) -> 
     return rows
 
 
-def downstream(args, x, texts, pool, ensembles, strategies: list[str], folder: Path) -> dict:
+def downstream(args, texts, pool, ensembles, strategies: list[str], folder: Path) -> dict:
     """{strategy: {budget: [win-rate per seed]}}: DPO from SFT on each ensemble's best-vs-worst pairs."""
     shared = ReferenceSide()  # one set of SFT responses for every policy: a paired comparison
     out: dict[str, dict[int, list[float]]] = {s: {b: [] for b in DOWNSTREAM} for s in strategies}
     for strategy in strategies:
         for budget in DOWNSTREAM:
-            for seed, w in enumerate(ensembles[strategy][budget][:args.dpo_seeds]):
+            for seed, reward in enumerate(ensembles[strategy][budget][:args.dpo_seeds]):
                 name = folder / f"{strategy}_{budget}_{seed}"
-                write_jsonl(name.with_suffix(".jsonl"), dpo_pairs(w, x, texts, pool, args.dpo_prompts))
+                write_jsonl(name.with_suffix(".jsonl"), dpo_pairs(reward, texts, pool, args.dpo_prompts))
                 train_dpo(DPOConfig(model=args.model, data=str(name.with_suffix(".jsonl")), out=str(name),
                                     beta=0.1, lr=1e-4, epochs=args.dpo_epochs, sft_coef=1.0, eval_fraction=0.0,
                                     batch_size=16, seed=seed, save_every=10_000, progress=False))
@@ -297,12 +437,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--likelihood", choices=["bt", "noisy"], default="noisy",
                         help="bootstrap: plain Bradley-Terry, or the annotator's noise model P = noise/2 + (1 - noise) "
                              "sigma(gap) (with --noise) in the fit and in uncertainty / bald, for every strategy alike")
+    parser.add_argument("--reward-model", choices=["linear", "top-layer"], default="linear",
+                        help="linear: heads on the frozen features; top-layer: the SFT model's last decoder layer "
+                             "fine-tuned under --heads heads (bootstrap weights each), retrained after every batch")
+    parser.add_argument("--rm-epochs", type=int, default=3, help="top-layer: epochs over the labels of each fit")
+    parser.add_argument("--rm-lr", type=float, default=3e-4, help="top-layer: AdamW's learning rate")
+    parser.add_argument("--rm-batch-size", type=int, default=16, help="top-layer: comparisons a step")
+    parser.add_argument("--workers", type=int, default=1, help="processes, one thread each, over the (seed, strategy) runs")
     parser.add_argument("--start", type=int, default=50)
-    parser.add_argument("--step", type=int, default=10)
+    parser.add_argument("--step", type=int, default=None, help="labels a batch (default 10 linear, 50 top-layer)")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--strategies", nargs="+", default=["random", "uncertainty", "bald", "fisher"],
-                        choices=[*STRATEGIES, "fisher"],
-                        help="fisher: a greedy D-optimal batch under the annotator's noise model (rlhfkit.math.bayes)")
+                        choices=[*STRATEGIES, "fisher", *ORACLES],
+                        help="fisher: a greedy D-optimal batch under the annotator's noise model (rlhfkit.math.bayes); "
+                             "oracle-*: rules that read the gold rubric, a bound on any strategy (see oracle_scores)")
     parser.add_argument("--dpo-prompts", type=int, default=128, help="0: no downstream DPO")
     parser.add_argument("--dpo-seeds", type=int, default=3, help="seeds of the downstream runs (the first ones)")
     parser.add_argument("--dpo-epochs", type=float, default=2.0)
@@ -316,6 +464,11 @@ def parse_args() -> argparse.Namespace:
     if args.likelihood == "noisy" and args.posterior == "laplace":
         parser.error("--likelihood noisy goes with --posterior bootstrap (the Laplace fit is plain Bradley-Terry)")
     args.model_noise = args.noise if args.likelihood == "noisy" else 0.0
+    if args.step is None:
+        args.step = 50 if args.reward_model == "top-layer" else 10
+    if args.reward_model == "top-layer" and (args.posterior != "bootstrap" or {"fisher", *ORACLES} & set(args.strategies)):
+        parser.error("--reward-model top-layer goes with --posterior bootstrap and neither fisher nor the oracles "
+                     "(they read the frozen features)")
     return args
 
 
@@ -377,6 +530,19 @@ def print_fractions(means, spread, strategies: list[str], report: dict, results)
         print(f"  {s}: reaches it with {text}")
 
 
+_JOB: dict = {}  # what every job reads: set before the workers fork
+
+
+def _run_job(job: tuple[int, str]):
+    seed, strategy = job
+    torch.set_num_threads(1)
+    j = _JOB
+    out = run_strategy(strategy, seed, j["x"], j["pool"], j["heldout"], j["answers_of"][seed], j["args"],
+                       gold=j["gold"], model=j["model"], inputs=j["inputs"])
+    print(f"seed {seed} {strategy} done ({time.perf_counter() - j['started']:.0f} s)", flush=True)
+    return out
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
@@ -395,34 +561,45 @@ def main() -> None:
     print(f"pool: {len(pool)} pairs of {args.pool_prompts} prompts; held-out: {len(heldout)} gold pairs; "
           f"features {tuple(x.shape)} ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    model = inputs = None
+    if args.reward_model == "top-layer":
+        model, inputs = layer_inputs(args.model, texts)
+        print(f"inputs of the last layer: {len(inputs)} texts ({time.perf_counter() - started:.0f} s)", flush=True)
+
     # 3) one noisy answer per pool pair and seed: +1 first better, -1 second, 0 tie / both bad
     results: dict[str, dict[int, list[float]]] = {s: {b: [] for b in GRID} for s in args.strategies}
     ensembles: dict[str, dict[int, list[torch.Tensor]]] = {s: {b: [] for b in GRID} for s in args.strategies}
     gold = [assistant.gold_reward(p, c) for p, c in texts]
     gold_tie = [gold[i] == gold[j] for i, j, _ in pool]  # a diagnostic only: no strategy reads it
     ties: dict[str, list[float]] = {s: [] for s in args.strategies}
+    answers_of = []
     for seed in range(args.seeds):
         judge = assistant.panel(1, noise=args.noise, seed=seed)[0]
-        answers = []
-        for i, j, _ in pool:
-            outcome = judge.compare(texts[i][0], texts[i][1], texts[j][1]).outcome
-            answers.append({"a": 1.0, "b": -1.0}.get(outcome, 0.0))
-        # 4) + 5) every strategy from the same start and answers
-        for strategy in args.strategies:
-            accuracies, fitted, asked = run_strategy(strategy, seed, x, pool, heldout, answers, args)
-            ties[strategy].append(sum(gold_tie[k] for k in asked) / len(asked))
-            for budget, accuracy in accuracies.items():
-                results[strategy][budget].append(accuracy)
-                ensembles[strategy][budget].append(fitted[budget])
-        print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
+        answers_of.append([{"a": 1.0, "b": -1.0}.get(judge.compare(texts[i][0], texts[i][1], texts[j][1]).outcome, 0.0)
+                           for i, j, _ in pool])
+    # 4) + 5) every strategy from the same start and answers; the jobs (seed, strategy) on --workers processes
+    _JOB.update(x=x, pool=pool, heldout=heldout, answers_of=answers_of, args=args, gold=torch.tensor(gold),
+                model=model, inputs=inputs, started=started)
+    jobs = [(seed, strategy) for seed in range(args.seeds) for strategy in args.strategies]
+    if args.workers > 1:
+        with multiprocessing.get_context("fork").Pool(args.workers) as workers:
+            done = workers.map(_run_job, jobs, chunksize=1)
+    else:
+        done = [_run_job(job) for job in jobs]
+    for (_, strategy), (accuracies, fitted, asked) in zip(jobs, done):  # in seed order for every strategy
+        ties[strategy].append(sum(gold_tie[k] for k in asked) / len(asked))
+        for budget, accuracy in accuracies.items():
+            results[strategy][budget].append(accuracy)
+            ensembles[strategy][budget].append(fitted[budget])
 
     # 6) the table and the fractions
     means = {s: {b: statistics.mean(v) for b, v in r.items()} for s, r in results.items()}
     spread = {s: {b: statistics.pstdev(v) for b, v in r.items()} for s, r in results.items()}
     print("\ngold accuracy of the reward model on the held-out set, mean +- std over seeds")
-    print("labels     " + "".join(f"{b:>14}" for b in GRID))
+    width = max(11, *(len(s) + 1 for s in args.strategies))
+    print("labels".ljust(width) + "".join(f"{b:>14}" for b in GRID))
     for s in args.strategies:
-        print(f"{s:<11}" + "".join(f"{means[s][b]:>8.3f}+-{spread[s][b]:.3f}" for b in GRID))
+        print(f"{s:<{width}}" + "".join(f"{means[s][b]:>8.3f}+-{spread[s][b]:.3f}" for b in GRID))
     print(f"share of the {GRID[-1]} labels asked on pairs the gold rubric scores equal (pool: "
           f"{sum(gold_tie) / len(gold_tie):.3f}): " + ", ".join(f"{s} {statistics.mean(v):.3f}" for s, v in ties.items()))
     report = {"grid": GRID, "gold_tie_share": {s: statistics.mean(v) for s, v in ties.items()}, "means": means, "std": spread, "per_seed": results, "seeds": args.seeds,
@@ -432,13 +609,14 @@ def main() -> None:
     print(f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 7) downstream DPO at two budgets, random against the best strategy
-    fractions = {s: f for s, f in report.get("fraction_of_random_budget", {}).items() if s != "random"}
+    fractions = {s: f for s, f in report.get("fraction_of_random_budget", {}).items()
+                 if s != "random" and s not in ORACLES}  # an oracle is a bound, not a policy's source
     if args.dpo_prompts > 0 and fractions:
         best = min(fractions, key=lambda s: fractions[s] if fractions[s] is not None else float("inf"))
         print(f"\ndownstream: DPO on the best-vs-worst of {args.dpo_prompts} prompts by each reward model "
               f"(random and {best})", flush=True)
         with tempfile.TemporaryDirectory() as folder:
-            wins = downstream(args, x, texts, pool, ensembles, ["random", best], Path(folder))
+            wins = downstream(args, texts, pool, ensembles, ["random", best], Path(folder))
         report["downstream_win_rate"] = wins
         print("\ngold win-rate over SFT of the DPO policy, mean +- std over seeds")
         for s, by_budget in wins.items():

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from rlhfkit.math.bayes import bt_laplace, bt_objective, fisher_batch, noisy_fisher, posterior_heads
+from rlhfkit.math.bayes import (
+    bt_laplace,
+    bt_objective,
+    fisher_batch,
+    influence,
+    noisy_fisher,
+    posterior_heads,
+)
 
 
 def test_one_comparison_in_one_dimension():
@@ -93,3 +100,21 @@ def test_fisher_batch_does_not_ask_the_same_question_twice():
     assert fisher_batch(diffs, ones, eye, 5) == [0, 2, 1]  # every comparison once, then it stops
     with pytest.raises(ValueError, match="precision"):
         fisher_batch(diffs, ones, torch.eye(3), 1)
+
+
+def test_influence_by_hand():
+    """w = (ln 3, 0), A = diag(2, 4), G = (-1, -2): A^-1 G = (-0.5, -0.5). The change of the target loss
+    from comparison k is a_k sigma(-a_k m_k) d_k . A^-1 G, the score minus that:
+    - d = (1, 0), a = +1: m = ln 3, sigma(-ln 3) = 1/4, d . A^-1 G = -0.5: change -0.125, score 0.125;
+    - d = (1, 0), a = -1: sigma(ln 3) = 3/4: change 0.375, score -0.375 (a surprising answer pulls w back);
+    - d = (0, 1), a = +1: m = 0, sigma = 1/2: change -0.25, score 0.25;
+    - d = (1, 1), a = +1: m = ln 3, 1/4 times -1: score 0.25.
+    Averaged over the model's own answer (+1 with sigma(m) = 3/4 for the first row), the change is
+    3/4 * -0.125 + 1/4 * 0.375 = 0."""
+    diffs = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    scores = influence(diffs, torch.tensor([1.0, -1.0, 1.0, 1.0]), torch.tensor([math.log(3), 0.0]),
+                       torch.diag(torch.tensor([2.0, 4.0])), torch.tensor([-1.0, -2.0]))
+    assert torch.allclose(scores, torch.tensor([0.125, -0.375, 0.25, 0.25], dtype=torch.float64))
+    assert abs(0.75 * -scores[0] + 0.25 * -scores[1]) < 1e-7  # ln 3 is a float32 here
+    with pytest.raises(ValueError, match="target_grad"):
+        influence(diffs, torch.ones(4), torch.zeros(2), torch.eye(2), torch.zeros(3))

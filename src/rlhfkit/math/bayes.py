@@ -25,6 +25,15 @@ prior's), asking comparison k multiplies det A by 1 + f_k d_k^T A^-1 d_k; `fishe
 comparison with the largest factor, adds it to A (Sherman-Morrison), and repeats, so a batch spreads
 over directions of feature space that are not yet pinned down instead of asking one question twice.
 
+`influence` is not a strategy: it measures how much room a selection rule could have. Given a
+target loss whose gradient G is known (the gold labels of an evaluation set, which no real strategy
+has), it scores each comparison by the first-order drop in that loss if its answer were added,
+through one Newton step (an influence function): the comparison's own gradient is
+g_k = -a_k sigma(-a_k m_k) d_k, the step moves w by -A^-1 g_k, and the target loss changes by
+G^T (-A^-1 g_k) = a_k sigma(-a_k m_k) d_k^T A^-1 G. The score is minus that change. In expectation
+over the model's own answer (a_k = +1 with probability sigma(m_k)), the change is exactly 0, so a
+strategy that does not know the answer or G cannot compute this score.
+
 Left out: a non-Gaussian posterior (MCMC), a prior other than isotropic, ties as answers.
 """
 
@@ -121,3 +130,19 @@ def fisher_batch(diffs: torch.Tensor, info: torch.Tensor, precision: torch.Tenso
         quad = quad - scale * (d @ u) ** 2
         inverse = inverse - scale * torch.outer(u, u)
     return picked
+
+
+def influence(diffs: torch.Tensor, answers: torch.Tensor, w: torch.Tensor, precision: torch.Tensor,
+              target_grad: torch.Tensor) -> torch.Tensor:
+    """(P,) a_k sigma(-a_k w . d_k) * -(d_k^T A^-1 G): the first-order drop in a target loss with gradient
+    `target_grad` G (C,) when comparison k (row of `diffs` (P, C), answer a_k = +-1 in `answers` (P,)) is
+    added to a linear Bradley-Terry fit at `w` (C,) with information `precision` A (C, C), through one
+    Newton step. Bigger: the answer moves w further down the target loss. A diagnostic that needs G."""
+    if diffs.ndim != 2 or answers.shape != diffs.shape[:1] or w.shape != diffs.shape[1:] \
+            or target_grad.shape != w.shape or precision.shape != (diffs.shape[1],) * 2:
+        raise ValueError(f"diffs must be (P, C), answers (P,), w and target_grad (C,) and precision (C, C); got "
+                         f"{tuple(diffs.shape)}, {tuple(answers.shape)}, {tuple(w.shape)}, {tuple(target_grad.shape)} "
+                         f"and {tuple(precision.shape)}")
+    d, a = diffs.double(), answers.double()
+    v = torch.linalg.solve(precision.double(), target_grad.double())  # A^-1 G
+    return -a * torch.sigmoid(-a * (d @ w.double())) * (d @ v)

@@ -22,8 +22,8 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      sigma(gap), for every strategy alike (--likelihood bt: plain Bradley-Terry). With --posterior laplace, the reward is the MAP under the prior
      N(0, I / --prior-precision), and the ensemble the selection reads is --heads draws from its
      Laplace posterior (rlhfkit.math.bayes; refitted by Newton's method from the last fit).
-     With --reward-model top-layer, the SFT model's last decoder layer and final norm are trained
-     too (AdamW, --rm-epochs over the labels, from the SFT weights at every fit) under --heads
+     With --reward-model top-layer, the SFT model's last decoder layer (--rm-layers of them) and final
+     norm are trained too (AdamW, --rm-epochs over the labels, from the SFT weights at every fit) under --heads
      heads, each head's loss on its own bootstrap; the layers below stay frozen and their output is
      computed once, which is what makes a refit after every batch of 50 affordable on a CPU
   5) per strategy and seed: --start random labels, then batches of --step chosen by the strategy from
@@ -230,12 +230,12 @@ def check_pair_scores(gaps: torch.Tensor, noise: float) -> None:
 
 
 class TopLayer(torch.nn.Module):
-    """The SFT model's last decoder layer and final norm (copies, trained) under `heads` linear heads on
-    the last real token: its input is the frozen layers' output, computed once by `layer_inputs`."""
+    """The SFT model's last `layers` decoder layers and final norm (copies, trained) under `heads` linear
+    heads on the last real token: its input is the frozen layers' output, computed once by `layer_inputs`."""
 
-    def __init__(self, model, heads: int, seed: int):
+    def __init__(self, model, heads: int, seed: int, layers: int = 1):
         super().__init__()
-        self.layer = copy.deepcopy(model.model.layers[-1])
+        self.layers = torch.nn.ModuleList(copy.deepcopy(layer) for layer in model.model.layers[-layers:])
         self.norm = copy.deepcopy(model.model.norm)
         self.rotary = model.model.rotary_emb
         generator = torch.Generator().manual_seed(seed)
@@ -251,22 +251,28 @@ class TopLayer(torch.nn.Module):
         positions = torch.arange(longest).expand(len(inputs), longest)
         causal = torch.tril(torch.ones(longest, longest, dtype=torch.bool))
         mask = torch.where((causal & real.unsqueeze(1)).unsqueeze(1), 0.0, torch.finfo(hidden.dtype).min)  # (B, 1, T, T)
-        hidden = self.norm(self.layer(hidden, attention_mask=mask, position_embeddings=self.rotary(hidden, positions)))
+        rotary = self.rotary(hidden, positions)
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary)
+        hidden = self.norm(hidden)
         return hidden[torch.arange(len(inputs)), real.sum(1) - 1] @ self.heads.T
 
 
 @torch.no_grad()
-def layer_inputs(model_dir: str, texts: list[tuple[str, str]], batch_size: int = 64):
-    """(the SFT model, [(T_i, C) per text]): each text's hidden states entering the last decoder layer."""
+def layer_inputs(model_dir: str, texts: list[tuple[str, str]], layers: int = 1, batch_size: int = 64):
+    """(the SFT model, [(T_i, C) per text]): each text's hidden states entering the last `layers` decoder
+    layers (all of them: the embeddings' output)."""
     model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
     model.eval()
+    if layers > len(model.model.layers):
+        raise SystemExit(f"--rm-layers {layers}: {model_dir} has {len(model.model.layers)} decoder layers")
     out: list[torch.Tensor] = []
     for s in range(0, len(texts), batch_size):
         examples = [encode(tokenizer, render_prompt(tokenizer, p), render_completion(tokenizer, p, c), 256, f"text {i}")
                     for i, (p, c) in enumerate(texts[s:s + batch_size], start=s)]
         batch = collate(examples, tokenizer.pad_token_id)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       output_hidden_states=True).hidden_states[-2]  # the output of the last layer but one
+                       output_hidden_states=True).hidden_states[-1 - layers]  # [0]: the embeddings' output
         out += [hidden[row, :n].clone() for row, n in enumerate(batch["attention_mask"].sum(1).tolist())]
     return model, out
 
@@ -275,7 +281,7 @@ def fit_top_layer(model, inputs, pairs: list[tuple[int, int, float]], args, seed
     """A TopLayer trained from the SFT weights for --rm-epochs over `pairs` (AdamW, --rm-lr, batches of
     --rm-batch-size), each head's loss weighted by its own double-or-nothing bootstrap of the pairs, the
     likelihood that of the fit of the linear heads (--likelihood)."""
-    top = TopLayer(model, args.heads, seed)
+    top = TopLayer(model, args.heads, seed, args.rm_layers)
     generator = torch.Generator().manual_seed(seed)
     weights = 2.0 * torch.randint(0, 2, (args.heads, len(pairs)), generator=generator).float()  # (H, N)
     optimizer = torch.optim.AdamW(top.parameters(), lr=args.rm_lr, weight_decay=0.0)
@@ -440,6 +446,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reward-model", choices=["linear", "top-layer"], default="linear",
                         help="linear: heads on the frozen features; top-layer: the SFT model's last decoder layer "
                              "fine-tuned under --heads heads (bootstrap weights each), retrained after every batch")
+    parser.add_argument("--rm-layers", type=int, default=1,
+                        help="top-layer: decoder layers trained, from the top (all of them: only the embeddings stay frozen)")
     parser.add_argument("--rm-epochs", type=int, default=3, help="top-layer: epochs over the labels of each fit")
     parser.add_argument("--rm-lr", type=float, default=3e-4, help="top-layer: AdamW's learning rate")
     parser.add_argument("--rm-batch-size", type=int, default=16, help="top-layer: comparisons a step")
@@ -464,6 +472,8 @@ def parse_args() -> argparse.Namespace:
     if args.likelihood == "noisy" and args.posterior == "laplace":
         parser.error("--likelihood noisy goes with --posterior bootstrap (the Laplace fit is plain Bradley-Terry)")
     args.model_noise = args.noise if args.likelihood == "noisy" else 0.0
+    if args.rm_layers < 1:
+        parser.error(f"--rm-layers must be at least 1, got {args.rm_layers}")
     if args.step is None:
         args.step = 50 if args.reward_model == "top-layer" else 10
     if args.reward_model == "top-layer" and (args.posterior != "bootstrap" or {"fisher", *ORACLES} & set(args.strategies)):
@@ -563,7 +573,7 @@ def main() -> None:
 
     model = inputs = None
     if args.reward_model == "top-layer":
-        model, inputs = layer_inputs(args.model, texts)
+        model, inputs = layer_inputs(args.model, texts, args.rm_layers)
         print(f"inputs of the last layer: {len(inputs)} texts ({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 3) one noisy answer per pool pair and seed: +1 first better, -1 second, 0 tie / both bad

@@ -574,7 +574,7 @@ def main() -> None:
     model = inputs = None
     if args.reward_model == "top-layer":
         model, inputs = layer_inputs(args.model, texts, args.rm_layers)
-        print(f"inputs of the last layer: {len(inputs)} texts ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(f"inputs of the trained layers: {len(inputs)} texts ({time.perf_counter() - started:.0f} s)", flush=True)
 
     # 3) one noisy answer per pool pair and seed: +1 first better, -1 second, 0 tie / both bad
     results: dict[str, dict[int, list[float]]] = {s: {b: [] for b in GRID} for s in args.strategies}

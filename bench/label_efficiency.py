@@ -43,7 +43,7 @@ What it does (the budget grid, the pool and the held-out set are fixed before an
      from SFT on those pairs; the policy's gold win-rate over SFT on --eval-prompts eval prompts, all
      policies against one shared set of SFT responses
 
-Left out, to fit the time: fine-tuning the whole backbone (--reward-model top-layer trains its last layer); K-wise
+Left out: training the embeddings (--rm-layers counts decoder layers only); K-wise
 tuples (counted per implied pair they are the same pairs; docs/active-learning.md says why). Measured numbers
 and the command: docs/active-learning.md.
 """
@@ -105,18 +105,25 @@ def build_pool(n_prompts: int, n_responses: int, n_heldout: int, seed: int):
 
 
 @torch.no_grad()
-def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last", batch_size: int = 64) -> torch.Tensor:
-    """(N, C) last hidden state at each response's last real token (`kind` "last"), or (N, 2C) that and
-    the mean of the last hidden state over the response's tokens ("last+mean"); standardised per dimension."""
-    model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
+def hidden_batches(model, tokenizer, texts: list[tuple[str, str]], batch_size: int = 64):
+    """Yield (batch, hidden_states) over `texts` in order: the collated batch and the frozen model's
+    hidden states ([0]: the embeddings' output, [-1]: the last layer's after the final norm)."""
     model.eval()
-    out = []
     for s in range(0, len(texts), batch_size):
         examples = [encode(tokenizer, render_prompt(tokenizer, p), render_completion(tokenizer, p, c), 256, f"text {i}")
                     for i, (p, c) in enumerate(texts[s:s + batch_size], start=s)]
         batch = collate(examples, tokenizer.pad_token_id)
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       output_hidden_states=True).hidden_states[-1]  # (B, T, C)
+        yield batch, model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           output_hidden_states=True).hidden_states
+
+
+def features(model_dir: str, texts: list[tuple[str, str]], kind: str = "last") -> torch.Tensor:
+    """(N, C) last hidden state at each response's last real token (`kind` "last"), or (N, 2C) that and
+    the mean of the last hidden state over the response's tokens ("last+mean"); standardised per dimension."""
+    model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
+    out = []
+    for batch, states in hidden_batches(model, tokenizer, texts):
+        hidden = states[-1]  # (B, T, C)
         last = last_real_index(batch["attention_mask"])
         row = hidden[torch.arange(len(last)), last]
         if kind == "last+mean":
@@ -242,7 +249,7 @@ class TopLayer(torch.nn.Module):
         self.heads = torch.nn.Parameter(0.02 * torch.randn(heads, model.config.hidden_size, generator=generator))
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """(B, heads) rewards of B texts, each given as its (T_i, C) input to the last layer."""
+        """(B, heads) rewards of B texts, each given as its (T_i, C) input to the trained layers."""
         longest = max(len(h) for h in inputs)
         hidden = torch.zeros(len(inputs), longest, inputs[0].shape[1])
         real = torch.zeros(len(inputs), longest, dtype=torch.bool)
@@ -258,21 +265,15 @@ class TopLayer(torch.nn.Module):
         return hidden[torch.arange(len(inputs)), real.sum(1) - 1] @ self.heads.T
 
 
-@torch.no_grad()
-def layer_inputs(model_dir: str, texts: list[tuple[str, str]], layers: int = 1, batch_size: int = 64):
+def layer_inputs(model_dir: str, texts: list[tuple[str, str]], layers: int = 1):
     """(the SFT model, [(T_i, C) per text]): each text's hidden states entering the last `layers` decoder
     layers (all of them: the embeddings' output)."""
     model, tokenizer = load_causal_lm(model_dir, dtype="fp32")
-    model.eval()
     if layers > len(model.model.layers):
         raise SystemExit(f"--rm-layers {layers}: {model_dir} has {len(model.model.layers)} decoder layers")
     out: list[torch.Tensor] = []
-    for s in range(0, len(texts), batch_size):
-        examples = [encode(tokenizer, render_prompt(tokenizer, p), render_completion(tokenizer, p, c), 256, f"text {i}")
-                    for i, (p, c) in enumerate(texts[s:s + batch_size], start=s)]
-        batch = collate(examples, tokenizer.pad_token_id)
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       output_hidden_states=True).hidden_states[-1 - layers]  # [0]: the embeddings' output
+    for batch, states in hidden_batches(model, tokenizer, texts):
+        hidden = states[-1 - layers]
         out += [hidden[row, :n].clone() for row, n in enumerate(batch["attention_mask"].sum(1).tolist())]
     return model, out
 
@@ -310,13 +311,13 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args, gold
                  inputs=None) -> tuple[dict[int, float], dict, list[int]]:
     """Gold accuracy at each budget of GRID for one strategy and seed, the reward (mean head, one number
     per text) at each budget, and the pool indices asked, in order. `x`: the frozen features (linear
-    heads); `model` and `inputs`: the SFT model and the last layer's inputs (--reward-model top-layer);
+    heads; always given); `model` and `inputs`: the SFT model and the trained layers' inputs (top-layer);
     `gold`: each text's gold reward, read only by the oracles."""
     rng = random.Random(seed)
     asked = rng.sample(range(len(pool)), args.start)  # the same random start for every strategy of a seed
     first, second = torch.tensor([p[0] for p in pool]), torch.tensor([p[1] for p in pool])
     groups = [p[2] for p in pool]
-    n_texts = len(x) if x is not None else len(inputs)
+    n_texts = len(x)
     pool_texts = list(range(int(torch.maximum(first, second).max()) + 1))  # the pool's texts come first
     heldout_texts = sorted({i for i, j, _ in heldout} | {j for i, j, _ in heldout})
     result: dict[int, float] = {}
@@ -348,11 +349,12 @@ def run_strategy(strategy: str, seed: int, x, pool, heldout, answers, args, gold
             asked += fisher_step(diffs, asked, answers, w.mean(0), groups, args)
             continue
         if strategy in ORACLES:
-            diffs = (x[first] - x[second]).double() if diffs is None else diffs
-            held = torch.tensor([[i, j] for i, j, _ in heldout])
-            scores = oracle_scores(strategy, w.mean(0).double(), diffs, (gold[first] - gold[second]).double(), asked,
-                                   answers, (x[held[:, 0]] - x[held[:, 1]]).double(),
-                                   torch.tensor([label for *_, label in heldout], dtype=torch.float64), args.l2)
+            if diffs is None:  # what the oracles read and no round changes, once per run
+                diffs = (x[first] - x[second]).double()
+                held = torch.tensor([[i, j] for i, j, _ in heldout])
+                fixed = ((gold[first] - gold[second]).double(), (x[held[:, 0]] - x[held[:, 1]]).double(),
+                         torch.tensor([label for *_, label in heldout], dtype=torch.float64))
+            scores = oracle_scores(strategy, w.mean(0).double(), diffs, fixed[0], asked, answers, *fixed[1:], args.l2)
         else:
             if strategy == "random":
                 gaps = torch.zeros(len(pool), 1)  # not read
